@@ -1,0 +1,71 @@
+//! Command-line argument structs only; the work happens in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// codex-bridge: one binary between coding-agent clients and OpenAI's Codex backend or the Responses API.
+#[derive(Debug, Parser)]
+#[command(name = "codex-bridge", version, about)]
+pub struct Cli {
+    /// Log format on stderr (the level comes from RUST_LOG, default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve(ServeArgs),
+    /// Token and cache statistics from the store.
+    Stats(StatsArgs),
+}
+
+/// Where state lives; shared by every command that reads the store.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Data directory (default: $CODEX_BRIDGE_HOME, else ~/.codex-bridge).
+    #[arg(long, env = "CODEX_BRIDGE_HOME")]
+    pub data_dir: Option<PathBuf>,
+    /// Store URL: sqlite://PATH, redis://HOST:PORT or memory:// (default: SQLite in the data directory).
+    #[arg(long, env = "CODEX_BRIDGE_STORE")]
+    pub store: Option<String>,
+    /// TOML config file.
+    #[arg(long, env = "CODEX_BRIDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen address; port 0 picks a free port (default 127.0.0.1:8787).
+    #[arg(long, env = "CODEX_BRIDGE_LISTEN")]
+    pub listen: Option<String>,
+    /// Upstream base URL; the bridge appends /responses (default https://api.openai.com/v1).
+    #[arg(long, env = "CODEX_BRIDGE_UPSTREAM")]
+    pub upstream: Option<String>,
+    /// How the bridge authenticates upstream.
+    #[arg(long, env = "CODEX_BRIDGE_UPSTREAM_AUTH", value_parser = ["api-key", "passthrough", "chatgpt"])]
+    pub upstream_auth: Option<String>,
+    /// Comma-separated bridge access tokens (required for a non-loopback --listen).
+    #[arg(long, env = "CODEX_BRIDGE_ACCESS_TOKENS", hide_env_values = true)]
+    pub access_tokens: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}

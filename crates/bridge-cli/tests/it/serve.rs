@@ -1,0 +1,108 @@
+//! `codex-bridge serve` and `stats` as separate processes against the emulator.
+
+use serde_json::Value;
+
+use crate::redis_server::RedisServer;
+use crate::support::*;
+
+async fn turn(bridge: &str, body: Vec<u8>) -> String {
+    let resp = reqwest::Client::new()
+        .post(format!("{bridge}/v1/responses"))
+        .header("authorization", "Bearer sk-test")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_prints_the_listening_line_proxies_and_a_second_process_reads_the_store() {
+    let emulator = codex_emulator::spawn(codex_emulator::EmulatorConfig::default()).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let upstream = format!("{}/v1", emulator.base_url());
+    let serve = Serve::start(
+        home.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream,
+            "--upstream-auth",
+            "passthrough",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    let body = capture_body("codex-exec__s1-t1__r01__POST-v1-responses.json");
+    let sse = turn(&serve.url, body).await;
+    assert!(sse.contains("event: response.completed"), "{sse}");
+    let status = serve.terminate();
+    assert!(status.success(), "serve exited with {status}");
+
+    let out = run(home.path(), &["stats", "--json", "--data-dir", data.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["requests"], 1);
+    assert!(stats["input_tokens"].as_u64().unwrap() > 1000, "{stats}");
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_a_redis_store() {
+    let Some(redis) = RedisServer::start() else { return };
+    let emulator = codex_emulator::spawn(codex_emulator::EmulatorConfig::default()).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let upstream = format!("{}/v1", emulator.base_url());
+    let args =
+        ["--listen", "127.0.0.1:0", "--upstream", &upstream, "--upstream-auth", "passthrough", "--store", &redis.url()];
+    let a = Serve::start(home.path(), &args);
+    let b = Serve::start(home.path(), &args);
+    let body = capture_body("opencode-openai-builtin__s1-t1__r02__POST-v1-responses.json");
+    turn(&a.url, body.clone()).await;
+    turn(&b.url, body).await;
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+    let out = run(home.path(), &["stats", "--json", "--store", &redis.url()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["requests"], 2, "{stats}");
+    emulator.shutdown().await;
+}
+
+#[test]
+fn a_public_listen_address_without_tokens_refuses_to_start() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(home.path(), &["serve", "--listen", "0.0.0.0:0", "--upstream-auth", "passthrough"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a loopback address") && stderr.contains("access tokens"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing on stdout: no listening line");
+}
+
+#[test]
+fn api_key_mode_without_a_key_says_which_variable_to_set() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(home.path(), &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("OPENAI_API_KEY"));
+}
+
+#[test]
+fn config_file_and_environment_are_read() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("bridge.toml");
+    std::fs::write(&file, "listen = \"0.0.0.0:0\"\n[upstream]\nauth = \"passthrough\"\n").unwrap();
+    let out = command(home.path()).args(["serve"]).env("CODEX_BRIDGE_CONFIG", &file).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a loopback address"),
+        "the file's listen address was used"
+    );
+    std::fs::write(&file, "lisen = 1\n").unwrap();
+    let out = command(home.path()).args(["serve", "--config", file.to_str().unwrap()]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("bridge.toml") && stderr.contains("lisen"), "{stderr}");
+}

@@ -1,0 +1,241 @@
+//! Configuration: defaults, then the TOML file, then environment and command line ([`Settings`]).
+//!
+//! The raw file struct denies unknown fields so a typo is an error, not a silent default. [`Config`] is the
+//! validated result; it holds the upstream API key, whose `Debug` output is redacted.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// How the bridge authenticates to the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamAuth {
+    /// The bridge sends its own API key (`OPENAI_API_KEY` or `upstream.api_key_env`).
+    ApiKey,
+    /// The client's `Authorization` header is forwarded unchanged.
+    Passthrough,
+    /// ChatGPT OAuth tokens (not available yet; refused at startup).
+    Chatgpt,
+}
+
+impl std::str::FromStr for UpstreamAuth {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "api-key" => Ok(Self::ApiKey),
+            "passthrough" => Ok(Self::Passthrough),
+            "chatgpt" => Ok(Self::Chatgpt),
+            other => Err(format!("unknown upstream auth {other:?}: expected api-key, passthrough or chatgpt")),
+        }
+    }
+}
+
+/// A secret string whose `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+    /// The secret itself; call only where it is sent.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret(<{} bytes>)", self.0.len())
+    }
+}
+
+/// Values from the command line and environment; `None` means "not given".
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub listen: Option<String>,
+    pub upstream: Option<String>,
+    pub upstream_auth: Option<UpstreamAuth>,
+    pub data_dir: Option<PathBuf>,
+    pub store: Option<String>,
+    /// Comma-separated bridge access tokens (from `CODEX_BRIDGE_ACCESS_TOKENS`).
+    pub access_tokens: Option<String>,
+    /// The value of the environment variable named by `upstream.api_key_env` (looked up by the caller).
+    pub env_api_key: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    store: Option<String>,
+    access_tokens: Option<Vec<String>>,
+    body_limit_bytes: Option<usize>,
+    models: Option<Vec<String>>,
+    shutdown_grace_ms: Option<u64>,
+    #[serde(default)]
+    upstream: FileUpstream,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileUpstream {
+    url: Option<String>,
+    auth: Option<UpstreamAuth>,
+    api_key_env: Option<String>,
+    connect_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    max_retries: Option<u32>,
+    max_retry_after_ms: Option<u64>,
+    force_stream: Option<bool>,
+}
+
+/// Validated upstream settings.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Base URL without trailing slash; the bridge appends `/responses` and `/models`.
+    pub url: String,
+    pub auth: UpstreamAuth,
+    pub api_key: Option<Secret>,
+    pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of a response before giving up (504 before the first byte, an SSE
+    /// `error` event after it). There is no total timeout on streams.
+    pub idle_timeout: Duration,
+    /// Retries before the first byte (connect errors, 429 with `Retry-After`, 5xx).
+    pub max_retries: u32,
+    /// A `Retry-After` longer than this is not waited for; the 429 goes to the client.
+    pub max_retry_after: Duration,
+    /// Always ask the upstream for a stream and aggregate for `stream:false` clients (the Codex backend
+    /// only streams).
+    pub force_stream: bool,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Store URL (`sqlite://`, `redis://`, `memory://`); `None` is SQLite in the data directory.
+    pub store: Option<String>,
+    pub access_tokens: Vec<Secret>,
+    pub body_limit_bytes: usize,
+    /// Models listed at `/v1/models`; empty means "ask the upstream".
+    pub models: Vec<String>,
+    /// Longest wait for in-flight streams at shutdown.
+    pub shutdown_grace: Duration,
+    pub upstream: UpstreamConfig,
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid listen address {0:?}: expected HOST:PORT such as 127.0.0.1:8787")]
+    Listen(String),
+    #[error("invalid upstream URL {0:?}: expected an http:// or https:// base URL such as https://api.openai.com/v1")]
+    UpstreamUrl(String),
+    #[error(
+        "refusing to listen on {0}, which is not a loopback address, without access tokens: set access_tokens in the config file or CODEX_BRIDGE_ACCESS_TOKENS"
+    )]
+    OpenWithoutTokens(SocketAddr),
+    #[error("--upstream-auth api-key needs an API key: set {0} in the environment")]
+    MissingApiKey(String),
+    #[error("--upstream-auth chatgpt is not available in this build yet; use api-key or passthrough")]
+    ChatgptUnavailable,
+}
+
+/// 32 MiB: a 400k-token conversation is about 1.6 MB of text; tool outputs and images add more.
+pub const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
+/// Default upstream base URL.
+pub const DEFAULT_UPSTREAM: &str = "https://api.openai.com/v1";
+
+impl Config {
+    /// The environment variable holding the upstream API key, from the file (default `OPENAI_API_KEY`).
+    pub fn api_key_env(file_text: Option<&str>) -> String {
+        file_text
+            .and_then(|t| toml::from_str::<FileConfig>(t).ok())
+            .and_then(|f| f.upstream.api_key_env)
+            .unwrap_or_else(|| "OPENAI_API_KEY".to_owned())
+    }
+
+    /// Reads the file (if any) and merges it under `settings`.
+    pub fn load(settings: Settings, file: Option<&Path>, default_data_dir: PathBuf) -> Result<Self, ConfigError> {
+        let text = match file {
+            Some(path) => Some(
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?,
+            ),
+            None => None,
+        };
+        Self::resolve(settings, text.as_deref(), file.unwrap_or(Path::new("<none>")), default_data_dir)
+    }
+
+    /// Merges defaults, the file text and `settings` (highest precedence) and validates the result.
+    pub fn resolve(
+        settings: Settings,
+        file_text: Option<&str>,
+        file_name: &Path,
+        default_data_dir: PathBuf,
+    ) -> Result<Self, ConfigError> {
+        let file: FileConfig = match file_text {
+            Some(t) => toml::from_str(t)
+                .map_err(|e| ConfigError::Parse { path: file_name.to_owned(), message: e.to_string() })?,
+            None => FileConfig::default(),
+        };
+        let listen_text = settings.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| ConfigError::Listen(listen_text.clone()))?;
+        let url = settings.upstream.or(file.upstream.url).unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned());
+        let url = url.trim_end_matches('/').to_owned();
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() <= "https://".len() {
+            return Err(ConfigError::UpstreamUrl(url));
+        }
+        let auth = settings.upstream_auth.or(file.upstream.auth).unwrap_or(UpstreamAuth::ApiKey);
+        let api_key_env = file.upstream.api_key_env.unwrap_or_else(|| "OPENAI_API_KEY".to_owned());
+        let api_key = settings.env_api_key.filter(|k| !k.trim().is_empty()).map(Secret::new);
+        match auth {
+            UpstreamAuth::ApiKey if api_key.is_none() => return Err(ConfigError::MissingApiKey(api_key_env)),
+            UpstreamAuth::Chatgpt => return Err(ConfigError::ChatgptUnavailable),
+            _ => {}
+        }
+        let mut access_tokens: Vec<Secret> =
+            file.access_tokens.unwrap_or_default().into_iter().map(Secret::new).collect();
+        if let Some(list) = settings.access_tokens {
+            access_tokens =
+                list.split(',').map(str::trim).filter(|t| !t.is_empty()).map(|t| Secret::new(t.to_owned())).collect();
+        }
+        if access_tokens.is_empty() && !listen.ip().is_loopback() {
+            return Err(ConfigError::OpenWithoutTokens(listen));
+        }
+        Ok(Self {
+            listen,
+            data_dir: settings.data_dir.or(file.data_dir).unwrap_or(default_data_dir),
+            store: settings.store.or(file.store),
+            access_tokens,
+            body_limit_bytes: file.body_limit_bytes.unwrap_or(DEFAULT_BODY_LIMIT),
+            models: file.models.unwrap_or_default(),
+            shutdown_grace: Duration::from_millis(file.shutdown_grace_ms.unwrap_or(30_000)),
+            upstream: UpstreamConfig {
+                url,
+                auth,
+                api_key: if auth == UpstreamAuth::ApiKey { api_key } else { None },
+                connect_timeout: Duration::from_millis(file.upstream.connect_timeout_ms.unwrap_or(10_000)),
+                idle_timeout: Duration::from_millis(file.upstream.idle_timeout_ms.unwrap_or(300_000)),
+                max_retries: file.upstream.max_retries.unwrap_or(2),
+                max_retry_after: Duration::from_millis(file.upstream.max_retry_after_ms.unwrap_or(10_000)),
+                force_stream: file.upstream.force_stream.unwrap_or(true),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

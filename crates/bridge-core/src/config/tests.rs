@@ -1,0 +1,54 @@
+use super::*;
+
+fn settings() -> Settings {
+    Settings { upstream_auth: Some(UpstreamAuth::Passthrough), ..Settings::default() }
+}
+
+#[test]
+fn defaults() {
+    let c = Config::resolve(settings(), None, Path::new("x"), PathBuf::from("/d")).unwrap();
+    assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+    assert_eq!(c.upstream.url, DEFAULT_UPSTREAM);
+    assert_eq!(c.data_dir, PathBuf::from("/d"));
+    assert!(c.upstream.force_stream);
+}
+
+#[test]
+fn settings_override_file() {
+    let file =
+        "listen = \"127.0.0.1:9\"\nstore = \"memory://\"\n[upstream]\nurl = \"http://a/v1/\"\nidle_timeout_ms = 5\n";
+    let s = Settings { listen: Some("127.0.0.1:7".into()), ..settings() };
+    let c = Config::resolve(s, Some(file), Path::new("x"), PathBuf::from("/d")).unwrap();
+    assert_eq!(c.listen.port(), 7);
+    assert_eq!(c.upstream.url, "http://a/v1");
+    assert_eq!(c.store.as_deref(), Some("memory://"));
+    assert_eq!(c.upstream.idle_timeout, Duration::from_millis(5));
+}
+
+#[test]
+fn unknown_file_keys_are_errors() {
+    let err = Config::resolve(settings(), Some("lisen = \"x\""), Path::new("f.toml"), PathBuf::new()).unwrap_err();
+    assert!(err.to_string().contains("f.toml"), "{err}");
+}
+
+#[test]
+fn open_listen_needs_tokens() {
+    let s = Settings { listen: Some("0.0.0.0:0".into()), ..settings() };
+    assert!(matches!(
+        Config::resolve(s.clone(), None, Path::new("x"), PathBuf::new()),
+        Err(ConfigError::OpenWithoutTokens(_))
+    ));
+    let s = Settings { access_tokens: Some("t1, t2".into()), ..s };
+    let c = Config::resolve(s, None, Path::new("x"), PathBuf::new()).unwrap();
+    assert_eq!(c.access_tokens.len(), 2);
+}
+
+#[test]
+fn api_key_mode_needs_a_key_and_hides_it() {
+    let s = Settings { upstream_auth: Some(UpstreamAuth::ApiKey), ..Settings::default() };
+    let err = Config::resolve(s.clone(), None, Path::new("x"), PathBuf::new()).unwrap_err();
+    assert!(err.to_string().contains("OPENAI_API_KEY"));
+    let s = Settings { env_api_key: Some("sk-secret-value".into()), ..s };
+    let c = Config::resolve(s, None, Path::new("x"), PathBuf::new()).unwrap();
+    assert!(!format!("{c:?}").contains("sk-secret-value"));
+}

@@ -1,0 +1,253 @@
+//! The Responses handler: read, parse, shape, forward, stream back. See the crate docs for the full path.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bridge_store::UsageRecord;
+use bridge_types::{ApiError, ResponsesRequest, Usage};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::errors::{HttpError, bad_request, json_response, too_large, upstream_error_body};
+use crate::pump::{self, Aggregated, Exchange, Sink, UpstreamEvents};
+use crate::state::{AppState, now_ms};
+use crate::upstream::copy_response_headers;
+
+/// Events buffered between the pump and a slow client before the pump waits.
+const CLIENT_QUEUE: usize = 64;
+/// Largest non-streaming upstream body or error body the bridge reads.
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+
+/// `POST /v1/responses` and `POST /backend-api/codex/responses`.
+pub async fn responses(
+    State(state): State<AppState>,
+    path: Option<MatchedPath>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let route: &'static str = match path.as_ref().map(MatchedPath::as_str) {
+        Some("/backend-api/codex/responses") => "/backend-api/codex/responses",
+        _ => "/v1/responses",
+    };
+    let response = match handle(&state, route, &headers, body, started).await {
+        Ok(r) => r,
+        Err(e) => HttpError(e).into_response(),
+    };
+    let status = response.status();
+    state.metrics.inc("codex_bridge_requests_total", &[("route", route), ("status", status.as_str())], 1);
+    response
+}
+
+async fn handle(
+    state: &AppState,
+    route: &'static str,
+    headers: &HeaderMap,
+    body: Body,
+    started: Instant,
+) -> Result<Response, ApiError> {
+    let limit = state.config.body_limit_bytes;
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
+    }
+    let original = read_body(body, limit).await?;
+    let mut request = ResponsesRequest::parse(&original).map_err(|e| bad_request(&e))?;
+    let client_streams = crate::shape::for_upstream(&mut request, state.upstream.config()).map_err(|e| {
+        ApiError::new(500, bridge_types::ErrorKind::ServerError, format!("could not shape the request: {e}"))
+    })?;
+    let upstream_streams = client_streams || state.upstream.config().force_stream;
+    let record = UsageRecord {
+        request_id: state.request_id(),
+        ts_ms: now_ms(),
+        route: route.to_owned(),
+        status: 200,
+        streamed: client_streams,
+        model: request.model(),
+        session_id: session_hint(&request, headers),
+        cache_key: request.get_str("prompt_cache_key"),
+        client: client_name(headers),
+        input_tokens: None,
+        cached_tokens: None,
+        cache_write_tokens: None,
+        output_tokens: None,
+        reasoning_tokens: None,
+        total_tokens: None,
+    };
+    let body = if request.is_modified() { Bytes::from(request.to_bytes()) } else { original };
+    drop(request);
+    let upstream_headers = state.upstream.request_headers(headers, upstream_streams);
+    let overhead = started.elapsed();
+    let sent = Instant::now();
+    let mut exchange = Exchange { state: state.clone(), record, route, started, overhead };
+    let upstream = match state.upstream.send(upstream_headers, body, &state.metrics).await {
+        Ok(r) => r,
+        Err(e) => {
+            exchange.record.status = e.status;
+            pump::finish(exchange, None).await;
+            return Err(e);
+        }
+    };
+    state.metrics.observe("codex_bridge_upstream_latency_seconds", &[("route", route)], sent.elapsed());
+    let status = upstream.status().as_u16();
+    let upstream_headers = upstream.headers().clone();
+    let is_sse = upstream_headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let idle = state.upstream.config().idle_timeout;
+
+    if !(200..300).contains(&status) || !is_sse {
+        let bytes = read_upstream_body(upstream, idle).await?;
+        exchange.record.status = status;
+        let body = if (200..300).contains(&status) {
+            let usage = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("usage").map(Usage::from_json));
+            pump::finish(exchange, usage).await;
+            bytes
+        } else {
+            pump::finish(exchange, None).await;
+            Bytes::from(upstream_error_body(status, &bytes))
+        };
+        let mut response = json_response(status, String::new());
+        *response.body_mut() = Body::from(body);
+        copy_response_headers(&upstream_headers, response.headers_mut());
+        return Ok(response);
+    }
+
+    let mut events = UpstreamEvents::new(upstream, idle);
+    let first = match events.next().await {
+        Ok(Some(event)) => event,
+        Ok(None) => {
+            let e = crate::errors::bad_gateway("upstream closed the stream before sending any event");
+            exchange.record.status = e.status;
+            pump::finish(exchange, None).await;
+            return Err(e);
+        }
+        Err(failure) => {
+            let e = failure.to_api_error();
+            state.metrics.inc("codex_bridge_stream_errors_total", &[("reason", failure.label())], 1);
+            exchange.record.status = e.status;
+            pump::finish(exchange, None).await;
+            return Err(e);
+        }
+    };
+    state.metrics.observe("codex_bridge_ttfb_seconds", &[("route", route)], started.elapsed());
+
+    if client_streams {
+        let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
+        state.tasks.spawn(pump::run(events, first, Sink::Client(tx), exchange));
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        let mut response = Response::new(Body::from_stream(stream));
+        copy_response_headers(&upstream_headers, response.headers_mut());
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        return Ok(response);
+    }
+
+    let (done, wait) = oneshot::channel();
+    state.tasks.spawn(pump::run(events, first, Sink::Aggregate(done), exchange));
+    match wait.await {
+        Ok(Aggregated::Response(status, value)) => {
+            let mut response = json_response(status, value.to_string());
+            copy_response_headers(&upstream_headers, response.headers_mut());
+            Ok(response)
+        }
+        Ok(Aggregated::Error(e)) => Err(e),
+        Err(_) => {
+            Err(ApiError::new(500, bridge_types::ErrorKind::ServerError, "stream aggregation stopped unexpectedly"))
+        }
+    }
+}
+
+/// Reads the client body, refusing more than `limit` bytes.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let mut stream = body.into_data_stream();
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                400,
+                bridge_types::ErrorKind::InvalidRequestError,
+                format!("could not read the request body: {e}"),
+            )
+        })?;
+        total += chunk.len();
+        if total > limit {
+            return Err(too_large(limit));
+        }
+        chunks.push(chunk);
+    }
+    Ok(concat(chunks, total))
+}
+
+/// Reads a whole upstream body (error bodies, non-streaming JSON) with the idle timeout per read.
+async fn read_upstream_body(mut response: reqwest::Response, idle: std::time::Duration) -> Result<Bytes, ApiError> {
+    let mut chunks = Vec::new();
+    let mut total = 0usize;
+    loop {
+        match tokio::time::timeout(idle, response.chunk()).await {
+            Err(_) => return Err(crate::errors::gateway_timeout(idle)),
+            Ok(Err(e)) => return Err(crate::errors::bad_gateway(format!("upstream body broke: {e}"))),
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(chunk))) => {
+                total += chunk.len();
+                if total > MAX_UPSTREAM_BODY {
+                    return Err(crate::errors::bad_gateway("upstream body too large"));
+                }
+                chunks.push(chunk);
+            }
+        }
+    }
+    Ok(concat(chunks, total))
+}
+
+fn concat(mut chunks: Vec<Bytes>, total: usize) -> Bytes {
+    if chunks.len() == 1 {
+        return chunks.pop().unwrap_or_default();
+    }
+    let mut out = BytesMut::with_capacity(total);
+    for c in chunks {
+        out.extend_from_slice(&c);
+    }
+    out.freeze()
+}
+
+/// The client's session, from the body key or the session headers (the full precedence lives in the
+/// identity engine).
+fn session_hint(request: &ResponsesRequest, headers: &HeaderMap) -> Option<String> {
+    request.get_str("prompt_cache_key").or_else(|| {
+        ["session-id", "session_id", "x-session-id", "thread-id"]
+            .iter()
+            .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).map(str::to_owned))
+    })
+}
+
+/// `originator`, else the product token of the user agent.
+fn client_name(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("originator").or_else(|| headers.get(header::USER_AGENT))?.to_str().ok()?;
+    let name: String = value.split(['/', ' ']).next().unwrap_or_default().chars().take(64).collect();
+    (!name.is_empty()).then_some(name)
+}
+
+/// 404 for unknown routes, OpenAI-shaped.
+pub async fn not_found() -> Response {
+    HttpError(ApiError::new(404, bridge_types::ErrorKind::NotFoundError, "no such route on codex-bridge"))
+        .into_response()
+}
+
+/// 405 for a known path with the wrong method.
+pub fn method_not_allowed() -> Response {
+    let mut r = HttpError(ApiError::new(405, bridge_types::ErrorKind::InvalidRequestError, "method not allowed"))
+        .into_response();
+    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    r
+}

@@ -1,0 +1,66 @@
+//! Shared state of one running bridge: configuration, upstream client, store, metrics, recorder and the
+//! tracker of background stream tasks (waited for at shutdown).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bridge_store::Store;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::recorder::Recorder;
+use crate::upstream::Upstream;
+
+/// Cloned into every handler; everything inside is shared.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The parts of [`AppState`].
+pub struct Inner {
+    pub config: Config,
+    pub upstream: Upstream,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    pub tasks: TaskTracker,
+    next_request: AtomicU64,
+    boot_ms: i64,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Assembles the state; the recorder task starts here.
+    pub fn new(config: Config, upstream: Upstream, store: Arc<dyn Store>) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        let recorder = Recorder::start(store.clone());
+        Self(Arc::new(Inner {
+            config,
+            upstream,
+            store,
+            metrics,
+            recorder,
+            tasks: TaskTracker::new(),
+            next_request: AtomicU64::new(0),
+            boot_ms: now_ms(),
+        }))
+    }
+
+    /// A request id unique within this process and, with the boot time in it, across restarts.
+    pub fn request_id(&self) -> String {
+        let n = self.next_request.fetch_add(1, Ordering::Relaxed);
+        format!("req_{:x}_{n:x}", self.boot_ms)
+    }
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

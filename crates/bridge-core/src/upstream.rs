@@ -1,0 +1,221 @@
+//! The upstream HTTP client and the one retry policy.
+//!
+//! One pooled keep-alive client per bridge, with a connect timeout and no total timeout (streams may run for
+//! many minutes; the per-read idle timeout lives in [`crate::pump`]). Retries happen only here and only before
+//! anything has been sent to the client: connect errors and 5xx with exponential backoff, 429 only when it
+//! carries a `Retry-After` no longer than `max_retry_after`.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use bridge_types::ApiError;
+use bytes::Bytes;
+
+use crate::config::{UpstreamAuth, UpstreamConfig};
+use crate::errors::bad_gateway;
+use crate::metrics::Metrics;
+
+/// Request headers never forwarded upstream (hop-by-hop, framing, and the bridge's own token).
+const DROP_REQUEST_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "accept-encoding",
+    "x-codex-bridge-token",
+];
+
+/// Response headers never copied back to the client.
+pub const DROP_RESPONSE_HEADERS: &[&str] =
+    &["content-length", "connection", "keep-alive", "transfer-encoding", "content-encoding", "trailer", "upgrade"];
+
+/// The client for one upstream base URL.
+pub struct Upstream {
+    client: reqwest::Client,
+    config: UpstreamConfig,
+    responses_url: String,
+    models_url: String,
+}
+
+impl Upstream {
+    /// Builds the pooled client.
+    pub fn new(config: UpstreamConfig) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .http1_only()
+            .no_proxy()
+            .build()?;
+        Ok(Self {
+            responses_url: format!("{}/responses", config.url),
+            models_url: format!("{}/models", config.url),
+            client,
+            config,
+        })
+    }
+
+    /// The upstream settings.
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.config
+    }
+
+    /// Headers to send upstream, derived from the client's.
+    pub fn request_headers(&self, client: &HeaderMap, streaming: bool) -> HeaderMap {
+        let mut out = HeaderMap::with_capacity(client.len() + 2);
+        for (name, value) in client {
+            let n = name.as_str();
+            if DROP_REQUEST_HEADERS.contains(&n)
+                || (n == "authorization" && self.config.auth != UpstreamAuth::Passthrough)
+            {
+                continue;
+            }
+            out.append(name.clone(), value.clone());
+        }
+        if let (UpstreamAuth::ApiKey, Some(key)) = (self.config.auth, &self.config.api_key)
+            && let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+        {
+            v.set_sensitive(true);
+            out.insert(header::AUTHORIZATION, v);
+        }
+        if !out.contains_key(header::CONTENT_TYPE) {
+            out.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        if streaming {
+            out.insert(header::ACCEPT, HeaderValue::from_static("text/event-stream"));
+        }
+        out
+    }
+
+    /// POSTs a Responses request, retrying per the policy. Returns the first response that is not retried.
+    pub async fn send(
+        &self,
+        headers: HeaderMap,
+        body: Bytes,
+        metrics: &Metrics,
+    ) -> Result<reqwest::Response, ApiError> {
+        let mut attempt: u32 = 0;
+        loop {
+            let result = self.client.post(&self.responses_url).headers(headers.clone()).body(body.clone()).send().await;
+            let retry_in = match &result {
+                Err(e) => {
+                    if attempt >= self.config.max_retries {
+                        return Err(bad_gateway(describe(e, &self.config.url)));
+                    }
+                    metrics.inc("codex_bridge_upstream_retries_total", &[("reason", "connect")], 1);
+                    backoff(attempt)
+                }
+                Ok(r) if r.status().as_u16() == 429 => match retry_after(r.headers()) {
+                    Some(wait) if attempt < self.config.max_retries && wait <= self.config.max_retry_after => {
+                        metrics.inc("codex_bridge_upstream_retries_total", &[("reason", "429")], 1);
+                        wait
+                    }
+                    _ => return result.map_err(|e| bad_gateway(describe(&e, &self.config.url))),
+                },
+                Ok(r) if r.status().is_server_error() && attempt < self.config.max_retries => {
+                    metrics.inc("codex_bridge_upstream_retries_total", &[("reason", "5xx")], 1);
+                    retry_after(r.headers())
+                        .filter(|w| *w <= self.config.max_retry_after)
+                        .unwrap_or_else(|| backoff(attempt))
+                }
+                Ok(_) => return result.map_err(|e| bad_gateway(describe(&e, &self.config.url))),
+            };
+            attempt += 1;
+            tracing::debug!(attempt, wait_ms = retry_in.as_millis() as u64, "retrying upstream request");
+            tokio::time::sleep(retry_in).await;
+        }
+    }
+
+    /// GET `{base}/models` with the upstream credential (for `/v1/models` when none are configured).
+    pub async fn models(&self, client_headers: &HeaderMap) -> Result<reqwest::Response, ApiError> {
+        let mut headers = self.request_headers(client_headers, false);
+        headers.remove(header::CONTENT_TYPE);
+        self.client
+            .get(&self.models_url)
+            .headers(headers)
+            .send()
+            .await
+            .map_err(|e| bad_gateway(describe(&e, &self.config.url)))
+    }
+}
+
+/// 200 ms, 400 ms, 800 ms, ... capped at 5 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(200u64.saturating_mul(1 << attempt.min(5))).min(Duration::from_secs(5))
+}
+
+/// `Retry-After` in seconds (fractions allowed) or `retry-after-ms`.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    if let Some(ms) =
+        headers.get("retry-after-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
+    {
+        return (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0));
+    }
+    let secs = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<f64>().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// A transport error in words, without any header or body content.
+fn describe(e: &reqwest::Error, base: &str) -> String {
+    let what = if e.is_connect() {
+        "could not connect to"
+    } else if e.is_timeout() {
+        "timed out talking to"
+    } else {
+        "request failed to"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        format!("{what} the upstream {base}")
+    } else {
+        format!("{what} the upstream {base}: {detail}")
+    }
+}
+
+/// Copies upstream response headers worth returning (rate limits, request ids, model) to the client response.
+pub fn copy_response_headers(from: &reqwest::header::HeaderMap, to: &mut HeaderMap) {
+    for (name, value) in from {
+        if DROP_RESPONSE_HEADERS.contains(&name.as_str()) || name == header::CONTENT_TYPE {
+            continue;
+        }
+        if let Ok(n) = HeaderName::from_bytes(name.as_str().as_bytes()) {
+            to.append(n, value.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert("retry-after-ms", HeaderValue::from_static("150"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(0), Duration::from_millis(200));
+        assert_eq!(backoff(2), Duration::from_millis(800));
+        assert_eq!(backoff(30), Duration::from_secs(5));
+    }
+}

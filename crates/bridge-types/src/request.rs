@@ -1,0 +1,291 @@
+//! [`ResponsesRequest`]: an ordered, lazily decoded view of a Responses API request body.
+//!
+//! Invariants:
+//! - Parsing checks that the body is one JSON object without duplicate top-level keys, and that the fields
+//!   the bridge relies on have the documented types; a failure names the JSON path (`input[2]`, `stream`).
+//! - Field order is kept. An unchanged request serialises back to the same key order and the same value bytes
+//!   (only insignificant whitespace between top-level tokens may differ), and callers forward the original
+//!   bytes when nothing changed ([`ResponsesRequest::is_modified`]).
+//! - Unknown fields are preserved untouched.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+
+/// Why a request body was refused. `param` is the JSON path of the offending value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RequestError {
+    pub message: String,
+    pub param: Option<String>,
+    pub code: &'static str,
+}
+
+impl RequestError {
+    fn at(param: impl Into<String>, message: impl Into<String>, code: &'static str) -> Self {
+        Self { message: message.into(), param: Some(param.into()), code }
+    }
+}
+
+/// The top-level fields of a request, in order, each as raw JSON text.
+#[derive(Debug, Clone)]
+pub struct ResponsesRequest {
+    fields: Vec<(String, Box<RawValue>)>,
+    modified: bool,
+}
+
+/// Expected JSON type of a known top-level field.
+#[derive(Clone, Copy)]
+enum Kind {
+    String,
+    Bool,
+    Number,
+    Integer,
+    Array,
+    Object,
+    StringOrArray,
+}
+
+/// Fields whose type the bridge depends on; `null` is accepted for all of them except `model` and `input`.
+const KNOWN: &[(&str, Kind)] = &[
+    ("model", Kind::String),
+    ("input", Kind::StringOrArray),
+    ("instructions", Kind::String),
+    ("stream", Kind::Bool),
+    ("store", Kind::Bool),
+    ("parallel_tool_calls", Kind::Bool),
+    ("background", Kind::Bool),
+    ("prompt_cache_key", Kind::String),
+    ("promptCacheKey", Kind::String),
+    ("previous_response_id", Kind::String),
+    ("service_tier", Kind::String),
+    ("tools", Kind::Array),
+    ("include", Kind::Array),
+    ("metadata", Kind::Object),
+    ("client_metadata", Kind::Object),
+    ("reasoning", Kind::Object),
+    ("text", Kind::Object),
+    ("temperature", Kind::Number),
+    ("top_p", Kind::Number),
+    ("max_output_tokens", Kind::Integer),
+];
+
+struct Fields(Vec<(String, Box<RawValue>)>);
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = Fields;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+                let mut fields: Vec<(String, Box<RawValue>)> = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(key) = map.next_key::<String>()? {
+                    if fields.iter().any(|(k, _)| *k == key) {
+                        return Err(de::Error::custom(format!("duplicate key `{key}`")));
+                    }
+                    let value: Box<RawValue> = map.next_value()?;
+                    fields.push((key, value));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+impl ResponsesRequest {
+    /// Parses and checks a request body.
+    pub fn parse(body: &[u8]) -> Result<Self, RequestError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(RequestError {
+                message: "request body is empty; expected a JSON object".into(),
+                param: None,
+                code: "invalid_json",
+            });
+        }
+        let Fields(fields) = serde_json::from_slice(body).map_err(|e| RequestError {
+            message: format!("invalid JSON body: {e}"),
+            param: None,
+            code: "invalid_json",
+        })?;
+        let request = Self { fields, modified: false };
+        request.check()?;
+        Ok(request)
+    }
+
+    fn check(&self) -> Result<(), RequestError> {
+        if self.raw("model").is_none() {
+            return Err(RequestError::at(
+                "model",
+                "Missing required parameter: 'model'.",
+                "missing_required_parameter",
+            ));
+        }
+        for (name, kind) in KNOWN {
+            let Some(raw) = self.raw(name) else { continue };
+            let text = raw.get();
+            let first = text.as_bytes().first().copied().unwrap_or(b' ');
+            let nullable = !matches!(*name, "model" | "input");
+            if first == b'n' && nullable {
+                continue;
+            }
+            let ok = match kind {
+                Kind::String => first == b'"',
+                Kind::Bool => first == b't' || first == b'f',
+                Kind::Number => first == b'-' || first.is_ascii_digit(),
+                Kind::Integer => (first == b'-' || first.is_ascii_digit()) && !text.contains(['.', 'e', 'E']),
+                Kind::Array => first == b'[',
+                Kind::Object => first == b'{',
+                Kind::StringOrArray => first == b'"' || first == b'[',
+            };
+            if !ok {
+                let want = match kind {
+                    Kind::String => "a string",
+                    Kind::Bool => "a boolean",
+                    Kind::Number => "a number",
+                    Kind::Integer => "an integer",
+                    Kind::Array => "an array",
+                    Kind::Object => "an object",
+                    Kind::StringOrArray => "a string or an array of items",
+                };
+                return Err(RequestError::at(
+                    *name,
+                    format!("Invalid type for '{name}': expected {want}."),
+                    "invalid_type",
+                ));
+            }
+        }
+        if let Some(items) = self.input_items()? {
+            for (i, item) in items.iter().enumerate() {
+                if !item.get().starts_with('{') {
+                    return Err(RequestError::at(
+                        format!("input[{i}]"),
+                        format!("Invalid type for 'input[{i}]': expected an object."),
+                        "invalid_type",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The raw JSON text of a top-level field.
+    pub fn raw(&self, key: &str) -> Option<&RawValue> {
+        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_ref())
+    }
+
+    /// Decodes one top-level field; `Ok(None)` when absent or `null`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, RequestError> {
+        let Some(raw) = self.raw(key) else { return Ok(None) };
+        if raw.get() == "null" {
+            return Ok(None);
+        }
+        serde_json::from_str(raw.get())
+            .map(Some)
+            .map_err(|e| RequestError::at(key, format!("Invalid value for '{key}': {e}"), "invalid_value"))
+    }
+
+    /// A string field, or `None` when absent, null or not a string.
+    pub fn get_str(&self, key: &str) -> Option<String> {
+        self.get::<String>(key).ok().flatten()
+    }
+
+    /// `model`, when it is a string.
+    pub fn model(&self) -> Option<String> {
+        self.get_str("model")
+    }
+
+    /// `stream`, defaulting to false as in the Responses API.
+    pub fn stream(&self) -> bool {
+        self.get::<bool>("stream").ok().flatten().unwrap_or(false)
+    }
+
+    /// The `input` items as raw JSON, or `None` when `input` is absent or a plain string.
+    pub fn input_items(&self) -> Result<Option<Vec<&RawValue>>, RequestError> {
+        let Some(raw) = self.raw("input") else { return Ok(None) };
+        if !raw.get().starts_with('[') {
+            return Ok(None);
+        }
+        serde_json::from_str::<Vec<&RawValue>>(raw.get())
+            .map(Some)
+            .map_err(|e| RequestError::at("input", format!("Invalid value for 'input': {e}"), "invalid_value"))
+    }
+
+    /// Top-level keys in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.fields.iter().map(|(k, _)| k.as_str())
+    }
+
+    /// Sets a field: replaced in place when present, appended at the end otherwise.
+    pub fn set<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), serde_json::Error> {
+        let raw = serde_json::value::to_raw_value(value)?;
+        self.set_raw(key, raw);
+        Ok(())
+    }
+
+    /// Sets a field to already-serialised JSON.
+    pub fn set_raw(&mut self, key: &str, raw: Box<RawValue>) {
+        match self.fields.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) if v.get() == raw.get() => {}
+            Some((_, v)) => {
+                *v = raw;
+                self.modified = true;
+            }
+            None => {
+                self.fields.push((key.to_owned(), raw));
+                self.modified = true;
+            }
+        }
+    }
+
+    /// Removes a field, returning its raw value.
+    pub fn remove(&mut self, key: &str) -> Option<Box<RawValue>> {
+        let pos = self.fields.iter().position(|(k, _)| k == key)?;
+        self.modified = true;
+        Some(self.fields.remove(pos).1)
+    }
+
+    /// Renames a field in place (keeping its position), e.g. `promptCacheKey` to `prompt_cache_key`.
+    /// Does nothing when `from` is absent or `to` already exists.
+    pub fn rename(&mut self, from: &str, to: &str) {
+        if self.raw(to).is_some() {
+            return;
+        }
+        if let Some((k, _)) = self.fields.iter_mut().find(|(k, _)| k == from) {
+            to.clone_into(k);
+            self.modified = true;
+        }
+    }
+
+    /// Whether any edit changed the request since parsing.
+    pub fn is_modified(&self) -> bool {
+        self.modified
+    }
+
+    /// Serialises the fields back, in order, compactly at the top level (values keep their own bytes).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let len: usize = self.fields.iter().map(|(k, v)| k.len() + v.get().len() + 8).sum();
+        let mut out = Vec::with_capacity(len + 2);
+        out.push(b'{');
+        for (i, (k, v)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            // Keys were decoded from JSON; re-encoding a String cannot fail.
+            let key = serde_json::to_string(k).unwrap_or_else(|_| format!("\"{k}\""));
+            out.extend_from_slice(key.as_bytes());
+            out.push(b':');
+            out.extend_from_slice(v.get().as_bytes());
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

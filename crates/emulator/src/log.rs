@@ -1,0 +1,92 @@
+//! The request log: every request the emulator received (except `/emulator/*`), bounded in size.
+//!
+//! Invariants: entries are in arrival order with increasing `seq`; at most `capacity` entries are kept
+//! (the oldest are dropped first); an entry is also a valid limit-calculator trace line (`ts_ms`,
+//! `headers`, `body`).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One logged request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LoggedRequest {
+    /// Arrival number, from 1.
+    pub seq: u64,
+    /// Emulator time (unix ms) of the request.
+    pub ts_ms: u64,
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Headers in the order the server saw them (names lowercased by the HTTP stack).
+    pub headers: Vec<(String, String)>,
+    /// Parsed JSON body, a string for non-JSON bodies, `null` when empty.
+    pub body: Value,
+    /// True once a Responses request passed validation and reached the cache model.
+    #[serde(default)]
+    pub served: bool,
+}
+
+/// Bounded request log.
+#[derive(Debug)]
+pub struct RequestLog {
+    capacity: usize,
+    inner: Mutex<(u64, VecDeque<LoggedRequest>)>,
+}
+
+impl RequestLog {
+    /// An empty log keeping at most `capacity` entries.
+    pub fn new(capacity: usize) -> Self {
+        Self { capacity: capacity.max(1), inner: Mutex::new((0, VecDeque::new())) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, VecDeque<LoggedRequest>)> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Append an entry (its `seq` is assigned here) and return the seq.
+    pub fn push(&self, mut entry: LoggedRequest) -> u64 {
+        let mut g = self.lock();
+        g.0 += 1;
+        entry.seq = g.0;
+        g.1.push_back(entry);
+        while g.1.len() > self.capacity {
+            g.1.pop_front();
+        }
+        g.0
+    }
+
+    /// Mark entry `seq` as served by the cache model.
+    pub fn mark_served(&self, seq: u64) {
+        let mut g = self.lock();
+        if let Ok(i) = g.1.binary_search_by_key(&seq, |e| e.seq) {
+            g.1[i].served = true;
+        }
+    }
+
+    /// A copy of all entries.
+    pub fn entries(&self) -> Vec<LoggedRequest> {
+        self.lock().1.iter().cloned().collect()
+    }
+
+    /// Drop all entries (seq keeps counting).
+    pub fn clear(&self) {
+        self.lock().1.clear();
+    }
+}
+
+/// Headers as ordered `(name, value)` pairs (non-UTF-8 values lossily decoded).
+pub fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers.iter().map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
+}
+
+/// Parse a body for the log: JSON, else a UTF-8 string, else `null`.
+pub fn body_value(bytes: &[u8]) -> Value {
+    if bytes.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
