@@ -27,6 +27,62 @@ pub enum Command {
     Serve(ServeArgs),
     /// Token and cache statistics from the store.
     Stats(StatsArgs),
+    /// Start the emulator and the bridge in process, replay built-in scenarios, print the cache table.
+    Demo(DemoArgs),
+    /// Benchmarks against the emulator (numbers belong in docs/BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Seed of the generated workload.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Cached tokens per scenario: client-direct vs through the bridge vs the limit.
+    Cache(BenchCacheArgs),
+    /// Added latency, time to first byte, throughput and memory of the bridge.
+    Overhead(BenchOverheadArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoutingArg {
+    Docs,
+    SessionHeader,
+    Both,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchCacheArgs {
+    /// A scenario name, or `all`.
+    #[arg(long, default_value = "all")]
+    pub scenario: String,
+    /// Emulator routing mode(s).
+    #[arg(long, value_enum, default_value_t = RoutingArg::Both)]
+    pub routing: RoutingArg,
+    /// Seed of the generated workload.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// One JSON object per line per scenario and routing mode.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchOverheadArgs {
+    /// Multiplies the default request counts (1.0 = the documented run).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Alternating direct/bridge phases per case.
+    #[arg(long, default_value_t = 4)]
+    pub rounds: usize,
+    /// One JSON object per line per case.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where state lives; shared by every command that reads the store.

@@ -21,6 +21,8 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => commands::serve::run(args).await,
             Command::Stats(args) => commands::stats::run(args).await,
+            Command::Demo(args) => commands::demo::run(args).await,
+            Command::Bench(cmd) => commands::bench::run(cmd).await,
         }
     });
     match result {

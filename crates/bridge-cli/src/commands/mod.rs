@@ -1,5 +1,7 @@
 //! One module per subcommand; each exposes `run(args)`.
 
+pub mod bench;
+pub mod demo;
 pub mod serve;
 pub mod stats;
 

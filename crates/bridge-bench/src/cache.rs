@@ -1,0 +1,189 @@
+//! The cache benchmark: each scenario replayed against the emulator on its virtual clock three ways —
+//! client-direct (the client's own keys and headers straight to the emulator), through the bridge, and the
+//! limit (the most any prompt cache could have served for the direct trace: one machine, unbounded
+//! capacity, same minimum, block and TTL rules) — under each routing mode.
+
+use std::path::Path;
+
+use bridge_core::{Config, Settings, UpstreamAuth};
+use bridge_sse::SseDecoder;
+use bridge_types::Usage;
+use codex_emulator::{EmulatorConfig, RoutingMode};
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::BenchError;
+use crate::progress::Progress;
+use crate::workload::{Request, Scenario};
+
+/// One `--json` line (field names are part of the interface).
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    pub scenario: String,
+    pub routing: String,
+    pub requests: usize,
+    pub input_tokens: u64,
+    pub direct_cached: u64,
+    pub bridge_cached: u64,
+    pub limit_cached: u64,
+}
+
+/// The routing mode's name as printed.
+pub fn routing_name(mode: RoutingMode) -> &'static str {
+    match mode {
+        RoutingMode::Docs => "docs",
+        RoutingMode::SessionHeader => "session-header",
+    }
+}
+
+/// A bridge in this process, stopped on drop of the sender.
+struct InProcessBridge {
+    url: String,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl InProcessBridge {
+    async fn start(upstream: &str, data_dir: &Path) -> Result<Self, BenchError> {
+        let start = |message: String| BenchError::Start { what: "bridge", message };
+        let settings = Settings {
+            listen: Some("127.0.0.1:0".into()),
+            upstream: Some(upstream.to_owned()),
+            upstream_auth: Some(UpstreamAuth::Passthrough),
+            data_dir: Some(data_dir.to_owned()),
+            ..Settings::default()
+        };
+        let config = Config::resolve(settings, None, Path::new("<bench>"), data_dir.to_owned())
+            .map_err(|e| start(e.to_string()))?;
+        let server = bridge_core::bind(config).await.map_err(|e| start(e.to_string()))?;
+        let url = format!("http://{}", server.local_addr().map_err(|e| start(e.to_string()))?);
+        let (tx, rx) = oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            let _ = server
+                .run(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Self { url, stop: Some(tx), done })
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.done.await;
+    }
+}
+
+/// Replays `scenarios` under each routing mode. `data_dir` holds the bridge's SQLite store.
+pub async fn run(
+    scenarios: &[Scenario],
+    routings: &[RoutingMode],
+    data_dir: &Path,
+) -> Result<Vec<ScenarioResult>, BenchError> {
+    let total: usize = scenarios.iter().map(|s| s.requests.len() * 2).sum::<usize>() * routings.len();
+    let mut progress = Progress::new("bench cache", total as u64);
+    let client = crate::load::client(4)?;
+    let mut results = Vec::new();
+    for &routing in routings {
+        let config = EmulatorConfig { routing, log_capacity: 10_000, ..EmulatorConfig::default() };
+        let emulator = codex_emulator::spawn(config)
+            .await
+            .map_err(|e| BenchError::Start { what: "emulator", message: e.to_string() })?;
+        let upstream = format!("{}/v1", emulator.base_url());
+        let bridge = InProcessBridge::start(&upstream, &data_dir.join(routing_name(routing))).await?;
+        for scenario in scenarios {
+            emulator.state().reset();
+            let direct = replay(&client, &format!("{upstream}/responses"), &scenario.requests, &mut progress).await?;
+            let limit = emulator.state().limit();
+            emulator.state().reset();
+            let via =
+                replay(&client, &format!("{}/v1/responses", bridge.url), &scenario.requests, &mut progress).await?;
+            results.push(ScenarioResult {
+                scenario: scenario.name.to_owned(),
+                routing: routing_name(routing).to_owned(),
+                requests: scenario.requests.len(),
+                input_tokens: direct.iter().filter_map(|u| u.input_tokens).sum(),
+                direct_cached: direct.iter().filter_map(|u| u.cached_tokens).sum(),
+                bridge_cached: via.iter().filter_map(|u| u.cached_tokens).sum(),
+                limit_cached: limit.cached_tokens,
+            });
+        }
+        bridge.stop().await;
+        emulator.shutdown().await;
+    }
+    progress.finish();
+    Ok(results)
+}
+
+/// Sends each request in order and returns the usage each response reported.
+async fn replay(
+    client: &reqwest::Client,
+    url: &str,
+    requests: &[Request],
+    progress: &mut Progress,
+) -> Result<Vec<Usage>, BenchError> {
+    let mut usages = Vec::with_capacity(requests.len());
+    for r in requests {
+        let mut req = client
+            .post(url)
+            .header("authorization", "Bearer bench")
+            .header("x-emulator-time", r.at_ms.to_string())
+            .json(&r.body);
+        for (k, v) in &r.headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.map_err(|e| BenchError::Request { target: "replay", message: e.to_string() })?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| BenchError::Request { target: "replay", message: e.to_string() })?;
+        if status != 200 {
+            let text: String = String::from_utf8_lossy(&body).chars().take(300).collect();
+            return Err(BenchError::Request { target: "replay", message: format!("HTTP {status}: {text}") });
+        }
+        usages.push(completed_usage(&body).unwrap_or_default());
+        progress.inc(1);
+    }
+    Ok(usages)
+}
+
+/// The usage of the `response.completed` event of an SSE body.
+pub fn completed_usage(sse: &[u8]) -> Option<Usage> {
+    let mut decoder = SseDecoder::new();
+    decoder.feed(sse);
+    let mut usage = None;
+    while let Ok(Some(event)) = decoder.next_event() {
+        if event.event.as_deref() == Some("response.completed") || event.data.contains("\"response.completed\"") {
+            let value: serde_json::Value = serde_json::from_str(&event.data).ok()?;
+            usage = Usage::from_event(&value);
+        }
+    }
+    usage
+}
+
+fn pct(part: u64, whole: u64) -> String {
+    if whole == 0 { "-".to_owned() } else { format!("{:.1}%", part as f64 * 100.0 / whole as f64) }
+}
+
+/// The human-readable table: cached tokens and their share of input, and the bridge as a share of the limit.
+pub fn table(results: &[ScenarioResult]) -> String {
+    let mut out = format!(
+        "{:<16} {:<15} {:>4} {:>10} {:>17} {:>17} {:>17} {:>8}\n",
+        "scenario", "routing", "reqs", "input tok", "client-direct", "bridge", "limit", "br/limit"
+    );
+    for r in results {
+        let cell = |v: u64| format!("{v} ({})", pct(v, r.input_tokens));
+        out.push_str(&format!(
+            "{:<16} {:<15} {:>4} {:>10} {:>17} {:>17} {:>17} {:>8}\n",
+            r.scenario,
+            r.routing,
+            r.requests,
+            r.input_tokens,
+            cell(r.direct_cached),
+            cell(r.bridge_cached),
+            cell(r.limit_cached),
+            pct(r.bridge_cached, r.limit_cached)
+        ));
+    }
+    out
+}

@@ -1,0 +1,24 @@
+//! Measurement for codex-bridge: the overhead benchmark (the same requests straight to the emulator and
+//! through the bridge, interleaved), the emulator capacity check, the workload generator, the cache
+//! benchmark (client-direct vs bridge vs limit) and the demo built on it.
+//!
+//! Everything runs on loopback with bounded request counts and stops by itself. Numbers are only
+//! meaningful from a release build (`cargo run --release -p codex-bridge -- bench ...`).
+
+pub mod cache;
+pub mod load;
+pub mod overhead;
+pub mod progress;
+pub mod stats;
+pub mod workload;
+
+/// Errors of a benchmark run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("could not start {what}: {message}")]
+    Start { what: &'static str, message: String },
+    #[error("request to {target} failed: {message}")]
+    Request { target: &'static str, message: String },
+    #[error("{0}")]
+    Other(String),
+}

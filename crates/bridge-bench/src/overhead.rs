@@ -1,0 +1,245 @@
+//! The overhead benchmark: the same requests straight to the emulator and through a `codex-bridge serve`
+//! process, in alternating phases (direct, bridge, direct, bridge, ...) so both see the same machine state.
+//!
+//! Latency is measured to the end of the SSE stream; TTFB to the first body byte. The emulator runs in
+//! process in fast-tokenizer mode so it is never the bottleneck (checked by the capacity case).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::BenchError;
+use crate::load::{self, Phase};
+use crate::progress::Progress;
+use crate::stats::{Series, peak_rss_kib};
+
+/// One case of the benchmark.
+#[derive(Debug, Clone, Copy)]
+pub struct Case {
+    pub body_bytes: usize,
+    pub concurrency: usize,
+    /// Requests per side (direct and bridge each).
+    pub requests: usize,
+}
+
+/// The default matrix: 4 KiB, 64 KiB and 1 MiB bodies at concurrency 1 and 64, scaled by `scale`.
+pub fn default_cases(scale: f64) -> Vec<Case> {
+    let n = |base: usize| ((base as f64 * scale).round() as usize).max(10);
+    vec![
+        Case { body_bytes: 4 << 10, concurrency: 1, requests: n(2000) },
+        Case { body_bytes: 64 << 10, concurrency: 1, requests: n(1000) },
+        Case { body_bytes: 1 << 20, concurrency: 1, requests: n(200) },
+        Case { body_bytes: 4 << 10, concurrency: 64, requests: n(6400) },
+        Case { body_bytes: 64 << 10, concurrency: 64, requests: n(3200) },
+        Case { body_bytes: 1 << 20, concurrency: 64, requests: n(640) },
+    ]
+}
+
+/// The `--json` line of one case (field names are part of the interface).
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub case: String,
+    pub body_bytes: usize,
+    pub concurrency: usize,
+    pub direct_p50_us: u64,
+    pub direct_p99_us: u64,
+    pub bridge_p50_us: u64,
+    pub bridge_p99_us: u64,
+    pub direct_rps: f64,
+    pub bridge_rps: f64,
+    pub ttfb_added_p99_us: i64,
+    pub direct_ttfb_p99_us: u64,
+    pub bridge_ttfb_p99_us: u64,
+    pub requests: usize,
+}
+
+/// Emulator throughput on its own (issue: the emulator must never be the bottleneck).
+#[derive(Debug, Clone, Serialize)]
+pub struct CapacityResult {
+    pub case: &'static str,
+    pub body_bytes: usize,
+    pub concurrency: usize,
+    pub requests: usize,
+    pub emulator_rps: f64,
+}
+
+/// The bridge process's memory.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryResult {
+    pub case: &'static str,
+    pub bridge_peak_rss_kib: Option<u64>,
+}
+
+/// A `codex-bridge serve` child, killed on drop.
+pub struct BridgeProcess {
+    child: Child,
+    pub url: String,
+}
+
+impl BridgeProcess {
+    /// Starts `exe serve` against `upstream` with its data in `data_dir`, waiting for the listening line.
+    pub fn spawn(exe: &Path, upstream: &str, data_dir: &Path) -> Result<Self, BenchError> {
+        let start = |message: String| BenchError::Start { what: "codex-bridge serve", message };
+        let mut child = Command::new(exe)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                upstream,
+                "--upstream-auth",
+                "passthrough",
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| start(e.to_string()))?;
+        let stdout = child.stdout.take().ok_or_else(|| start("no stdout".to_owned()))?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map_err(|e| start(e.to_string()))?;
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .ok_or_else(|| start(format!("unexpected output {line:?}")))?
+            .to_owned();
+        Ok(Self { child, url })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for BridgeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Responses request of about `size` bytes (one user message), streaming, with a fixed cache key.
+pub fn request_body(size: usize, key: &str) -> Bytes {
+    let filler = "lorem ipsum dolor sit amet consectetur ".repeat(size / 39 + 1);
+    let body = serde_json::json!({
+        "model": "gpt-5.5",
+        "stream": true,
+        "store": false,
+        "prompt_cache_key": key,
+        "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": &filler[..size.saturating_sub(200)]}]}],
+    });
+    Bytes::from(body.to_string())
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub cases: Vec<CaseResult>,
+    pub capacity: CapacityResult,
+    pub memory: MemoryResult,
+}
+
+/// Runs the benchmark. `bridge_exe` is the `codex-bridge` binary to start; `rounds` alternating phases
+/// per side and case.
+pub async fn run(bridge_exe: &Path, cases: &[Case], rounds: usize) -> Result<Report, BenchError> {
+    let config = codex_emulator::EmulatorConfig {
+        tokenizer: codex_emulator::TokenizerMode::Fast,
+        log_capacity: 16,
+        ..Default::default()
+    };
+    let emulator = codex_emulator::spawn(config)
+        .await
+        .map_err(|e| BenchError::Start { what: "emulator", message: e.to_string() })?;
+    let upstream = format!("{}/v1", emulator.base_url());
+    let data = std::env::temp_dir().join(format!("codex-bridge-bench-{}", std::process::id()));
+    let bridge = BridgeProcess::spawn(bridge_exe, &upstream, &data)?;
+    let direct_url = format!("{upstream}/responses");
+    let bridge_url = format!("{}/v1/responses", bridge.url);
+    let total: usize = cases.iter().map(|c| c.requests * 2).sum();
+    let mut progress = Progress::new("bench overhead", total as u64);
+    let mut results = Vec::new();
+    let rounds = rounds.max(1);
+    for (i, case) in cases.iter().enumerate() {
+        let client = load::client(case.concurrency)?;
+        let body = request_body(case.body_bytes, &format!("bench-{i}"));
+        // Warm both paths (connections, emulator cache) outside the measurement.
+        load::phase(&client, "emulator", &direct_url, body.clone(), case.concurrency.min(8), case.concurrency.min(8))
+            .await?;
+        load::phase(&client, "bridge", &bridge_url, body.clone(), case.concurrency.min(8), case.concurrency.min(8))
+            .await?;
+        let per_round = case.requests.div_ceil(rounds);
+        let (mut direct, mut via) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            direct
+                .push(load::phase(&client, "emulator", &direct_url, body.clone(), per_round, case.concurrency).await?);
+            progress.inc(per_round as u64);
+            via.push(load::phase(&client, "bridge", &bridge_url, body.clone(), per_round, case.concurrency).await?);
+            progress.inc(per_round as u64);
+        }
+        results.push(summarise(case, &direct, &via));
+    }
+    progress.finish();
+    let capacity = capacity(&direct_url).await?;
+    let memory = MemoryResult { case: "memory", bridge_peak_rss_kib: peak_rss_kib(bridge.pid()) };
+    drop(bridge);
+    let _ = std::fs::remove_dir_all(&data);
+    emulator.shutdown().await;
+    Ok(Report { cases: results, capacity, memory })
+}
+
+/// The emulator alone: 64 KiB streaming requests at concurrency 16.
+async fn capacity(direct_url: &str) -> Result<CapacityResult, BenchError> {
+    let (size, concurrency, requests) = (64 << 10, 16, 3200);
+    let client = load::client(concurrency)?;
+    let body = request_body(size, "capacity");
+    load::phase(&client, "emulator", direct_url, body.clone(), 32, concurrency).await?;
+    let phase = load::phase(&client, "emulator", direct_url, body, requests, concurrency).await?;
+    Ok(CapacityResult {
+        case: "emulator-capacity",
+        body_bytes: size,
+        concurrency,
+        requests,
+        emulator_rps: rps(std::slice::from_ref(&phase)),
+    })
+}
+
+fn rps(phases: &[Phase]) -> f64 {
+    let n: usize = phases.iter().map(|p| p.samples.len()).sum();
+    let wall: Duration = phases.iter().map(|p| p.wall).sum();
+    if wall.is_zero() { 0.0 } else { (n as f64 / wall.as_secs_f64() * 10.0).round() / 10.0 }
+}
+
+fn summarise(case: &Case, direct: &[Phase], via: &[Phase]) -> CaseResult {
+    let totals =
+        |ps: &[Phase]| Series::new(&ps.iter().flat_map(|p| p.samples.iter().map(|s| s.total)).collect::<Vec<_>>());
+    let ttfbs =
+        |ps: &[Phase]| Series::new(&ps.iter().flat_map(|p| p.samples.iter().map(|s| s.ttfb)).collect::<Vec<_>>());
+    let (dt, bt, df, bf) = (totals(direct), totals(via), ttfbs(direct), ttfbs(via));
+    let size = match case.body_bytes {
+        b if b >= 1 << 20 => format!("{}MiB", b >> 20),
+        b => format!("{}KiB", b >> 10),
+    };
+    CaseResult {
+        case: format!("{size}-c{}", case.concurrency),
+        body_bytes: case.body_bytes,
+        concurrency: case.concurrency,
+        direct_p50_us: dt.percentile_us(50.0),
+        direct_p99_us: dt.percentile_us(99.0),
+        bridge_p50_us: bt.percentile_us(50.0),
+        bridge_p99_us: bt.percentile_us(99.0),
+        direct_rps: rps(direct),
+        bridge_rps: rps(via),
+        ttfb_added_p99_us: bf.percentile_us(99.0) as i64 - df.percentile_us(99.0) as i64,
+        direct_ttfb_p99_us: df.percentile_us(99.0),
+        bridge_ttfb_p99_us: bf.percentile_us(99.0),
+        requests: dt.len(),
+    }
+}

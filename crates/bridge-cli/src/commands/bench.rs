@@ -1,0 +1,96 @@
+//! `codex-bridge bench cache|overhead`: run a benchmark and print a table, or JSON lines with `--json`.
+
+use std::io::Write as _;
+
+use anyhow::Context as _;
+use bridge_bench::{cache, overhead, workload};
+use codex_emulator::RoutingMode;
+
+use crate::cli::{BenchCacheArgs, BenchCommand, BenchOverheadArgs, RoutingArg};
+
+pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Cache(args) => cache_bench(args).await,
+        BenchCommand::Overhead(args) => overhead_bench(args).await,
+    }
+}
+
+async fn cache_bench(args: BenchCacheArgs) -> anyhow::Result<()> {
+    let names: Vec<&str> = if args.scenario == "all" { workload::NAMES.to_vec() } else { vec![args.scenario.as_str()] };
+    let scenarios = names
+        .iter()
+        .map(|n| {
+            workload::scenario(n, args.seed)
+                .with_context(|| format!("unknown scenario {n:?}; known: all, {}", workload::NAMES.join(", ")))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let routings = match args.routing {
+        RoutingArg::Docs => vec![RoutingMode::Docs],
+        RoutingArg::SessionHeader => vec![RoutingMode::SessionHeader],
+        RoutingArg::Both => vec![RoutingMode::Docs, RoutingMode::SessionHeader],
+    };
+    let dir = tempdir("bench-cache")?;
+    let results = cache::run(&scenarios, &routings, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let results = results?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for r in &results {
+            writeln!(out, "{}", serde_json::to_string(r)?)?;
+        }
+    } else {
+        write!(out, "{}", cache::table(&results))?;
+    }
+    Ok(())
+}
+
+async fn overhead_bench(args: BenchOverheadArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the codex-bridge binary to start")?;
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; overhead numbers are only meaningful from `cargo run --release`");
+    }
+    let report = overhead::run(&exe, &overhead::default_cases(args.scale), args.rounds).await?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for c in &report.cases {
+            writeln!(out, "{}", serde_json::to_string(c)?)?;
+        }
+        writeln!(out, "{}", serde_json::to_string(&report.capacity)?)?;
+        writeln!(out, "{}", serde_json::to_string(&report.memory)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<10} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        "case", "reqs", "dir p50", "dir p99", "br p50", "br p99", "add p99", "ttfb+p99", "dir rps", "br rps"
+    )?;
+    for c in &report.cases {
+        writeln!(
+            out,
+            "{:<10} {:>6} {:>7}us {:>7}us {:>7}us {:>7}us {:>7}us {:>7}us {:>10.1} {:>10.1}",
+            c.case,
+            c.requests,
+            c.direct_p50_us,
+            c.direct_p99_us,
+            c.bridge_p50_us,
+            c.bridge_p99_us,
+            c.bridge_p99_us as i64 - c.direct_p99_us as i64,
+            c.ttfb_added_p99_us,
+            c.direct_rps,
+            c.bridge_rps
+        )?;
+    }
+    writeln!(out, "emulator alone, 64 KiB at concurrency 16: {:.1} requests/s", report.capacity.emulator_rps)?;
+    match report.memory.bridge_peak_rss_kib {
+        Some(kib) => writeln!(out, "bridge peak RSS: {:.1} MiB", kib as f64 / 1024.0)?,
+        None => writeln!(out, "bridge peak RSS: unavailable on this platform")?,
+    }
+    Ok(())
+}
+
+/// A fresh directory under the system temp dir for this run.
+pub fn tempdir(label: &str) -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("codex-bridge-{label}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}

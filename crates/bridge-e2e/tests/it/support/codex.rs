@@ -1,0 +1,135 @@
+//! Codex CLI sessions: `codex exec --json` for the first turn, `codex exec --json resume <thread_id>` for the
+//! next ones, each a new process. The custom provider speaks HTTP SSE to any Responses upstream; every
+//! session has its own temporary `CODEX_HOME` and non-git working directory and a cleared environment.
+
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::process::Command;
+
+use super::gate::Clients;
+use super::process::{self, CLIENT_TIMEOUT, ClientRun};
+
+/// The model slug the session's config selects.
+pub const CODEX_MODEL: &str = "gpt-5.5";
+/// Environment variable holding the dummy key (the provider's `env_key`), sent as the Bearer token.
+const KEY_VAR: &str = "CODEX_E2E_API_KEY";
+const DUMMY_KEY: &str = "sk-dummy-e2e-key";
+
+/// One Codex thread driven through `codex exec`.
+#[derive(Debug)]
+pub struct CodexSession {
+    clients: Clients,
+    home: TempDir,
+    workdir: TempDir,
+    thread_id: Option<String>,
+    turns: usize,
+}
+
+impl CodexSession {
+    /// A new session whose provider posts to `{responses_base}/responses` (e.g. `{emulator}/v1`).
+    pub fn new(clients: &Clients, responses_base: &str) -> Self {
+        let home = tempfile::Builder::new().prefix("e2e-codex-home-").tempdir().expect("CODEX_HOME temp dir");
+        let workdir = tempfile::Builder::new().prefix("e2e-codex-work-").tempdir().expect("workdir temp dir");
+        std::fs::write(home.path().join("config.toml"), config_toml(responses_base)).expect("write config.toml");
+        std::fs::create_dir(home.path().join("home")).expect("create HOME");
+        Self { clients: clients.clone(), home, workdir, thread_id: None, turns: 0 }
+    }
+
+    /// The thread id reported by the first turn's `thread.started` event.
+    pub fn thread_id(&self) -> Option<&str> {
+        self.thread_id.as_deref()
+    }
+
+    /// Run one turn: `exec` the first time, `exec resume <thread_id>` afterwards. Returns the parsed events;
+    /// the caller checks [`ClientRun::assert_success`].
+    pub async fn turn(&mut self, prompt: &str) -> ClientRun {
+        self.turns += 1;
+        let mut cmd = Command::new(self.clients.codex());
+        cmd.args(["exec", "--json", "--skip-git-repo-check"]);
+        if let Some(id) = &self.thread_id {
+            cmd.args(["resume", id]);
+        }
+        cmd.arg(prompt)
+            .current_dir(self.workdir.path())
+            .env_clear()
+            .env("PATH", self.clients.path_env())
+            .env("HOME", self.home.path().join("home"))
+            .env("CODEX_HOME", self.home.path())
+            .env(KEY_VAR, DUMMY_KEY)
+            .env("LANG", "C.UTF-8");
+        let what = format!("codex exec (turn {})", self.turns);
+        let run = process::run(&what, cmd, CLIENT_TIMEOUT).await;
+        if self.thread_id.is_none() {
+            self.thread_id = thread_started(&run);
+        }
+        run
+    }
+}
+
+/// Token usage from `turn.completed`. Codex reports it cumulatively over the thread, also after `resume`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodexUsage {
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Prompt tokens served from the upstream's cache.
+    pub cached_input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+}
+
+/// The usage of the run's last `turn.completed` event.
+pub fn usage(run: &ClientRun) -> Option<CodexUsage> {
+    let usage = run.events_of_type("turn.completed").last()?.get("usage")?;
+    let field = |name: &str| usage.get(name).and_then(Value::as_u64);
+    Some(CodexUsage {
+        input_tokens: field("input_tokens")?,
+        cached_input_tokens: field("cached_input_tokens")?,
+        output_tokens: field("output_tokens")?,
+    })
+}
+
+/// The `thread_id` of the run's `thread.started` event.
+pub fn thread_started(run: &ClientRun) -> Option<String> {
+    run.events_of_type("thread.started").find_map(|e| e.get("thread_id")?.as_str().map(str::to_owned))
+}
+
+/// The texts of the run's completed `agent_message` items.
+pub fn agent_messages(run: &ClientRun) -> Vec<String> {
+    run.events_of_type("item.completed")
+        .filter_map(|e| e.get("item"))
+        .filter(|item| item.get("type").and_then(Value::as_str) == Some("agent_message"))
+        .filter_map(|item| item.get("text").and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
+/// The custom-provider config of `/work/shared/clients/configs/codex-custom`, pointed at `responses_base`.
+fn config_toml(responses_base: &str) -> String {
+    format!(
+        r#"model = "{CODEX_MODEL}"
+model_provider = "e2e"
+approval_policy = "never"
+sandbox_mode = "read-only"
+check_for_update_on_startup = false
+
+[analytics]
+enabled = false
+
+[feedback]
+enabled = false
+
+[history]
+persistence = "save-all"
+
+[model_providers.e2e]
+name = "E2E upstream"
+base_url = "{responses_base}"
+wire_api = "responses"
+env_key = "{KEY_VAR}"
+request_max_retries = 0
+stream_max_retries = 0
+
+[tui]
+screen_reader_detection_done = true
+"#
+    )
+}

@@ -1,0 +1,157 @@
+//! OpenCode sessions: `opencode run --format json <words…>` for the first turn and
+//! `opencode run --format json --session <id> <words…>` for the next ones, each a new process. The built-in
+//! `openai` provider (config variant A) is re-pointed at any Responses upstream. Each session has its own
+//! HOME and XDG directories, the `OPENCODE_DISABLE_*` flags of `ocenv.sh`, a cleared environment, and the
+//! config in the project directory, in `OPENCODE_CONFIG` and as a user-level copy, with `PWD` set, so
+//! OpenCode never falls back to its default endpoint.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::process::Command;
+
+use super::gate::Clients;
+use super::process::{self, CLIENT_TIMEOUT, ClientRun};
+
+/// The main model (`model`).
+pub const OPENCODE_MODEL: &str = "gpt-5.5";
+/// The model of the title request (`small_model`).
+pub const OPENCODE_SMALL_MODEL: &str = "gpt-5.4-mini";
+const DUMMY_KEY: &str = "sk-dummy-e2e-key";
+const DISABLE_FLAGS: [&str; 5] = [
+    "OPENCODE_DISABLE_AUTOUPDATE",
+    "OPENCODE_DISABLE_SHARE",
+    "OPENCODE_DISABLE_MODELS_FETCH",
+    "OPENCODE_DISABLE_LSP_DOWNLOAD",
+    "OPENCODE_DISABLE_CLAUDE_CODE",
+];
+
+/// One OpenCode session driven through `opencode run`.
+#[derive(Debug)]
+pub struct OpencodeSession {
+    clients: Clients,
+    home: TempDir,
+    project: TempDir,
+    session_id: Option<String>,
+    turns: usize,
+}
+
+impl OpencodeSession {
+    /// A new session whose provider posts to `{responses_base}/responses` (e.g. `{emulator}/v1`).
+    pub fn new(clients: &Clients, responses_base: &str) -> Self {
+        let home = tempfile::Builder::new().prefix("e2e-oc-home-").tempdir().expect("HOME temp dir");
+        let project = tempfile::Builder::new().prefix("e2e-oc-proj-").tempdir().expect("project temp dir");
+        let config = serde_json::to_string_pretty(&config_json(responses_base)).expect("serialize opencode.json");
+        let user_config = home.path().join(".config/opencode");
+        std::fs::create_dir_all(&user_config).expect("create user config dir");
+        std::fs::write(user_config.join("opencode.json"), &config).expect("write user opencode.json");
+        std::fs::write(project.path().join("opencode.json"), &config).expect("write project opencode.json");
+        Self { clients: clients.clone(), home, project, session_id: None, turns: 0 }
+    }
+
+    /// The session id (`ses_…`) reported by the first turn's events.
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+
+    /// Run one turn; pass the prompt as separate words (OpenCode re-quotes an argument with spaces). Returns
+    /// the parsed events; the caller checks [`ClientRun::assert_success`].
+    pub async fn turn(&mut self, words: &[&str]) -> ClientRun {
+        self.turns += 1;
+        let mut cmd = Command::new(self.clients.opencode());
+        cmd.args(["run", "--format", "json"]);
+        if let Some(id) = &self.session_id {
+            cmd.args(["--session", id]);
+        }
+        cmd.args(words).current_dir(self.project.path()).env_clear();
+        for (name, value) in self.env() {
+            cmd.env(name, value);
+        }
+        let what = format!("opencode run (turn {})", self.turns);
+        let run = process::run(&what, cmd, CLIENT_TIMEOUT).await;
+        if self.session_id.is_none() {
+            self.session_id = session_id(&run);
+        }
+        run
+    }
+
+    fn env(&self) -> Vec<(&'static str, std::ffi::OsString)> {
+        let home = self.home.path();
+        let dir = |sub: &str| home.join(sub).into_os_string();
+        let mut env = vec![
+            ("PATH", self.clients.path_env()),
+            ("HOME", home.as_os_str().to_owned()),
+            ("XDG_CONFIG_HOME", dir(".config")),
+            ("XDG_DATA_HOME", dir(".local/share")),
+            ("XDG_CACHE_HOME", dir(".cache")),
+            ("XDG_STATE_HOME", dir(".local/state")),
+            ("PWD", self.project.path().as_os_str().to_owned()),
+            ("OPENCODE_CONFIG", self.config_path().into_os_string()),
+            ("OPENAI_API_KEY", DUMMY_KEY.into()),
+            ("CAPTURE_API_KEY", DUMMY_KEY.into()),
+            ("LANG", "C.UTF-8".into()),
+        ];
+        env.extend(DISABLE_FLAGS.iter().map(|&flag| (flag, "1".into())));
+        env
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.project.path().join("opencode.json")
+    }
+}
+
+/// Tokens of a run, summed over its `step_finish` events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepTokens {
+    /// Uncached prompt tokens (OpenCode subtracts the cache reads).
+    pub input: u64,
+    /// Output tokens.
+    pub output: u64,
+    /// Prompt tokens read from the upstream's cache.
+    pub cache_read: u64,
+    /// Prompt tokens the upstream reported as written to its cache.
+    pub cache_write: u64,
+}
+
+/// Sum the token counts of the run's `step_finish` events.
+pub fn step_tokens(run: &ClientRun) -> StepTokens {
+    let mut sum = StepTokens::default();
+    for tokens in run.events_of_type("step_finish").filter_map(|e| e.pointer("/part/tokens")) {
+        let get = |p: &str| tokens.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+        sum.input += get("/input");
+        sum.output += get("/output");
+        sum.cache_read += get("/cache/read");
+        sum.cache_write += get("/cache/write");
+    }
+    sum
+}
+
+/// The number of `step_finish` events of the run.
+pub fn step_count(run: &ClientRun) -> usize {
+    run.events_of_type("step_finish").count()
+}
+
+/// The `sessionID` of the run's first event that has one.
+pub fn session_id(run: &ClientRun) -> Option<String> {
+    run.events.iter().find_map(|e| e.get("sessionID")?.as_str().map(str::to_owned))
+}
+
+/// The texts of the run's `text` events.
+pub fn texts(run: &ClientRun) -> Vec<String> {
+    run.events_of_type("text").filter_map(|e| e.pointer("/part/text")?.as_str().map(str::to_owned)).collect()
+}
+
+/// Config variant A of `/work/shared/clients/configs/`: the built-in `openai` provider re-pointed.
+fn config_json(responses_base: &str) -> Value {
+    json!({
+        "$schema": "https://opencode.ai/config.json",
+        "autoupdate": false,
+        "share": "disabled",
+        "model": format!("openai/{OPENCODE_MODEL}"),
+        "small_model": format!("openai/{OPENCODE_SMALL_MODEL}"),
+        "provider": {
+            "openai": { "options": { "baseURL": responses_base, "apiKey": "{env:OPENAI_API_KEY}" } }
+        }
+    })
+}
