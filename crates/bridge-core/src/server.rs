@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -60,7 +61,12 @@ impl BoundServer {
             shutdown.await;
             let _ = stopped_tx.send(());
         };
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(signal).into_future();
+        // SSE events are small writes: without TCP_NODELAY, Nagle holds each one back until the client's
+        // delayed ACK (about 40 ms).
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let server = axum::serve(listener, app).with_graceful_shutdown(signal).into_future();
         tokio::pin!(server);
         // Serve normally; once shutdown is signalled, give open connections `grace` to finish.
         tokio::select! {

@@ -116,6 +116,10 @@ pub async fn spawn_on(listener: tokio::net::TcpListener, config: EmulatorConfig)
     let app = router(Arc::clone(&state));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
+        // Like the real backend's HTTP stack, send small SSE writes at once (no Nagle delay).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = rx.await;
         });
