@@ -6,4 +6,6 @@ mod support;
 
 mod access;
 mod errors;
+mod identity;
+mod identity_props;
 mod streaming;
