@@ -5,6 +5,7 @@
 mod support;
 
 mod access;
+mod cache_emulator;
 mod errors;
 mod identity;
 mod identity_props;
