@@ -21,6 +21,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => commands::serve::run(args).await,
             Command::Stats(args) => commands::stats::run(args).await,
+            Command::Sessions(args) => commands::sessions::run(args).await,
         }
     });
     match result {

@@ -1,6 +1,7 @@
 //! One module per subcommand; each exposes `run(args)`.
 
 pub mod serve;
+pub mod sessions;
 pub mod stats;
 
 use std::path::PathBuf;

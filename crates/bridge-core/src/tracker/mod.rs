@@ -11,6 +11,7 @@
 //! turn) and counted as evictions; a missing usage field gives no outcome, never a made-up one.
 
 pub mod explain;
+pub mod report;
 pub mod state;
 
 use std::collections::HashMap;
