@@ -10,3 +10,4 @@ mod errors;
 mod identity;
 mod identity_props;
 mod streaming;
+mod tracker_memory;
