@@ -44,8 +44,7 @@ fn tracker_memory_per_idle_session_stays_under_1_kib() {
     let after = rss();
     let per_session = (after.saturating_sub(before)) as f64 / SESSIONS as f64;
     println!(
-        "BENCH tracker memory: {SESSIONS} idle sessions, {:.0} bytes of RSS per session (tracker + lineage cache)",
-        per_session
+        "BENCH tracker memory: {SESSIONS} idle sessions, {per_session:.0} bytes of RSS per session (tracker + lineage cache)"
     );
     assert_eq!(tracker.len(), SESSIONS);
     assert!(per_session < 1024.0, "{per_session}");
