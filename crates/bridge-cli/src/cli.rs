@@ -32,6 +32,8 @@ pub enum Command {
     /// Benchmarks against the emulator (numbers belong in docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Tracked sessions: list them, or show one turn by turn with its cache outcome.
+    Sessions(SessionsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +121,40 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct StatsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    #[command(subcommand)]
+    pub command: SessionsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Every tracked session, newest first.
+    List(SessionsListArgs),
+    /// One session turn by turn: key, classification, tokens, cached, outcome.
+    Show(SessionsShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsShowArgs {
+    /// The session id (as printed by `sessions list`).
+    pub id: String,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

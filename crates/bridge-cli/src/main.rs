@@ -23,6 +23,7 @@ fn main() -> std::process::ExitCode {
             Command::Stats(args) => commands::stats::run(args).await,
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Bench(cmd) => commands::bench::run(cmd).await,
+            Command::Sessions(args) => commands::sessions::run(args).await,
         }
     });
     match result {

@@ -80,6 +80,8 @@ struct FileConfig {
     shutdown_grace_ms: Option<u64>,
     #[serde(default)]
     upstream: FileUpstream,
+    #[serde(default)]
+    cache: crate::identity::settings::FileCache,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,6 +131,8 @@ pub struct Config {
     /// Longest wait for in-flight streams at shutdown.
     pub shutdown_grace: Duration,
     pub upstream: UpstreamConfig,
+    /// The `[cache]` section: cache identity and session tracker.
+    pub cache: crate::identity::CacheConfig,
 }
 
 /// Why the configuration is unusable.
@@ -233,6 +237,7 @@ impl Config {
                 max_retry_after: Duration::from_millis(file.upstream.max_retry_after_ms.unwrap_or(10_000)),
                 force_stream: file.upstream.force_stream.unwrap_or(true),
             },
+            cache: file.cache.resolve(),
         })
     }
 }

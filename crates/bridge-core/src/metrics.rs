@@ -29,6 +29,7 @@ struct Histogram {
 struct Inner {
     counters: BTreeMap<(&'static str, Labels), u64>,
     histograms: BTreeMap<(&'static str, Labels), Histogram>,
+    gauges: BTreeMap<&'static str, i64>,
     models: BTreeSet<String>,
 }
 
@@ -53,6 +54,19 @@ const HELP: &[(&str, &str, &str)] = &[
     ("codex_bridge_upstream_retries_total", "counter", "Upstream retries before the first byte, by reason."),
     ("codex_bridge_stream_errors_total", "counter", "Streams that ended abnormally, by reason."),
     ("codex_bridge_active_streams", "gauge", "Upstream streams in flight."),
+    ("codex_bridge_cache_outcomes_total", "counter", "Tracked requests whose usage was a cache hit or a miss."),
+    ("codex_bridge_cache_outcome_reasons_total", "counter", "Cache outcomes by reason (hit, partial, miss reasons)."),
+    (
+        "codex_bridge_cache_key_warnings_total",
+        "counter",
+        "Fallback keys used although session-like hints were present.",
+    ),
+    ("codex_bridge_tracked_sessions", "gauge", "Sessions held in memory by the session tracker."),
+    (
+        "codex_bridge_tracker_evictions_total",
+        "counter",
+        "Sessions dropped from the tracker's memory (idle or over capacity).",
+    ),
 ];
 
 impl Metrics {
@@ -61,6 +75,13 @@ impl Metrics {
         let key = (name, labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect());
         if let Ok(mut inner) = self.inner.lock() {
             *inner.counters.entry(key).or_default() += by;
+        }
+    }
+
+    /// Sets a gauge without labels.
+    pub fn set_gauge(&self, name: &'static str, value: i64) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.gauges.insert(name, value);
         }
     }
 
@@ -127,6 +148,9 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             if *name == "codex_bridge_active_streams" {
                 let _ = writeln!(out, "{name} {}", self.active_streams.load(Ordering::Relaxed));
+            }
+            if let Some(v) = inner.gauges.get(name) {
+                let _ = writeln!(out, "{name} {v}");
             }
             for ((n, labels), v) in &inner.counters {
                 if n == name {

@@ -34,10 +34,14 @@ pub async fn responses(
         Some("/backend-api/codex/responses") => "/backend-api/codex/responses",
         _ => "/v1/responses",
     };
-    let response = match handle(&state, route, &headers, body, started).await {
+    let mut warning = None;
+    let mut response = match handle(&state, route, &headers, body, started, &mut warning).await {
         Ok(r) => r,
         Err(e) => HttpError(e).into_response(),
     };
+    if let Some(v) = warning.and_then(|w| HeaderValue::from_str(&w).ok()) {
+        response.headers_mut().insert(crate::identity::WARNING_HEADER, v);
+    }
     let status = response.status();
     state.metrics.inc("codex_bridge_requests_total", &[("route", route), ("status", status.as_str())], 1);
     response
@@ -49,6 +53,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
     started: Instant,
+    warning: &mut Option<String>,
 ) -> Result<Response, ApiError> {
     let limit = state.config.body_limit_bytes;
     let declared =
@@ -58,9 +63,14 @@ async fn handle(
     }
     let original = read_body(body, limit).await?;
     let mut request = ResponsesRequest::parse(&original).map_err(|e| bad_request(&e))?;
-    let client_streams = crate::shape::for_upstream(&mut request, state.upstream.config()).map_err(|e| {
-        ApiError::new(500, bridge_types::ErrorKind::ServerError, format!("could not shape the request: {e}"))
-    })?;
+    let client = client_name(headers);
+    let identity = crate::identity::for_request(state, &request, headers, client.as_deref()).await?;
+    *warning = identity.warning.clone();
+    let client_streams = crate::shape::for_upstream(&mut request, state.upstream.config())
+        .and_then(|streams| crate::identity::apply_key(&mut request, &identity).map(|()| streams))
+        .map_err(|e| {
+            ApiError::new(500, bridge_types::ErrorKind::ServerError, format!("could not shape the request: {e}"))
+        })?;
     let upstream_streams = client_streams || state.upstream.config().force_stream;
     let record = UsageRecord {
         request_id: state.request_id(),
@@ -69,9 +79,9 @@ async fn handle(
         status: 200,
         streamed: client_streams,
         model: request.model(),
-        session_id: session_hint(&request, headers),
-        cache_key: request.get_str("prompt_cache_key"),
-        client: client_name(headers),
+        session_id: Some(identity.session.clone()),
+        cache_key: Some(identity.key.clone()),
+        client,
         input_tokens: None,
         cached_tokens: None,
         cache_write_tokens: None,
@@ -81,10 +91,19 @@ async fn handle(
     };
     let body = if request.is_modified() { Bytes::from(request.to_bytes()) } else { original };
     drop(request);
-    let upstream_headers = state.upstream.request_headers(headers, upstream_streams);
+    let mut upstream_headers = state.upstream.request_headers(headers, upstream_streams);
+    crate::identity::affinity_headers(&mut upstream_headers, &identity, state.config.cache.affinity);
+    let turn = crate::tracker::Turn {
+        identity,
+        body: body.clone(),
+        request_id: record.request_id.clone(),
+        ts_ms: record.ts_ms,
+        model: record.model.clone(),
+        client: record.client.clone(),
+    };
     let overhead = started.elapsed();
     let sent = Instant::now();
-    let mut exchange = Exchange { state: state.clone(), record, route, started, overhead };
+    let mut exchange = Exchange { state: state.clone(), record, route, started, overhead, turn: Some(turn) };
     let upstream = match state.upstream.send(upstream_headers, body, &state.metrics).await {
         Ok(r) => r,
         Err(e) => {
@@ -219,16 +238,6 @@ fn concat(mut chunks: Vec<Bytes>, total: usize) -> Bytes {
         out.extend_from_slice(&c);
     }
     out.freeze()
-}
-
-/// The client's session, from the body key or the session headers (the full precedence lives in the
-/// identity engine).
-fn session_hint(request: &ResponsesRequest, headers: &HeaderMap) -> Option<String> {
-    request.get_str("prompt_cache_key").or_else(|| {
-        ["session-id", "session_id", "x-session-id", "thread-id"]
-            .iter()
-            .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).map(str::to_owned))
-    })
 }
 
 /// `originator`, else the product token of the user agent.

@@ -173,6 +173,8 @@ pub struct Exchange {
     pub started: Instant,
     /// Bridge time spent before the upstream was called.
     pub overhead: Duration,
+    /// What the session tracker needs once usage is known.
+    pub turn: Option<crate::tracker::Turn>,
 }
 
 /// Runs the pump to the end of the upstream stream. `first` is the event the handler already read.
@@ -265,7 +267,7 @@ pub fn error_event(code: &str, message: &str) -> Bytes {
 
 /// Records usage, metrics and the exchange row.
 pub async fn finish(exchange: Exchange, usage: Option<Usage>) {
-    let Exchange { state, mut record, route, started, overhead } = exchange;
+    let Exchange { state, mut record, route, started, overhead, turn } = exchange;
     let metrics = &state.metrics;
     metrics.observe("codex_bridge_overhead_seconds", &[("route", route)], overhead);
     let model = metrics.model_label(record.model.as_deref());
@@ -288,6 +290,15 @@ pub async fn finish(exchange: Exchange, usage: Option<Usage>) {
     record.output_tokens = usage.output_tokens;
     record.reasoning_tokens = usage.reasoning_tokens;
     record.total_tokens = usage.total_tokens;
+    if let Some(turn) = turn.filter(|_| (200..300).contains(&record.status)) {
+        let cx = crate::tracker::Context {
+            store: state.store.as_ref(),
+            recorder: &state.recorder,
+            metrics,
+            lineages: state.identity.lineages(),
+        };
+        state.tracker.observe(&cx, turn, &usage).await;
+    }
     tracing::debug!(request_id = %record.request_id, elapsed_ms = started.elapsed().as_millis() as u64, "exchange finished");
     state.recorder.record(record).await;
 }

@@ -9,8 +9,10 @@ use bridge_store::Store;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::identity::IdentityEngine;
 use crate::metrics::Metrics;
 use crate::recorder::Recorder;
+use crate::tracker::Tracker;
 use crate::upstream::Upstream;
 
 /// Cloned into every handler; everything inside is shared.
@@ -25,6 +27,10 @@ pub struct Inner {
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     pub tasks: TaskTracker,
+    /// Cache identity resolution (keys, lineages, namespaces).
+    pub identity: IdentityEngine,
+    /// Per-session classification and miss explanations.
+    pub tracker: Tracker,
     next_request: AtomicU64,
     boot_ms: i64,
 }
@@ -41,7 +47,11 @@ impl AppState {
     pub fn new(config: Config, upstream: Upstream, store: Arc<dyn Store>) -> Self {
         let metrics = Arc::new(Metrics::default());
         let recorder = Recorder::start(store.clone());
+        let identity = IdentityEngine::new(config.cache.clone(), store.clone());
+        let tracker = Tracker::new(config.cache.clone());
         Self(Arc::new(Inner {
+            identity,
+            tracker,
             config,
             upstream,
             store,

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod demo;
 pub mod serve;
+pub mod sessions;
 pub mod stats;
 
 use std::path::PathBuf;

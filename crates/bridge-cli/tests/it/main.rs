@@ -7,3 +7,4 @@ mod redis_server;
 mod support;
 
 mod serve;
+mod sessions;

@@ -52,3 +52,15 @@ fn api_key_mode_needs_a_key_and_hides_it() {
     let c = Config::resolve(s, None, Path::new("x"), PathBuf::new()).unwrap();
     assert!(!format!("{c:?}").contains("sk-secret-value"));
 }
+
+#[test]
+fn cache_section() {
+    let file = "[cache]\naffinity = \"key\"\nnamespace_auto = true\n[[cache.namespace_rules]]\nname = \"team\"\nmodel = \"gpt-5\"\n";
+    let c = Config::resolve(settings(), Some(file), Path::new("x"), PathBuf::new()).unwrap();
+    assert_eq!(c.cache.affinity, crate::identity::AffinityPolicy::Key);
+    assert!(c.cache.namespace_auto);
+    assert_eq!(c.cache.namespace_rules[0].model.as_deref(), Some("gpt-5"));
+    let d = Config::resolve(settings(), None, Path::new("x"), PathBuf::new()).unwrap();
+    assert_eq!(d.cache, crate::identity::CacheConfig::default());
+    assert!(Config::resolve(settings(), Some("[cache]\naffinty = \"key\""), Path::new("x"), PathBuf::new()).is_err());
+}

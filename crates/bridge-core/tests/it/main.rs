@@ -5,5 +5,9 @@
 mod support;
 
 mod access;
+mod cache_emulator;
 mod errors;
+mod identity;
+mod identity_props;
 mod streaming;
+mod tracker_memory;

@@ -172,11 +172,13 @@ pub struct Options {
     pub access_tokens: Option<String>,
     pub auth: UpstreamAuth,
     pub file: String,
+    /// Store URL (default `memory://`).
+    pub store: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { access_tokens: None, auth: UpstreamAuth::Passthrough, file: String::new() }
+        Self { access_tokens: None, auth: UpstreamAuth::Passthrough, file: String::new(), store: None }
     }
 }
 
@@ -190,7 +192,7 @@ impl TestBridge {
             listen: Some("127.0.0.1:0".into()),
             upstream: Some(upstream.to_owned()),
             upstream_auth: Some(options.auth),
-            store: Some("memory://".into()),
+            store: Some(options.store.unwrap_or_else(|| "memory://".into())),
             access_tokens: options.access_tokens,
             env_api_key: Some("sk-bridge-owned-key".into()),
             data_dir: None,
@@ -214,6 +216,15 @@ impl TestBridge {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Waits until every stream task finished and every queued store write is done.
+    pub async fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.state.tasks.is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        self.state.recorder.flush().await;
     }
 
     /// Stops the server and waits for it to drain.

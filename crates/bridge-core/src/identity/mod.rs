@@ -1,0 +1,280 @@
+//! The cache identity engine: one identity per request, from which the `prompt_cache_key` and the upstream
+//! affinity headers are derived (DESIGN.md §4).
+//!
+//! Precedence: a host key (kept verbatim) → a session id (`cache_<base>`) → with a fork hint, a parent or an
+//! implicitly detected fork, `cache_<root>-fork-<n>` → no identity at all, `cache_<hash>` of the stable
+//! prefix. A shared startup namespace, when opted into, replaces the key with the namespace partition's key.
+//!
+//! Invariants:
+//! - The key is a pure function of the request and the stored lineage state: no clock, no randomness
+//!   (the namespace partition also depends on the recent request rate, by design, and only in namespace mode).
+//! - Soft overrides (`temperature`, `top_p`, `max_output_tokens`, `reasoning.*`, `text.verbosity`,
+//!   `tool_choice`, `parallel_tool_calls`, `service_tier`, the model) are never read.
+//! - A key never changes on a prefix mismatch; unrelated conversations never share a derived key.
+//! - Store reads on the request path happen only for sessions this process has not seen (lineage lookup,
+//!   fork search); everything else is served from memory.
+
+pub mod affinity;
+pub mod hints;
+pub mod keys;
+pub mod lineage;
+pub mod namespace;
+pub mod prefix;
+pub mod settings;
+
+use std::sync::{Arc, Mutex};
+
+use axum::http::HeaderMap;
+use bridge_store::{Store, StoreResult};
+use bridge_types::ResponsesRequest;
+
+pub use affinity::affinity_headers;
+pub use hints::Hints;
+pub use lineage::{IndexEntry, Lineage, Lineages};
+pub use prefix::Fingerprint;
+pub use settings::{AffinityPolicy, CacheConfig, NamespaceRule};
+
+/// Where the key came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// The client's own `prompt_cache_key` / `promptCacheKey`, verbatim.
+    Host,
+    /// `cache_<base>` from a session id.
+    Session,
+    /// `cache_<root>-fork-<n>`.
+    Fork,
+    /// `cache_ns-<name>-p<k>`.
+    Namespace,
+    /// `cache_<hash>` of the stable prefix.
+    Fallback,
+}
+
+impl KeyKind {
+    /// A short label for logs, metrics and `sessions show`.
+    pub fn label(self) -> &'static str {
+        match self {
+            KeyKind::Host => "host",
+            KeyKind::Session => "session",
+            KeyKind::Fork => "fork",
+            KeyKind::Namespace => "namespace",
+            KeyKind::Fallback => "fallback",
+        }
+    }
+}
+
+/// The resolved identity of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The `prompt_cache_key` sent upstream.
+    pub key: String,
+    pub kind: KeyKind,
+    /// The key this session would have without a namespace (its own routing identity).
+    pub own_key: String,
+    /// The lineage root's key (equal to `own_key` for roots; the namespace key in namespace mode).
+    pub root_key: String,
+    /// The session id the tracker files this request under.
+    pub session: String,
+    pub fork: Option<u64>,
+    pub namespace: Option<String>,
+    /// Set when conversation-like hints were present but unusable and the fallback key was used.
+    pub warning: Option<String>,
+}
+
+/// Resolves identities; shared by every request of a bridge.
+pub struct IdentityEngine {
+    config: CacheConfig,
+    lineages: Lineages,
+    partitions: Mutex<namespace::Partitions>,
+}
+
+impl IdentityEngine {
+    /// An engine over `store`.
+    pub fn new(config: CacheConfig, store: Arc<dyn Store>) -> Self {
+        let lineages = Lineages::new(store, config.tracker_max_sessions);
+        Self { config, lineages, partitions: Mutex::default() }
+    }
+
+    /// The cache settings.
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    /// The lineage caches and prefix index.
+    pub fn lineages(&self) -> &Lineages {
+        &self.lineages
+    }
+
+    /// Resolves the identity of a request. `client` is the client name; `now_ms` only feeds namespace
+    /// partition rates.
+    pub async fn resolve(
+        &self,
+        request: &ResponsesRequest,
+        headers: &HeaderMap,
+        client: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<Identity> {
+        let mut hints = Hints::extract(request, headers);
+        let mut fingerprint: Option<Fingerprint> = None;
+        let mut identity = match (&hints.host_key, &hints.session) {
+            (Some(host), _) => {
+                self.lineage_of(host, host.clone(), KeyKind::Host, &hints, request, &mut fingerprint).await?
+            }
+            (None, Some(session)) => {
+                let own = keys::session_key(&session.value);
+                let id = keys::sanitize(&session.value);
+                self.lineage_of(&id, own, KeyKind::Session, &hints, request, &mut fingerprint).await?
+            }
+            (None, None) => {
+                for (hint, name) in [(&hints.fork, "fork"), (&hints.parent, "parent")] {
+                    if let Some(h) = hint {
+                        hints.unusable.push(format!("{} ({name} hint without a session)", h.source));
+                    }
+                }
+                let fp = fingerprint.get_or_insert_with(|| Fingerprint::of(request));
+                let key = keys::fallback_key(&fp.stable);
+                let warning = (!hints.unusable.is_empty()).then(|| {
+                    format!(
+                        "no usable session identity; prompt_cache_key derived from the request prefix (unusable: {})",
+                        hints.unusable.join(", ")
+                    )
+                });
+                Identity {
+                    key: key.clone(),
+                    kind: KeyKind::Fallback,
+                    own_key: key.clone(),
+                    root_key: key.clone(),
+                    session: key,
+                    fork: None,
+                    namespace: None,
+                    warning,
+                }
+            }
+        };
+        let model = request.model();
+        let needs_fp = namespace::needs_fingerprint(&self.config);
+        let empty = Fingerprint::default();
+        let fp_ref = if needs_fp { &*fingerprint.get_or_insert_with(|| Fingerprint::of(request)) } else { &empty };
+        let subject = namespace::Subject {
+            header: hints.namespace.as_deref(),
+            client,
+            model: model.as_deref(),
+            fingerprint: fp_ref,
+        };
+        if let Some(name) = namespace::choose(&self.config, &subject) {
+            let partition = self
+                .partitions
+                .lock()
+                .map(|mut p| p.route(&name, &identity.session, now_ms, self.config.namespace_max_rpm))
+                .unwrap_or(0);
+            identity.key = keys::namespace_key(&name, partition);
+            identity.root_key = identity.key.clone();
+            identity.kind = KeyKind::Namespace;
+            identity.namespace = Some(name);
+        }
+        Ok(identity)
+    }
+
+    /// The identity of a session with an id: explicit fork, parent, remembered lineage or implicit fork.
+    async fn lineage_of(
+        &self,
+        session: &str,
+        own: String,
+        kind: KeyKind,
+        hints: &Hints,
+        request: &ResponsesRequest,
+        fingerprint: &mut Option<Fingerprint>,
+    ) -> StoreResult<Identity> {
+        let derived = kind == KeyKind::Session;
+        let mut identity = Identity {
+            key: own.clone(),
+            kind,
+            own_key: own.clone(),
+            root_key: own.clone(),
+            session: session.to_owned(),
+            fork: None,
+            namespace: None,
+            warning: None,
+        };
+        let decided = if let (Some(fork), true) = (&hints.fork, derived) {
+            let fork_session = format!("{session}-fork-{}", keys::sanitize(&fork.value));
+            identity.session = fork_session.clone();
+            match self.lineages.get(&fork_session).await? {
+                Some(l) => Some(l),
+                None => {
+                    let root = self.root_of(session, &own).await?;
+                    Some(self.lineages.fork(&fork_session, &root, &keys::sanitize(&fork.value)).await?)
+                }
+            }
+        } else if let Some(l) = self.lineages.get(session).await? {
+            Some(l)
+        } else if let Some(parent) = &hints.parent {
+            let default_root = if derived { keys::session_key(&parent.value) } else { keys::sanitize(&parent.value) };
+            let root = self.root_of(&keys::sanitize(&parent.value), &default_root).await?;
+            Some(self.lineages.fork(session, &root, session).await?)
+        } else {
+            let fp = fingerprint.get_or_insert_with(|| Fingerprint::of(request));
+            match self.lineages.deepest(&fp.shared, fp.history_start()).await? {
+                Some((_, entry)) if entry.owner != session => {
+                    Some(self.lineages.fork(session, &entry.root, session).await?)
+                }
+                _ => {
+                    self.lineages.remember(session, Lineage { root: own.clone(), fork: None });
+                    None
+                }
+            }
+        };
+        if let Some(Lineage { root, fork: Some(n) }) = decided {
+            identity.fork = Some(n);
+            identity.root_key = root.clone();
+            if derived {
+                identity.key = keys::fork_key(&root, n);
+                identity.own_key = identity.key.clone();
+                identity.kind = KeyKind::Fork;
+            }
+        }
+        Ok(identity)
+    }
+
+    /// The root key of `session`'s lineage, or `default` when it has none on record.
+    async fn root_of(&self, session: &str, default: &str) -> StoreResult<String> {
+        Ok(self.lineages.get(session).await?.map_or_else(|| default.to_owned(), |l| l.root))
+    }
+}
+
+/// The response header carrying an identity warning to the client.
+pub const WARNING_HEADER: &str = "x-codex-bridge-warning";
+
+/// Resolves a request's identity for the proxy: logs and counts a fallback warning; if the store fails,
+/// logs it and degrades to the store-free identity (own key, no fork numbering) rather than failing the
+/// request.
+pub async fn for_request(
+    state: &crate::state::AppState,
+    request: &ResponsesRequest,
+    headers: &HeaderMap,
+    client: Option<&str>,
+) -> Result<Identity, bridge_types::ApiError> {
+    let identity = match state.identity.resolve(request, headers, client, crate::state::now_ms()).await {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::error!(error = %e, "lineage lookup failed; using the session's own key");
+            let engine =
+                IdentityEngine::new(state.identity.config.clone(), Arc::new(bridge_store::MemoryStore::default()));
+            engine.resolve(request, headers, client, crate::state::now_ms()).await.map_err(|e| {
+                bridge_types::ApiError::new(500, bridge_types::ErrorKind::ServerError, format!("cache identity: {e}"))
+            })?
+        }
+    };
+    if let Some(w) = &identity.warning {
+        tracing::warn!(key = %identity.key, warning = %w, "prompt cache key hints detected but unusable");
+        state.metrics.inc("codex_bridge_cache_key_warnings_total", &[], 1);
+    }
+    Ok(identity)
+}
+
+/// Sets `prompt_cache_key` to the identity's key; a body that already carries it stays unmodified.
+pub fn apply_key(request: &mut ResponsesRequest, identity: &Identity) -> Result<(), serde_json::Error> {
+    request.set("prompt_cache_key", &identity.key)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,61 @@
+//! Unit tests of resolution against the memory store (the HTTP-level acceptance tests are in tests/it).
+
+use super::*;
+use bridge_store::MemoryStore;
+
+fn engine() -> IdentityEngine {
+    IdentityEngine::new(CacheConfig::default(), Arc::new(MemoryStore::default()))
+}
+
+async fn key(engine: &IdentityEngine, body: &str, headers: &[(&'static str, &str)]) -> Identity {
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        map.insert(*k, v.parse().unwrap());
+    }
+    engine.resolve(&ResponsesRequest::parse(body.as_bytes()).unwrap(), &map, None, 0).await.unwrap()
+}
+
+#[tokio::test]
+async fn precedence_host_then_metadata_then_headers_then_fallback() {
+    let e = engine();
+    let host = key(&e, r#"{"model":"m","prompt_cache_key":"ses_1","metadata":{"conversation_id":"c"}}"#, &[]).await;
+    assert_eq!((host.key.as_str(), host.kind), ("ses_1", KeyKind::Host));
+    let meta = key(&e, r#"{"model":"m","metadata":{"conversation_id":"c"}}"#, &[("session-id", "h")]).await;
+    assert_eq!(meta.key, "cache_c");
+    let header = key(&e, r#"{"model":"m"}"#, &[("x-session-affinity", "h 1")]).await;
+    assert_eq!(header.key, "cache_h-1");
+    let fallback = key(&e, r#"{"model":"m","input":"hi"}"#, &[]).await;
+    assert_eq!(fallback.kind, KeyKind::Fallback);
+    assert!(fallback.warning.is_none());
+    let warned = key(&e, r#"{"model":"m","input":"hi","metadata":{"conversation_id":""}}"#, &[]).await;
+    assert_eq!(warned.key, fallback.key, "the same body without usable hints gets the same key");
+    assert!(warned.warning.unwrap().contains("metadata.conversation_id"));
+}
+
+#[tokio::test]
+async fn fork_hints_number_forks_per_base() {
+    let e = engine();
+    let body = |f: &str| format!(r#"{{"model":"m","metadata":{{"conversation_id":"base","forkId":"{f}"}}}}"#);
+    assert_eq!(key(&e, &body("a"), &[]).await.key, "cache_base-fork-1");
+    assert_eq!(key(&e, &body("b"), &[]).await.key, "cache_base-fork-2");
+    assert_eq!(key(&e, &body("a"), &[]).await.key, "cache_base-fork-1");
+    let parent = key(&e, r#"{"model":"m","conversation_id":"child","parentConversationId":"base"}"#, &[]).await;
+    assert_eq!(parent.key, "cache_base-fork-3");
+    assert_eq!(parent.root_key, "cache_base");
+}
+
+#[tokio::test]
+async fn host_key_with_parent_header_keeps_key_and_routes_with_root() {
+    let e = engine();
+    let child =
+        key(&e, r#"{"model":"m","prompt_cache_key":"ses_child"}"#, &[("x-parent-session-id", "ses_root")]).await;
+    assert_eq!(child.key, "ses_child");
+    assert_eq!(child.root_key, "ses_root");
+    assert_eq!(child.fork, Some(1));
+    let mut headers = HeaderMap::new();
+    affinity_headers(&mut headers, &child, AffinityPolicy::Lineage);
+    assert_eq!(headers["session-id"], "ses_root");
+    assert_eq!(headers["thread-id"], "ses_child");
+    affinity_headers(&mut headers, &child, AffinityPolicy::Key);
+    assert_eq!(headers["session-id"], "ses_child");
+}
