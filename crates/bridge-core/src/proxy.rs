@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::errors::{HttpError, bad_request, json_response, too_large, upstream_error_body};
+use crate::errors::{HttpError, bad_request, json_response, too_large};
 use crate::pump::{self, Aggregated, Exchange, Sink, UpstreamEvents};
 use crate::state::{AppState, now_ms};
 use crate::upstream::copy_response_headers;
@@ -58,7 +58,7 @@ async fn handle(
     }
     let original = read_body(body, limit).await?;
     let mut request = ResponsesRequest::parse(&original).map_err(|e| bad_request(&e))?;
-    let client_streams = crate::shape::for_upstream(&mut request, state.upstream.config()).map_err(|e| {
+    let client_streams = crate::shape::for_upstream(&mut request, &state.upstream).map_err(|e| {
         ApiError::new(500, bridge_types::ErrorKind::ServerError, format!("could not shape the request: {e}"))
     })?;
     let upstream_streams = client_streams || state.upstream.config().force_stream;
@@ -104,6 +104,7 @@ async fn handle(
 
     if !(200..300).contains(&status) || !is_sse {
         let bytes = read_upstream_body(upstream, idle).await?;
+        let mut extra_headers = HeaderMap::new();
         exchange.record.status = status;
         let body = if (200..300).contains(&status) {
             let usage = serde_json::from_slice::<serde_json::Value>(&bytes)
@@ -113,11 +114,12 @@ async fn handle(
             bytes
         } else {
             pump::finish(exchange, None).await;
-            Bytes::from(upstream_error_body(status, &bytes))
+            Bytes::from(crate::codex::errors::map_upstream_error(status, &bytes, now_ms(), &mut extra_headers))
         };
         let mut response = json_response(status, String::new());
         *response.body_mut() = Body::from(body);
         copy_response_headers(&upstream_headers, response.headers_mut());
+        response.headers_mut().extend(extra_headers);
         return Ok(response);
     }
 
