@@ -21,6 +21,9 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => commands::serve::run(args).await,
             Command::Stats(args) => commands::stats::run(args).await,
+            Command::Login(args) => commands::login::run(args).await,
+            Command::Logout(args) => commands::logout::run(args),
+            Command::Status(args) => commands::status::run(args),
         }
     });
     match result {

@@ -1,7 +1,11 @@
 //! One module per subcommand; each exposes `run(args)`.
 
+pub mod chatgpt_env;
+pub mod login;
+pub mod logout;
 pub mod serve;
 pub mod stats;
+pub mod status;
 
 use std::path::PathBuf;
 

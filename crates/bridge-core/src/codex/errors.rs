@@ -46,7 +46,7 @@ fn usage_limit(body: &[u8], now_ms: i64) -> Option<(String, u64)> {
 }
 
 /// `YYYY-MM-DD HH:MM UTC` for Unix seconds (proleptic Gregorian calendar).
-fn utc(secs: i64) -> String {
+pub fn utc(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let z = days + 719_468;

@@ -2,8 +2,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod codex_support;
 mod support;
 
 mod access;
 mod errors;
 mod streaming;
+mod chatgpt_auth;
+mod codex_errors;
+mod codex_prompts;
+mod codex_shape;
+mod instructions;
