@@ -198,7 +198,8 @@ impl Config {
         let listen_text = settings.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen: SocketAddr = listen_text.parse().map_err(|_| ConfigError::Listen(listen_text.clone()))?;
         let auth = settings.upstream_auth.or(file.upstream.auth).unwrap_or(UpstreamAuth::ApiKey);
-        let default_url = if auth == UpstreamAuth::Chatgpt { crate::codex::settings::CHATGPT_UPSTREAM } else { DEFAULT_UPSTREAM };
+        let default_url =
+            if auth == UpstreamAuth::Chatgpt { crate::codex::settings::CHATGPT_UPSTREAM } else { DEFAULT_UPSTREAM };
         let url = settings.upstream.or(file.upstream.url).unwrap_or_else(|| default_url.to_owned());
         let url = url.trim_end_matches('/').to_owned();
         if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() <= "https://".len() {

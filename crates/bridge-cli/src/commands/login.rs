@@ -17,7 +17,10 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<()> {
         let mut key = String::new();
         std::io::stdin().lock().read_line(&mut key).context("cannot read the API key from stdin")?;
         let key = key.trim().to_owned();
-        anyhow::ensure!(!key.is_empty(), "no API key on stdin (try: printf %s \"$OPENAI_API_KEY\" | codex-bridge login --with-api-key)");
+        anyhow::ensure!(
+            !key.is_empty(),
+            "no API key on stdin (try: printf %s \"$OPENAI_API_KEY\" | codex-bridge login --with-api-key)"
+        );
         Credentials::ApiKey { api_key: key }
     } else if let Some(path) = args.from_codex {
         let path = path.unwrap_or_else(codex_auth_path);

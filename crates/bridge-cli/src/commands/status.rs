@@ -46,7 +46,9 @@ pub fn describe(credentials: &Credentials) -> String {
         Credentials::Chatgpt(t) => {
             let p = t.profile();
             let expiry = match t.expires_at_ms {
-                Some(at) if at <= bridge_auth::now_ms() => format!("expired at {} (refreshed on next use)", utc(at / 1000)),
+                Some(at) if at <= bridge_auth::now_ms() => {
+                    format!("expired at {} (refreshed on next use)", utc(at / 1000))
+                }
                 Some(at) => format!("expires {}", utc(at / 1000)),
                 None => "expiry unknown".to_owned(),
             };

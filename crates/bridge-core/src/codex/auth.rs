@@ -45,7 +45,9 @@ impl ChatgptAuth {
         let codex_client =
             headers.get("originator").and_then(|v| v.to_str().ok()).is_some_and(|o| o.starts_with("codex"));
         if let (Some(id), false) = (&self.identity, codex_client) {
-            for (name, value) in [("originator", &id.originator), ("user-agent", &id.user_agent), ("version", &id.version)] {
+            for (name, value) in
+                [("originator", &id.originator), ("user-agent", &id.user_agent), ("version", &id.version)]
+            {
                 if let Ok(v) = HeaderValue::from_str(value) {
                     headers.insert(name, v);
                 }
@@ -68,7 +70,9 @@ fn auth_error(e: AuthError) -> ApiError {
     match e {
         AuthError::Network(m) => crate::errors::bad_gateway(format!("cannot refresh the ChatGPT token: {m}")),
         AuthError::Io { .. } => ApiError::new(500, ErrorKind::ServerError, e.to_string()),
-        AuthError::Rejected { status, reason } => login_required(&format!("token refresh refused: HTTP {status} {reason}")),
+        AuthError::Rejected { status, reason } => {
+            login_required(&format!("token refresh refused: HTTP {status} {reason}"))
+        }
         other => login_required(&other.to_string()),
     }
 }

@@ -48,8 +48,7 @@ impl CodexRuntime {
 
 /// The instruction cache for `config` (no network; copies on disk are loaded).
 pub fn instruction_cache(config: &Config, wanted: &[&str]) -> Arc<InstructionCache> {
-    let cache =
-        InstructionCache::new(config.chatgpt.sources.clone(), Arc::new(crate::state::now_ms), wanted);
+    let cache = InstructionCache::new(config.chatgpt.sources.clone(), Arc::new(crate::state::now_ms), wanted);
     cache.load_disk();
     Arc::new(cache)
 }

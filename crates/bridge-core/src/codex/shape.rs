@@ -18,7 +18,11 @@ use super::settings::{CodexShaping, EnvContext, InstructionsMode, OpencodePrompt
 use crate::codex::instructions::OPENCODE_KEY;
 
 /// Applies the Codex shape in place.
-pub fn apply(request: &mut ResponsesRequest, shaping: &CodexShaping, rt: &CodexRuntime) -> Result<(), serde_json::Error> {
+pub fn apply(
+    request: &mut ResponsesRequest,
+    shaping: &CodexShaping,
+    rt: &CodexRuntime,
+) -> Result<(), serde_json::Error> {
     request.set("store", &false)?;
     request.set("stream", &true)?;
     for param in &shaping.rejected_params {

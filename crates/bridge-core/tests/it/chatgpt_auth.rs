@@ -88,7 +88,8 @@ async fn identification_headers_per_client() {
     let dir = tempfile::tempdir().unwrap();
     login(&emu, dir.path()).await;
     let bridge = chatgpt_bridge(&emu, dir.path(), "[upstream.codex]\noriginator = \"codex_cli_rs\"\nversion = \"0.169.0\"\nuser_agent = \"codex_cli_rs/0.169.0 (test)\"").await;
-    let opencode = [("originator", "opencode"), ("user-agent", "opencode/1.18.33"), ("authorization", "Bearer client-key")];
+    let opencode =
+        [("originator", "opencode"), ("user-agent", "opencode/1.18.33"), ("authorization", "Bearer client-key")];
     assert_eq!(post(&bridge, &small_request(), &opencode).await.0, 200);
     let codex = [("originator", "codex_exec"), ("user-agent", "codex_exec/0.169.0 (Debian)")];
     assert_eq!(post(&bridge, &small_request(), &codex).await.0, 200);

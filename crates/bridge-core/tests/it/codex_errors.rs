@@ -12,7 +12,13 @@ fn request(stream: bool) -> Value {
 }
 
 /// What the emulator answers to `body` with `headers` when asked directly (ChatGPT flavour, valid token).
-async fn direct(emu: &codex_emulator::RunningEmulator, token: &str, account: &str, body: &Value, fault: &str) -> (u16, String) {
+async fn direct(
+    emu: &codex_emulator::RunningEmulator,
+    token: &str,
+    account: &str,
+    body: &Value,
+    fault: &str,
+) -> (u16, String) {
     let r = crate::support::client()
         .post(format!("{}/backend-api/codex/responses", emu.base_url()))
         .bearer_auth(token)
@@ -31,7 +37,8 @@ async fn usage_limit_is_a_429_with_plan_reset_time_and_retry_after() {
     let dir = tempfile::tempdir().unwrap();
     login(&emu, dir.path()).await;
     let bridge = chatgpt_bridge(&emu, dir.path(), "").await;
-    let (status, headers, body) = post(&bridge, &request(true), &[("x-emulator-fault", "usage_limit;resets_in=3600;plan=pro")]).await;
+    let (status, headers, body) =
+        post(&bridge, &request(true), &[("x-emulator-fault", "usage_limit;resets_in=3600;plan=pro")]).await;
     assert_eq!(status, 429);
     assert_eq!(headers["content-type"], "application/json");
     let retry_after: i64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
@@ -60,7 +67,8 @@ async fn rate_limits_and_server_errors_are_retried_before_the_first_byte() {
     let tokens = login(&emu, dir.path()).await;
     let bridge = chatgpt_bridge(&emu, dir.path(), "").await;
     // One 429 with Retry-After: 0, then success.
-    let (status, _, body) = post(&bridge, &request(true), &[("x-emulator-fault", "status=429;retry_after=0;times=1")]).await;
+    let (status, _, body) =
+        post(&bridge, &request(true), &[("x-emulator-fault", "status=429;retry_after=0;times=1")]).await;
     assert_eq!(status, 200);
     assert!(body.contains("event: response.completed"));
     assert_eq!(upstream_bodies(&emu).len(), 2);
@@ -72,7 +80,10 @@ async fn rate_limits_and_server_errors_are_retried_before_the_first_byte() {
     assert_eq!(upstream_bodies(&emu).len(), 5);
     let account = tokens.account_id.clone().unwrap();
     let (direct_status, direct_body) = direct(&emu, &tokens.access_token, &account, &request(true), fault).await;
-    assert_eq!((status, body.clone()), (direct_status, serde_json::from_str::<Value>(&direct_body).unwrap().to_string()));
+    assert_eq!(
+        (status, body.clone()),
+        (direct_status, serde_json::from_str::<Value>(&direct_body).unwrap().to_string())
+    );
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["code"], "server_is_overloaded");
     assert_eq!(bridge.state.metrics.counter("codex_bridge_upstream_retries_total", &[("reason", "429")]), 1);
     assert_eq!(bridge.state.metrics.counter("codex_bridge_upstream_retries_total", &[("reason", "5xx")]), 2);

@@ -32,7 +32,8 @@ fn bridge_prompts(items: &[Value]) -> usize {
 #[tokio::test]
 async fn twenty_turns_of_opencode_in_codex_mode() {
     let emu = emulator().await;
-    let base: Value = serde_json::from_slice(&capture_body("opencode-openai-builtin__s1-t1__r02__POST-v1-responses.json")).unwrap();
+    let base: Value =
+        serde_json::from_slice(&capture_body("opencode-openai-builtin__s1-t1__r02__POST-v1-responses.json")).unwrap();
     let system = base["input"][0]["content"].as_str().unwrap().to_owned();
     let opencode_prompt = system.split("You are powered by").next().unwrap().to_owned();
     let files = BTreeMap::from([
@@ -42,7 +43,8 @@ async fn twenty_turns_of_opencode_in_codex_mode() {
     emu.state().releases.publish("rust-v0.169.0", files);
     let dir = tempfile::tempdir().unwrap();
     login(&emu, dir.path()).await;
-    let bridge = chatgpt_bridge(&emu, dir.path(), "[upstream.codex]\ninstructions = \"codex\"\nenv_context = \"tail\"").await;
+    let bridge =
+        chatgpt_bridge(&emu, dir.path(), "[upstream.codex]\ninstructions = \"codex\"\nenv_context = \"tail\"").await;
     let cache = bridge.state.upstream.codex().unwrap().instructions.clone().unwrap();
     for _ in 0..100 {
         if cache.status().len() == 2 {
@@ -80,7 +82,9 @@ async fn twenty_turns_of_opencode_in_codex_mode() {
             assert_eq!(chain(&prefix[..prev.len()]), chain(prev), "turn {turn}: prefix changed");
         }
         previous_prefix = Some(prefix);
-        history.push(json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "pong"}]}));
+        history.push(
+            json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "pong"}]}),
+        );
     }
 
     // A client that already sent the bridge prompt does not get a second one.

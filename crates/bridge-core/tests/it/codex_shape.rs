@@ -8,13 +8,10 @@ use serde_json::{Value, json};
 use crate::codex_support::*;
 use crate::support::capture_body;
 
-const REJECTED: &[&str] =
-    &["max_output_tokens", "max_completion_tokens", "prompt_cache_retention", "prompt_cache_options", "temperature", "top_p"];
-
 /// The documented transformation, written out independently of the bridge's code.
 fn expected(mut body: Value) -> Value {
     let o = body.as_object_mut().unwrap();
-    for k in REJECTED {
+    for k in codex_emulator::config::DEFAULT_REJECTED_PARAMS {
         o.remove(*k);
     }
     o.insert("store".into(), json!(false));
@@ -83,8 +80,10 @@ async fn effort_variants_and_unknown_models() {
     let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     login(&emu, dir.path()).await;
-    let bridge = chatgpt_bridge(&emu, dir.path(), "[upstream.codex]\nmodel_aliases = { fast = \"gpt-5.4-mini\" }").await;
-    let ask = |model: &str| json!({"model": model, "input": "hi", "reasoning": {"effort": "medium", "summary": "auto"}});
+    let bridge =
+        chatgpt_bridge(&emu, dir.path(), "[upstream.codex]\nmodel_aliases = { fast = \"gpt-5.4-mini\" }").await;
+    let ask =
+        |model: &str| json!({"model": model, "input": "hi", "reasoning": {"effort": "medium", "summary": "auto"}});
     for (asked, model, effort) in [
         ("gpt-5.5-high", "gpt-5.5", "high"),
         ("openai/gpt-5.5", "gpt-5.5", "medium"),

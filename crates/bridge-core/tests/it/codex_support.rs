@@ -12,9 +12,12 @@ use serde_json::Value;
 use crate::support::{Options, TestBridge, client};
 
 pub async fn emulator() -> RunningEmulator {
-    codex_emulator::spawn(EmulatorConfig { tokenizer: codex_emulator::TokenizerMode::Fast, ..EmulatorConfig::default() })
-        .await
-        .unwrap()
+    codex_emulator::spawn(EmulatorConfig {
+        tokenizer: codex_emulator::TokenizerMode::Fast,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap()
 }
 
 /// Logs in through the emulator's authorize and token endpoints and saves the tokens in `dir`.
@@ -55,7 +58,11 @@ pub async fn chatgpt_bridge(emu: &RunningEmulator, dir: &Path, extra: &str) -> T
 }
 
 /// POSTs `body` to the bridge's `/v1/responses`; returns status, headers and the body text.
-pub async fn post(bridge: &TestBridge, body: &Value, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, String) {
+pub async fn post(
+    bridge: &TestBridge,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, String) {
     let mut req = client().post(bridge.url("/v1/responses")).json(body);
     for (k, v) in headers {
         req = req.header(*k, *v);

@@ -32,8 +32,11 @@ async fn fetch_revalidate_new_tag_and_offline_on_virtual_time() {
     let dir = tempfile::tempdir().unwrap();
     let now = Arc::new(AtomicI64::new(1_800_000_000_000));
     let clock = now.clone();
-    let cache =
-        InstructionCache::new(sources(&emu.base_url(), dir.path()), Arc::new(move || clock.load(Ordering::SeqCst)), &[]);
+    let cache = InstructionCache::new(
+        sources(&emu.base_url(), dir.path()),
+        Arc::new(move || clock.load(Ordering::SeqCst)),
+        &[],
+    );
     let releases = || emu.state().releases.counters();
 
     // Not cached: the request path gets nothing and fetches nothing, but the key is now wanted.
@@ -92,7 +95,8 @@ async fn the_request_path_never_fetches_instructions() {
     login(&emu, dir.path()).await;
     // Copies are stale the moment they arrive, and the background task runs only at startup.
     let extra = "[upstream.codex]\ninstructions = \"codex\"\nopencode_prompt = \"keep\"";
-    let toml = config_toml(&emu, dir.path(), extra).replace("instructions_check_secs = 0", "instructions_check_secs = 0\ninstructions_fresh_secs = 0");
+    let toml = config_toml(&emu, dir.path(), extra)
+        .replace("instructions_check_secs = 0", "instructions_check_secs = 0\ninstructions_fresh_secs = 0");
     let bridge = crate::support::TestBridge::with(
         &format!("{}/backend-api/codex", emu.base_url()),
         crate::support::Options { auth: bridge_core::UpstreamAuth::Chatgpt, file: toml, ..Default::default() },

@@ -6,10 +6,10 @@ mod codex_support;
 mod support;
 
 mod access;
-mod errors;
-mod streaming;
 mod chatgpt_auth;
 mod codex_errors;
 mod codex_prompts;
 mod codex_shape;
+mod errors;
 mod instructions;
+mod streaming;

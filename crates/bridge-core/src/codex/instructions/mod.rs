@@ -117,7 +117,13 @@ impl InstructionCache {
             .iter()
             .map(|(key, e)| {
                 let age_ms = now.saturating_sub(e.meta.last_checked_ms);
-                CacheStatus { key: key.clone(), tag: e.meta.tag.clone(), bytes: e.text.len(), age_ms, fresh: age_ms < fresh_ms }
+                CacheStatus {
+                    key: key.clone(),
+                    tag: e.meta.tag.clone(),
+                    bytes: e.text.len(),
+                    age_ms,
+                    fresh: age_ms < fresh_ms,
+                }
             })
             .collect()
     }
@@ -182,9 +188,7 @@ impl InstructionCache {
     ) -> Result<(), String> {
         let fetched = fetch::conditional_get(&self.http, &url, etag.as_deref()).await?;
         let (text, meta) = match (fetched, entry) {
-            (Fetched::NotModified, Some(e)) => {
-                (e.text, Meta { etag, tag, url, last_checked_ms: now })
-            }
+            (Fetched::NotModified, Some(e)) => (e.text, Meta { etag, tag, url, last_checked_ms: now }),
             (Fetched::NotModified, None) => return Err(format!("GET {url}: 304 without a cached copy")),
             (Fetched::Content { text, etag }, _) => (Arc::from(text), Meta { etag, tag, url, last_checked_ms: now }),
         };
