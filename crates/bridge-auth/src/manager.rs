@@ -82,11 +82,14 @@ impl TokenManager {
 
     /// A usable access token, refreshing first when it expires within the margin.
     pub async fn access(&self) -> Result<Access, AuthError> {
-        let current = self.snapshot();
-        if !self.expiring(&current) {
-            return Ok(access_of(&current));
-        }
-        self.refresh_unless_changed(&current.access_token).await
+        let seen = {
+            let current = self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !self.expiring(&current) {
+                return Ok(access_of(&current));
+            }
+            current.access_token.clone()
+        };
+        self.refresh_unless_changed(&seen).await
     }
 
     /// After the upstream answered 401 to `rejected`: one refresh (shared with concurrent callers that saw

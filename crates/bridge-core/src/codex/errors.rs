@@ -68,7 +68,7 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(utc(0), "1970-01-01 00:00 UTC");
-        assert_eq!(utc(1_795_413_970), "2026-11-23 06:46 UTC");
+        assert_eq!(utc(1_795_413_970), "2026-11-23 06:06 UTC");
         assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
     }
 

@@ -146,12 +146,8 @@ pub fn resolve_shaping(file: Option<FileCodex>, chatgpt_upstream: bool) -> Optio
     let version = f.version.unwrap_or_else(|| "0.169.0".to_owned());
     let originator = f.originator.unwrap_or_else(|| "codex_cli_rs".to_owned());
     let user_agent = f.user_agent.unwrap_or_else(|| {
-        format!(
-            "{originator}/{version} ({} ; {}) codex-bridge/{}",
-            std::env::consts::OS,
-            std::env::consts::ARCH,
-            env!("CARGO_PKG_VERSION")
-        )
+        let (os, arch, own) = (std::env::consts::OS, std::env::consts::ARCH, env!("CARGO_PKG_VERSION"));
+        format!("{originator}/{version} ({os}; {arch}) codex-bridge/{own}")
     });
     Some(CodexShaping {
         rejected_params: f.rejected_params.unwrap_or_else(|| REJECTED_PARAMS.iter().map(|s| (*s).to_owned()).collect()),
