@@ -34,6 +34,12 @@ pub enum Command {
     Bench(BenchCommand),
     /// Tracked sessions: list them, or show one turn by turn with its cache outcome.
     Sessions(SessionsArgs),
+    /// Log in to ChatGPT (browser flow), import a Codex auth.json, or store an API key.
+    Login(LoginArgs),
+    /// Remove the stored credentials.
+    Logout(LogoutArgs),
+    /// Login, plan and token expiry, and the instruction caches (no network call).
+    Status(StatusArgs),
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +162,39 @@ pub struct SessionsShowArgs {
     /// The session id (as printed by `sessions list`).
     pub id: String,
     /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Import tokens (or an API key) from a Codex auth.json [default: $CODEX_HOME/auth.json, else ~/.codex/auth.json].
+    #[arg(long, value_name = "PATH", num_args = 0..=1, conflicts_with = "with_api_key")]
+    pub from_codex: Option<Option<PathBuf>>,
+    /// Read an OpenAI API key from stdin.
+    #[arg(long)]
+    pub with_api_key: bool,
+    /// Print the login URL without trying to open a browser.
+    #[arg(long, env = "CODEX_BRIDGE_NO_BROWSER")]
+    pub no_browser: bool,
+    /// Seconds to wait for the browser to come back to the callback.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

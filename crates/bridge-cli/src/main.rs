@@ -24,6 +24,9 @@ fn main() -> std::process::ExitCode {
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Bench(cmd) => commands::bench::run(cmd).await,
             Command::Sessions(args) => commands::sessions::run(args).await,
+            Command::Login(args) => commands::login::run(args).await,
+            Command::Logout(args) => commands::logout::run(args),
+            Command::Status(args) => commands::status::run(args),
         }
     });
     match result {

@@ -17,7 +17,7 @@ pub enum UpstreamAuth {
     ApiKey,
     /// The client's `Authorization` header is forwarded unchanged.
     Passthrough,
-    /// ChatGPT OAuth tokens (not available yet; refused at startup).
+    /// ChatGPT OAuth tokens from `codex-bridge login` (refreshed ahead of expiry).
     Chatgpt,
 }
 
@@ -82,6 +82,7 @@ struct FileConfig {
     upstream: FileUpstream,
     #[serde(default)]
     cache: crate::identity::settings::FileCache,
+    chatgpt: Option<crate::codex::settings::FileChatgpt>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +96,7 @@ struct FileUpstream {
     max_retries: Option<u32>,
     max_retry_after_ms: Option<u64>,
     force_stream: Option<bool>,
+    codex: Option<crate::codex::settings::FileCodex>,
 }
 
 /// Validated upstream settings.
@@ -115,6 +117,8 @@ pub struct UpstreamConfig {
     /// Always ask the upstream for a stream and aggregate for `stream:false` clients (the Codex backend
     /// only streams).
     pub force_stream: bool,
+    /// Codex-backend request shaping (on by default for the ChatGPT upstream).
+    pub codex: Option<crate::codex::settings::CodexShaping>,
 }
 
 /// The validated configuration.
@@ -133,6 +137,8 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     /// The `[cache]` section: cache identity and session tracker.
     pub cache: crate::identity::CacheConfig,
+    /// ChatGPT login endpoints, credential file and instruction sources.
+    pub chatgpt: crate::codex::settings::ChatgptSettings,
 }
 
 /// Why the configuration is unusable.
@@ -152,8 +158,6 @@ pub enum ConfigError {
     OpenWithoutTokens(SocketAddr),
     #[error("--upstream-auth api-key needs an API key: set {0} in the environment")]
     MissingApiKey(String),
-    #[error("--upstream-auth chatgpt is not available in this build yet; use api-key or passthrough")]
-    ChatgptUnavailable,
 }
 
 /// 32 MiB: a 400k-token conversation is about 1.6 MB of text; tool outputs and images add more.
@@ -197,17 +201,18 @@ impl Config {
         };
         let listen_text = settings.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen: SocketAddr = listen_text.parse().map_err(|_| ConfigError::Listen(listen_text.clone()))?;
-        let url = settings.upstream.or(file.upstream.url).unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned());
+        let auth = settings.upstream_auth.or(file.upstream.auth).unwrap_or(UpstreamAuth::ApiKey);
+        let default_url =
+            if auth == UpstreamAuth::Chatgpt { crate::codex::settings::CHATGPT_UPSTREAM } else { DEFAULT_UPSTREAM };
+        let url = settings.upstream.or(file.upstream.url).unwrap_or_else(|| default_url.to_owned());
         let url = url.trim_end_matches('/').to_owned();
         if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() <= "https://".len() {
             return Err(ConfigError::UpstreamUrl(url));
         }
-        let auth = settings.upstream_auth.or(file.upstream.auth).unwrap_or(UpstreamAuth::ApiKey);
         let api_key_env = file.upstream.api_key_env.unwrap_or_else(|| "OPENAI_API_KEY".to_owned());
         let api_key = settings.env_api_key.filter(|k| !k.trim().is_empty()).map(Secret::new);
         match auth {
             UpstreamAuth::ApiKey if api_key.is_none() => return Err(ConfigError::MissingApiKey(api_key_env)),
-            UpstreamAuth::Chatgpt => return Err(ConfigError::ChatgptUnavailable),
             _ => {}
         }
         let mut access_tokens: Vec<Secret> =
@@ -219,9 +224,11 @@ impl Config {
         if access_tokens.is_empty() && !listen.ip().is_loopback() {
             return Err(ConfigError::OpenWithoutTokens(listen));
         }
+        let data_dir = settings.data_dir.or(file.data_dir).unwrap_or(default_data_dir);
         Ok(Self {
             listen,
-            data_dir: settings.data_dir.or(file.data_dir).unwrap_or(default_data_dir),
+            chatgpt: crate::codex::settings::resolve_chatgpt(file.chatgpt, &data_dir),
+            data_dir,
             store: settings.store.or(file.store),
             access_tokens,
             body_limit_bytes: file.body_limit_bytes.unwrap_or(DEFAULT_BODY_LIMIT),
@@ -236,6 +243,7 @@ impl Config {
                 max_retries: file.upstream.max_retries.unwrap_or(2),
                 max_retry_after: Duration::from_millis(file.upstream.max_retry_after_ms.unwrap_or(10_000)),
                 force_stream: file.upstream.force_stream.unwrap_or(true),
+                codex: crate::codex::settings::resolve_shaping(file.upstream.codex, auth == UpstreamAuth::Chatgpt),
             },
             cache: file.cache.resolve(),
         })

@@ -19,6 +19,7 @@
 //! or error messages.
 
 pub mod access;
+pub mod codex;
 pub mod config;
 pub mod errors;
 pub mod identity;

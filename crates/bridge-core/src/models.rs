@@ -11,11 +11,16 @@ use crate::state::AppState;
 
 /// Lists models.
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if !state.config.models.is_empty() {
+    let codex_models = match state.upstream.codex() {
+        Some(c) if c.shaping.is_some() && state.config.models.is_empty() => crate::codex::models::listed(),
+        _ => Vec::new(),
+    };
+    if !state.config.models.is_empty() || !codex_models.is_empty() {
         let data: Vec<_> = state
             .config
             .models
             .iter()
+            .chain(&codex_models)
             .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "codex-bridge"}))
             .collect();
         return json_response(200, json!({"object": "list", "data": data}).to_string());

@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::errors::{HttpError, bad_request, json_response, too_large, upstream_error_body};
+use crate::errors::{HttpError, bad_request, json_response, too_large};
 use crate::pump::{self, Aggregated, Exchange, Sink, UpstreamEvents};
 use crate::state::{AppState, now_ms};
 use crate::upstream::copy_response_headers;
@@ -66,7 +66,7 @@ async fn handle(
     let client = client_name(headers);
     let identity = crate::identity::for_request(state, &request, headers, client.as_deref()).await?;
     *warning = identity.warning.clone();
-    let client_streams = crate::shape::for_upstream(&mut request, state.upstream.config())
+    let client_streams = crate::shape::for_upstream(&mut request, &state.upstream)
         .and_then(|streams| crate::identity::apply_key(&mut request, &identity).map(|()| streams))
         .map_err(|e| {
             ApiError::new(500, bridge_types::ErrorKind::ServerError, format!("could not shape the request: {e}"))
@@ -123,6 +123,7 @@ async fn handle(
 
     if !(200..300).contains(&status) || !is_sse {
         let bytes = read_upstream_body(upstream, idle).await?;
+        let mut extra_headers = HeaderMap::new();
         exchange.record.status = status;
         let body = if (200..300).contains(&status) {
             let usage = serde_json::from_slice::<serde_json::Value>(&bytes)
@@ -132,11 +133,12 @@ async fn handle(
             bytes
         } else {
             pump::finish(exchange, None).await;
-            Bytes::from(upstream_error_body(status, &bytes))
+            Bytes::from(crate::codex::errors::map_upstream_error(status, &bytes, now_ms(), &mut extra_headers))
         };
         let mut response = json_response(status, String::new());
         *response.body_mut() = Body::from(body);
         copy_response_headers(&upstream_headers, response.headers_mut());
+        response.headers_mut().extend(extra_headers);
         return Ok(response);
     }
 

@@ -223,6 +223,9 @@ pub async fn run(mut events: UpstreamEvents, first: SseEvent, sink: Sink, mut ex
             }
             Sink::Client(_) => {}
         }
+    } else if tap.terminal == Some(Terminal::Failed) && matches!(sink, Sink::Client(_)) {
+        state.metrics.inc("codex_bridge_stream_errors_total", &[("reason", "response_failed")], 1);
+        exchange.record.status = 502;
     } else if let Sink::Aggregate(done) = sink {
         let result = aggregate_result(&mut tap);
         exchange.record.status = match &result {

@@ -23,6 +23,8 @@ pub enum ServeError {
     Client(String),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("ChatGPT access: {0}")]
+    Auth(#[from] bridge_auth::AuthError),
 }
 
 /// A bridge whose socket is bound and accepting connections (the kernel queues them until [`BoundServer::run`]).
@@ -35,6 +37,7 @@ pub struct BoundServer {
 pub async fn bind(config: Config) -> Result<BoundServer, ServeError> {
     let store = bridge_store::open(config.store.as_deref(), &config.data_dir).await?;
     let upstream = Upstream::new(config.upstream.clone()).map_err(|e| ServeError::Client(e.to_string()))?;
+    let upstream = crate::codex::attach(upstream, &config)?;
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     Ok(BoundServer { listener, state: AppState::new(config, upstream, store) })

@@ -5,12 +5,14 @@
 //! anything has been sent to the client: connect errors and 5xx with exponential backoff, 429 only when it
 //! carries a `Retry-After` no longer than `max_retry_after`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use bridge_types::ApiError;
 use bytes::Bytes;
 
+use crate::codex::CodexRuntime;
 use crate::config::{UpstreamAuth, UpstreamConfig};
 use crate::errors::bad_gateway;
 use crate::metrics::Metrics;
@@ -41,6 +43,7 @@ pub struct Upstream {
     config: UpstreamConfig,
     responses_url: String,
     models_url: String,
+    codex: Option<Arc<CodexRuntime>>,
 }
 
 impl Upstream {
@@ -59,7 +62,20 @@ impl Upstream {
             models_url: format!("{}/models", config.url),
             client,
             config,
+            codex: None,
         })
+    }
+
+    /// Attaches the Codex-backend runtime (shaping, instructions, ChatGPT credentials).
+    #[must_use]
+    pub fn with_codex(mut self, runtime: Arc<CodexRuntime>) -> Self {
+        self.codex = Some(runtime);
+        self
+    }
+
+    /// The Codex-backend runtime, when this upstream is the Codex backend.
+    pub fn codex(&self) -> Option<&Arc<CodexRuntime>> {
+        self.codex.as_ref()
     }
 
     /// The upstream settings.
@@ -94,8 +110,22 @@ impl Upstream {
         out
     }
 
-    /// POSTs a Responses request, retrying per the policy. Returns the first response that is not retried.
+    /// POSTs a Responses request with the upstream credential (ChatGPT tokens: see [`crate::codex::auth`]),
+    /// retrying per the policy. Returns the first response that is not retried.
     pub async fn send(
+        &self,
+        headers: HeaderMap,
+        body: Bytes,
+        metrics: &Metrics,
+    ) -> Result<reqwest::Response, ApiError> {
+        match self.codex.as_ref().and_then(|c| c.chatgpt.as_ref()) {
+            Some(auth) => crate::codex::auth::send(self, auth, headers, body, metrics).await,
+            None => self.send_with_retries(headers, body, metrics).await,
+        }
+    }
+
+    /// One POST under the retry policy, with `headers` as given.
+    pub(crate) async fn send_with_retries(
         &self,
         headers: HeaderMap,
         body: Bytes,

@@ -1,10 +1,14 @@
 //! One module per subcommand; each exposes `run(args)`.
 
 pub mod bench;
+pub mod chatgpt_env;
 pub mod demo;
+pub mod login;
+pub mod logout;
 pub mod serve;
 pub mod sessions;
 pub mod stats;
+pub mod status;
 
 use std::path::PathBuf;
 

@@ -25,7 +25,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         env_api_key: std::env::var(&key_env).ok(),
     };
     let file_name = args.store.config.clone().unwrap_or_default();
-    let config = Config::resolve(settings, file_text.as_deref(), &file_name, super::default_data_dir())?;
+    let mut config = Config::resolve(settings, file_text.as_deref(), &file_name, super::default_data_dir())?;
+    super::chatgpt_env::apply(&mut config)?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let upstream = config.upstream.url.clone();

@@ -6,5 +6,6 @@
 mod redis_server;
 mod support;
 
+mod login;
 mod serve;
 mod sessions;

@@ -64,3 +64,22 @@ fn cache_section() {
     assert_eq!(d.cache, crate::identity::CacheConfig::default());
     assert!(Config::resolve(settings(), Some("[cache]\naffinty = \"key\""), Path::new("x"), PathBuf::new()).is_err());
 }
+
+#[test]
+fn chatgpt_mode_defaults_to_the_codex_backend_with_shaping() {
+    let s = Settings { upstream_auth: Some(UpstreamAuth::Chatgpt), ..Settings::default() };
+    let c = Config::resolve(s.clone(), None, Path::new("x"), PathBuf::from("/d")).unwrap();
+    assert_eq!(c.upstream.url, "https://chatgpt.com/backend-api/codex");
+    let shaping = c.upstream.codex.unwrap();
+    assert!(shaping.rejected_params.iter().any(|p| p == "max_output_tokens"));
+    assert_eq!(shaping.instructions, crate::codex::settings::InstructionsMode::Passthrough);
+    assert_eq!(c.chatgpt.credentials, PathBuf::from("/d/auth.json"));
+    assert_eq!(c.chatgpt.oauth.redirect_uri, "http://localhost:1455/auth/callback");
+    let file = "[upstream.codex]\nenabled = false\n[chatgpt]\ncallback_port = 1456\n";
+    let c = Config::resolve(s, Some(file), Path::new("x"), PathBuf::from("/d")).unwrap();
+    assert!(c.upstream.codex.is_none());
+    assert_eq!(c.chatgpt.oauth.redirect_uri, "http://localhost:1456/auth/callback");
+    assert_eq!(c.chatgpt.oauth.callback_addr.port(), 1456);
+    let typo = "[upstream.codex]\ninstruction = \"codex\"\n";
+    assert!(Config::resolve(settings(), Some(typo), Path::new("x"), PathBuf::new()).is_err());
+}

@@ -2,12 +2,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod codex_support;
 mod support;
 
 mod access;
 mod cache_emulator;
+mod chatgpt_auth;
+mod codex_errors;
+mod codex_prompts;
+mod codex_shape;
 mod errors;
 mod identity;
 mod identity_props;
+mod instructions;
 mod streaming;
 mod tracker_memory;
