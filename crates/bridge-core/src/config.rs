@@ -80,6 +80,27 @@ struct FileConfig {
     shutdown_grace_ms: Option<u64>,
     #[serde(default)]
     upstream: FileUpstream,
+    #[serde(default)]
+    history: FileHistory,
+    #[serde(default)]
+    journal: FileJournal,
+}
+
+/// `[history]`: the `history.jsonl` cap (Codex's `history.max_bytes`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHistory {
+    max_bytes: Option<u64>,
+}
+
+/// `[journal]`: session persistence and project memory (bridge-journal).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileJournal {
+    enabled: Option<bool>,
+    drift_note: Option<bool>,
+    git_timeout_ms: Option<u64>,
+    git_cache_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,6 +150,8 @@ pub struct Config {
     /// Longest wait for in-flight streams at shutdown.
     pub shutdown_grace: Duration,
     pub upstream: UpstreamConfig,
+    /// Rollouts, history, project state and git drift (`[journal]`, `[history]`).
+    pub journal: bridge_journal::JournalOptions,
 }
 
 /// Why the configuration is unusable.
@@ -233,7 +256,19 @@ impl Config {
                 max_retry_after: Duration::from_millis(file.upstream.max_retry_after_ms.unwrap_or(10_000)),
                 force_stream: file.upstream.force_stream.unwrap_or(true),
             },
+            journal: journal_options(&file.journal, &file.history),
         })
+    }
+}
+
+fn journal_options(journal: &FileJournal, history: &FileHistory) -> bridge_journal::JournalOptions {
+    let defaults = bridge_journal::JournalOptions::default();
+    bridge_journal::JournalOptions {
+        enabled: journal.enabled.unwrap_or(defaults.enabled),
+        history_max_bytes: history.max_bytes.filter(|m| *m > 0),
+        drift_note: journal.drift_note.unwrap_or(defaults.drift_note),
+        git_timeout: journal.git_timeout_ms.map_or(defaults.git_timeout, Duration::from_millis),
+        git_cache: journal.git_cache_ms.map_or(defaults.git_cache, Duration::from_millis),
     }
 }
 

@@ -11,7 +11,9 @@
 //! 5. [`pump`] reads the SSE stream event by event (idle timeout per read, no total timeout), forwards each
 //!    event's raw bytes to the client as soon as it is complete, taps usage from `response.completed`, and
 //!    keeps reading to the end even when the client went away.
-//! 6. [`recorder`] writes the usage row to the store off the hot path (bounded channel).
+//! 6. [`recorder`] writes the usage row to the store off the hot path (bounded channel), and
+//!    [`journal_hook`] hands the finished turn to bridge-journal (rollout, history, project state); its
+//!    bounded, cached git drift check is the one journal step before the upstream call.
 //!
 //! Invariants: nothing panics on client input; every error is OpenAI-shaped JSON; secrets never reach logs
 //! or error messages.
@@ -19,6 +21,7 @@
 pub mod access;
 pub mod config;
 pub mod errors;
+pub mod journal_hook;
 pub mod metrics;
 pub mod models;
 pub mod proxy;

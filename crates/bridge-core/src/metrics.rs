@@ -53,6 +53,11 @@ const HELP: &[(&str, &str, &str)] = &[
     ("codex_bridge_upstream_retries_total", "counter", "Upstream retries before the first byte, by reason."),
     ("codex_bridge_stream_errors_total", "counter", "Streams that ended abnormally, by reason."),
     ("codex_bridge_active_streams", "gauge", "Upstream streams in flight."),
+    (
+        "codex_bridge_git_drift_total",
+        "counter",
+        "Git drift seen before a turn, by kind (branch-switch, new-commits, reset, rebase).",
+    ),
 ];
 
 impl Metrics {

@@ -30,14 +30,18 @@ pub async fn responses(
     body: Body,
 ) -> Response {
     let started = Instant::now();
+    let mut drift = None;
     let route: &'static str = match path.as_ref().map(MatchedPath::as_str) {
         Some("/backend-api/codex/responses") => "/backend-api/codex/responses",
         _ => "/v1/responses",
     };
-    let response = match handle(&state, route, &headers, body, started).await {
+    let mut response = match handle(&state, route, &headers, body, started, &mut drift).await {
         Ok(r) => r,
         Err(e) => HttpError(e).into_response(),
     };
+    if let Some(value) = drift {
+        response.headers_mut().insert(crate::journal_hook::DRIFT_HEADER, value);
+    }
     let status = response.status();
     state.metrics.inc("codex_bridge_requests_total", &[("route", route), ("status", status.as_str())], 1);
     response
@@ -49,6 +53,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
     started: Instant,
+    drift: &mut Option<HeaderValue>,
 ) -> Result<Response, ApiError> {
     let limit = state.config.body_limit_bytes;
     let declared =
@@ -79,12 +84,18 @@ async fn handle(
         reasoning_tokens: None,
         total_tokens: None,
     };
+    let hints = (record.session_id.clone(), record.client.clone());
+    let mut journal = crate::journal_hook::before_upstream(state, &mut request, headers, &original, hints).await;
     let body = if request.is_modified() { Bytes::from(request.to_bytes()) } else { original };
     drop(request);
+    if let Some(turn) = journal.as_mut() {
+        turn.body = body.clone();
+        *drift = turn.drift_header();
+    }
     let upstream_headers = state.upstream.request_headers(headers, upstream_streams);
     let overhead = started.elapsed();
     let sent = Instant::now();
-    let mut exchange = Exchange { state: state.clone(), record, route, started, overhead };
+    let mut exchange = Exchange { state: state.clone(), record, route, started, overhead, journal, items: Vec::new() };
     let upstream = match state.upstream.send(upstream_headers, body, &state.metrics).await {
         Ok(r) => r,
         Err(e) => {

@@ -101,8 +101,10 @@ pub struct Tap {
     pub events: u64,
     /// Aggregation only: the `response` object of the terminal event.
     pub final_response: Option<Value>,
-    /// Aggregation only: items from `response.output_item.done`, in order.
+    /// Items from `response.output_item.done`, in order (when aggregating or journaling).
     pub output_items: Vec<Value>,
+    /// Collect output items even for streaming clients (the journal records them).
+    pub collect_items: bool,
 }
 
 impl Tap {
@@ -112,13 +114,14 @@ impl Tap {
         self.events += 1;
         let interesting = |name: &str| {
             matches!(name, "response.completed" | "response.incomplete" | "response.failed")
-                || (aggregate && name == "response.output_item.done")
+                || ((aggregate || self.collect_items) && name == "response.output_item.done")
         };
         let named = event.event.as_deref().map(interesting);
         let worth_parsing = match named {
             Some(yes) => yes,
             None => {
                 aggregate
+                    || self.collect_items
                     || event.data.contains("\"response.completed\"")
                     || event.data.contains("\"response.failed\"")
                     || event.data.contains("\"response.incomplete\"")
@@ -173,6 +176,10 @@ pub struct Exchange {
     pub started: Instant,
     /// Bridge time spent before the upstream was called.
     pub overhead: Duration,
+    /// The turn to journal when the stream ends (journal on and a session known).
+    pub journal: Option<crate::journal_hook::PendingTurn>,
+    /// Output items for the journal.
+    pub items: Vec<Value>,
 }
 
 /// Runs the pump to the end of the upstream stream. `first` is the event the handler already read.
@@ -180,7 +187,7 @@ pub async fn run(mut events: UpstreamEvents, first: SseEvent, sink: Sink, mut ex
     let state = exchange.state.clone();
     let _active = state.metrics.stream_started();
     let aggregate = matches!(sink, Sink::Aggregate(_));
-    let mut tap = Tap::default();
+    let mut tap = Tap { collect_items: exchange.journal.is_some(), ..Tap::default() };
     let mut client = match &sink {
         Sink::Client(tx) => Some(tx.clone()),
         Sink::Aggregate(_) => None,
@@ -201,6 +208,9 @@ pub async fn run(mut events: UpstreamEvents, first: SseEvent, sink: Sink, mut ex
             Ok(e) => next = e,
             Err(f) => failure = Some(f),
         }
+    }
+    if exchange.journal.is_some() {
+        exchange.items = tap.output_items.clone();
     }
     if tap.terminal.is_none() {
         let reason = failure.as_ref().map_or("closed_early", StreamFailure::label);
@@ -265,7 +275,10 @@ pub fn error_event(code: &str, message: &str) -> Bytes {
 
 /// Records usage, metrics and the exchange row.
 pub async fn finish(exchange: Exchange, usage: Option<Usage>) {
-    let Exchange { state, mut record, route, started, overhead } = exchange;
+    let Exchange { state, mut record, route, started, overhead, journal, items } = exchange;
+    if let Some(turn) = journal.filter(|_| (200..300).contains(&record.status)) {
+        crate::journal_hook::finish(&state, turn, items, usage.as_ref()).await;
+    }
     let metrics = &state.metrics;
     metrics.observe("codex_bridge_overhead_seconds", &[("route", route)], overhead);
     let model = metrics.model_label(record.model.as_deref());

@@ -1,5 +1,5 @@
-//! Shared state of one running bridge: configuration, upstream client, store, metrics, recorder and the
-//! tracker of background stream tasks (waited for at shutdown).
+//! Shared state of one running bridge: configuration, upstream client, store, metrics, recorder, journal
+//! and the tracker of background stream tasks (waited for at shutdown).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +24,8 @@ pub struct Inner {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// Rollouts, history and project state; `None` when `[journal] enabled = false`.
+    pub journal: Option<bridge_journal::Journal>,
     pub tasks: TaskTracker,
     next_request: AtomicU64,
     boot_ms: i64,
@@ -41,12 +43,15 @@ impl AppState {
     pub fn new(config: Config, upstream: Upstream, store: Arc<dyn Store>) -> Self {
         let metrics = Arc::new(Metrics::default());
         let recorder = Recorder::start(store.clone());
+        let journal =
+            config.journal.enabled.then(|| bridge_journal::Journal::start(&config.data_dir, config.journal.clone()));
         Self(Arc::new(Inner {
             config,
             upstream,
             store,
             metrics,
             recorder,
+            journal,
             tasks: TaskTracker::new(),
             next_request: AtomicU64::new(0),
             boot_ms: now_ms(),

@@ -6,4 +6,5 @@ mod support;
 
 mod access;
 mod errors;
+mod journal;
 mod streaming;

@@ -166,17 +166,21 @@ pub struct TestBridge {
     pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
     pub done: Option<tokio::task::JoinHandle<()>>,
+    /// The data directory when the test did not name one (removed on drop).
+    _data: Option<tempfile::TempDir>,
 }
 
 pub struct Options {
     pub access_tokens: Option<String>,
     pub auth: UpstreamAuth,
     pub file: String,
+    /// Data directory (journal files); a fresh temporary directory when `None`.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { access_tokens: None, auth: UpstreamAuth::Passthrough, file: String::new() }
+        Self { access_tokens: None, auth: UpstreamAuth::Passthrough, file: String::new(), data_dir: None }
     }
 }
 
@@ -186,6 +190,8 @@ impl TestBridge {
     }
 
     pub async fn with(upstream: &str, options: Options) -> Self {
+        let temp = options.data_dir.is_none().then(|| tempfile::tempdir().unwrap());
+        let data_dir = options.data_dir.clone().or_else(|| temp.as_ref().map(|t| t.path().to_owned()));
         let settings = Settings {
             listen: Some("127.0.0.1:0".into()),
             upstream: Some(upstream.to_owned()),
@@ -193,7 +199,7 @@ impl TestBridge {
             store: Some("memory://".into()),
             access_tokens: options.access_tokens,
             env_api_key: Some("sk-bridge-owned-key".into()),
-            data_dir: None,
+            data_dir,
         };
         let config =
             Config::resolve(settings, Some(&options.file), &PathBuf::from("test.toml"), std::env::temp_dir()).unwrap();
@@ -209,7 +215,7 @@ impl TestBridge {
                 .await
                 .unwrap();
         });
-        Self { addr, state, stop: Some(tx), done: Some(done) }
+        Self { addr, state, stop: Some(tx), done: Some(done), _data: temp }
     }
 
     pub fn url(&self, path: &str) -> String {
