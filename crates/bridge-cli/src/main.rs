@@ -21,6 +21,10 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => commands::serve::run(args).await,
             Command::Stats(args) => commands::stats::run(args).await,
+            Command::Tasks(args) => commands::tasks::run(args).await,
+            Command::History(args) => commands::history::run(args),
+            Command::Doctor(args) => commands::doctor::run(args).await,
+            Command::Sessions(args) => commands::digest::run(args),
         }
     });
     match result {

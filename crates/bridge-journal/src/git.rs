@@ -75,8 +75,10 @@ impl Drift {
     }
 }
 
-/// The git root of `cwd`: the nearest ancestor (or itself) holding `.git`.
+/// The git root of `cwd` (canonicalized, so the bridge and the CLI name a project the same way): the
+/// nearest ancestor (or itself) holding `.git`.
 pub fn find_root(cwd: &Path) -> Option<PathBuf> {
+    let cwd = cwd.canonicalize().ok()?;
     cwd.ancestors().find(|dir| dir.join(".git").exists()).map(Path::to_path_buf)
 }
 

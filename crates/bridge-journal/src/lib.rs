@@ -9,7 +9,7 @@
 //! - [`git`]: project roots, snapshots and drift classification;
 //! - [`runtime`] and [`turn`]: the background writer the bridge hands finished turns to, and the bounded,
 //!   cached git check it runs before the upstream call;
-//! - [`digest`]: Markdown journals of sessions.
+//! - [`digest`]: Markdown journals of sessions; [`resolve`]: the ways forward `doctor` offers after a drift.
 //!
 //! Invariants: appends never leave a torn line; rewrites are atomic; files holding prompts are 0600;
 //! nothing here runs on the request path except [`runtime::Journal::check_git`].
@@ -23,6 +23,7 @@ pub mod lines;
 pub mod plan;
 pub mod project;
 pub mod render;
+pub mod resolve;
 pub mod rollout;
 pub mod rollup;
 pub mod runtime;

@@ -116,13 +116,20 @@ impl Writer {
         ));
         records.push(("turn_context", lines::turn_context(&turn_id, &cwd, model)));
         let from = skip + rollout.recorded_items;
-        let new_items: Vec<Value> = if from <= input.len() {
-            input[from..].to_vec()
+        // The items this turn adds; after a rewrite (compaction, edit, fork) the whole input is recorded as a
+        // `compacted` replacement history and the trailing user messages count as the turn's new prompt.
+        let (new_items, prompt_items): (Vec<Value>, Vec<Value>) = if from <= input.len() {
+            (input[from..].to_vec(), input[from..].to_vec())
         } else {
             let history: Vec<Value> = input.iter().skip(skip).cloned().collect();
             rollout.recorded_items = history.len();
+            let tail = history
+                .iter()
+                .rposition(|i| i.get("role").and_then(Value::as_str) != Some("user"))
+                .map_or(0, |p| p + 1);
+            let prompt_items = history[tail..].to_vec();
             records.push(("compacted", json!({"message": "", "replacement_history": history})));
-            Vec::new()
+            (Vec::new(), prompt_items)
         };
         for item in new_items.iter().chain(&turn.output_items) {
             records.push(("response_item", item.clone()));
@@ -148,7 +155,7 @@ impl Writer {
         rollout.recorded_items += new_items.len() + turn.output_items.len();
         ctx.rollout = Some(rollout);
 
-        let prompt = lines::user_prompt(&new_items);
+        let prompt = lines::user_prompt(&prompt_items);
         if let Some(text) = &prompt {
             self.history.append(&HistoryEntry {
                 session_id: thread.clone(),

@@ -6,4 +6,5 @@
 mod redis_server;
 mod support;
 
+mod journal;
 mod serve;
