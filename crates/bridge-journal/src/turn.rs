@@ -131,7 +131,15 @@ impl Writer {
             records.push(("compacted", json!({"message": "", "replacement_history": history})));
             (Vec::new(), prompt_items)
         };
-        for item in new_items.iter().chain(&turn.output_items) {
+        for item in &new_items {
+            records.push(("response_item", item.clone()));
+        }
+        let prompt = lines::user_prompt(&prompt_items);
+        if let Some(text) = &prompt {
+            // Codex lists a rollout (`resume --last`, the picker) only if its head has a user_message event.
+            records.push(("event_msg", json!({"type": "user_message", "message": text, "images": null})));
+        }
+        for item in &turn.output_items {
             records.push(("response_item", item.clone()));
         }
         if let Some(usage) = turn.usage {
@@ -155,7 +163,6 @@ impl Writer {
         rollout.recorded_items += new_items.len() + turn.output_items.len();
         ctx.rollout = Some(rollout);
 
-        let prompt = lines::user_prompt(&prompt_items);
         if let Some(text) = &prompt {
             self.history.append(&HistoryEntry {
                 session_id: thread.clone(),

@@ -70,6 +70,13 @@ fn every_line_parses_and_matches_the_codex_shapes() {
         if kind == "response_item" {
             continue; // the client's own items, passed through unchanged
         }
+        if sub.as_deref() == Some("user_message") {
+            // Not in the 0.169.0 examples (that build indexes threads in SQLite), but required by Codex's
+            // rollout scan to list a file (codex-wire.md §11.1; docs/rollouts.md): {type, message, images}.
+            let keys: Vec<&str> = v["payload"].as_object().unwrap().keys().map(String::as_str).collect();
+            assert_eq!(keys, ["type", "message", "images"]);
+            continue;
+        }
         let allowed =
             shapes.get(&(kind.clone(), sub.clone())).unwrap_or_else(|| panic!("{kind}/{sub:?} not in the examples"));
         for key in v["payload"].as_object().unwrap().keys() {
@@ -86,6 +93,7 @@ fn every_line_parses_and_matches_the_codex_shapes() {
         ("response_item", Some("message")),
         ("response_item", Some("function_call")),
         ("response_item", Some("function_call_output")),
+        ("event_msg", Some("user_message")),
     ] {
         assert!(seen_types.contains(&(expected.0.to_owned(), expected.1.map(str::to_owned))), "{expected:?} missing");
     }
