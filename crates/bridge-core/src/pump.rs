@@ -108,8 +108,8 @@ pub struct Tap {
 }
 
 impl Tap {
-    /// Looks at one event. Only terminal events (and, when aggregating, finished output items) are parsed;
-    /// deltas pass without JSON decoding.
+    /// Looks at one event. Only terminal events (and, when aggregating or journaling, finished output items)
+    /// are parsed; deltas pass without JSON decoding.
     pub fn inspect(&mut self, event: &SseEvent, aggregate: bool) {
         self.events += 1;
         let interesting = |name: &str| {

@@ -224,6 +224,7 @@ async fn the_opt_in_drift_note_is_appended_after_unchanged_items() {
     assert!(drift.unwrap().starts_with("new-commits"));
     b.stop().await;
     let seen = upstream.seen();
+    assert!(seen.iter().all(|r| !r.headers.contains_key("x-codex-bridge-cwd")), "the bridge-only header stays local");
     let sent: Value = serde_json::from_slice(&seen[1].body).unwrap();
     let sent_items = sent["input"].as_array().unwrap();
     assert_eq!(sent_items.len(), input.len() + 1);
