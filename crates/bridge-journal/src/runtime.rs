@@ -22,6 +22,8 @@ use crate::turn::{TurnRecord, Writer};
 
 /// Capacity of the queue in front of the writer.
 const QUEUE: usize = 1024;
+/// Distinct working directories remembered before the cwd → root map is cleared.
+const MAX_CWDS: usize = 10_000;
 
 /// Journal settings (the `[journal]` and `[history]` config sections).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +118,9 @@ impl Journal {
     pub async fn check_git(&self, cwd: &str) -> Option<TurnGit> {
         let (root, cached) = {
             let mut watch = self.watch.lock().ok()?;
+            if watch.roots.len() >= MAX_CWDS && !watch.roots.contains_key(cwd) {
+                watch.roots.clear();
+            }
             let root = watch.roots.entry(cwd.to_owned()).or_insert_with(|| git::find_root(Path::new(cwd))).clone()?;
             let cached = watch
                 .snapshots
