@@ -40,6 +40,12 @@ pub enum Command {
     Logout(LogoutArgs),
     /// Login, plan and token expiry, and the instruction caches (no network call).
     Status(StatusArgs),
+    /// The project's task graph (fed by update_plan / todowrite, edited here).
+    Tasks(TasksArgs),
+    /// Prompts recorded in history.jsonl.
+    History(HistoryArgs),
+    /// Checks the journal and the project's git state; shows drift and the ways forward.
+    Doctor(DoctorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +152,8 @@ pub enum SessionsCommand {
     List(SessionsListArgs),
     /// One session turn by turn: key, classification, tokens, cached, outcome.
     Show(SessionsShowArgs),
+    /// Writes a Markdown journal of a session (turns, plan changes, commits).
+    Digest(SessionsDigestArgs),
 }
 
 #[derive(Debug, Args)]
@@ -199,4 +207,110 @@ pub struct StatusArgs {
     pub json: bool,
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+/// The data directory and the project, shared by the journal commands.
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    /// Data directory (default: $CODEX_BRIDGE_HOME, else ~/.codex-bridge).
+    #[arg(long, env = "CODEX_BRIDGE_HOME")]
+    pub data_dir: Option<PathBuf>,
+    /// A directory inside the project's git repository (default: the current directory).
+    #[arg(long)]
+    pub project: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TasksArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    #[command(subcommand)]
+    pub action: TasksAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TasksAction {
+    /// Every task with its status and dependencies.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Adds a pending task.
+    Add {
+        title: String,
+        /// A task this one waits for (repeatable).
+        #[arg(long = "after")]
+        after: Vec<String>,
+    },
+    /// Marks a task in progress.
+    Start { id: String },
+    /// Marks a task completed (the current HEAD is added as evidence).
+    Done {
+        id: String,
+        /// Extra evidence: a commit, a file, a note.
+        #[arg(long)]
+        evidence: Option<String>,
+    },
+    /// Marks a task blocked.
+    Block {
+        id: String,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Makes a task wait for another (cycles and unknown ids are refused).
+    Depend {
+        id: String,
+        #[arg(long)]
+        on: String,
+    },
+    /// Tasks ready to work on.
+    Next,
+    /// Renders the graph.
+    Graph {
+        #[arg(long, value_enum, default_value_t = GraphFormatArg::Mermaid)]
+        format: GraphFormatArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormatArg {
+    Dot,
+    Mermaid,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Data directory (default: $CODEX_BRIDGE_HOME, else ~/.codex-bridge).
+    #[arg(long, env = "CODEX_BRIDGE_HOME")]
+    pub data_dir: Option<PathBuf>,
+    /// Show at most this many of the newest entries.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Print JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Resolve the open drift events: fork the session state, fast-forward the checkpoint, or rebuild.
+    #[arg(long, value_parser = ["fork", "fast-forward", "rebuild"])]
+    pub resolve: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsDigestArgs {
+    /// The client's session id or the rollout's thread id.
+    pub id: String,
+    /// Output file (default: <data>/digests/<thread>.md); `-` prints to stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Data directory (default: $CODEX_BRIDGE_HOME, else ~/.codex-bridge).
+    #[arg(long, env = "CODEX_BRIDGE_HOME")]
+    pub data_dir: Option<PathBuf>,
 }

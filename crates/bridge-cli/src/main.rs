@@ -27,6 +27,9 @@ fn main() -> std::process::ExitCode {
             Command::Login(args) => commands::login::run(args).await,
             Command::Logout(args) => commands::logout::run(args),
             Command::Status(args) => commands::status::run(args),
+            Command::Tasks(args) => commands::tasks::run(args).await,
+            Command::History(args) => commands::history::run(args),
+            Command::Doctor(args) => commands::doctor::run(args).await,
         }
     });
     match result {

@@ -83,6 +83,27 @@ struct FileConfig {
     #[serde(default)]
     cache: crate::identity::settings::FileCache,
     chatgpt: Option<crate::codex::settings::FileChatgpt>,
+    #[serde(default)]
+    history: FileHistory,
+    #[serde(default)]
+    journal: FileJournal,
+}
+
+/// `[history]`: the `history.jsonl` cap (Codex's `history.max_bytes`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHistory {
+    max_bytes: Option<u64>,
+}
+
+/// `[journal]`: session persistence and project memory (bridge-journal).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileJournal {
+    enabled: Option<bool>,
+    drift_note: Option<bool>,
+    git_timeout_ms: Option<u64>,
+    git_cache_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -139,6 +160,8 @@ pub struct Config {
     pub cache: crate::identity::CacheConfig,
     /// ChatGPT login endpoints, credential file and instruction sources.
     pub chatgpt: crate::codex::settings::ChatgptSettings,
+    /// Rollouts, history, project state and git drift (`[journal]`, `[history]`).
+    pub journal: bridge_journal::JournalOptions,
 }
 
 /// Why the configuration is unusable.
@@ -246,7 +269,19 @@ impl Config {
                 codex: crate::codex::settings::resolve_shaping(file.upstream.codex, auth == UpstreamAuth::Chatgpt),
             },
             cache: file.cache.resolve(),
+            journal: journal_options(&file.journal, &file.history),
         })
+    }
+}
+
+fn journal_options(journal: &FileJournal, history: &FileHistory) -> bridge_journal::JournalOptions {
+    let defaults = bridge_journal::JournalOptions::default();
+    bridge_journal::JournalOptions {
+        enabled: journal.enabled.unwrap_or(defaults.enabled),
+        history_max_bytes: history.max_bytes.filter(|m| *m > 0),
+        drift_note: journal.drift_note.unwrap_or(defaults.drift_note),
+        git_timeout: journal.git_timeout_ms.map_or(defaults.git_timeout, Duration::from_millis),
+        git_cache: journal.git_cache_ms.map_or(defaults.git_cache, Duration::from_millis),
     }
 }
 

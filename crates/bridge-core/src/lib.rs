@@ -13,7 +13,9 @@
 //!    event's raw bytes to the client as soon as it is complete, taps usage from `response.completed`, and
 //!    keeps reading to the end even when the client went away.
 //! 6. [`tracker`] classifies the finished request against its session and explains its cached tokens.
-//! 7. [`recorder`] writes the usage row to the store off the hot path (bounded channel).
+//! 7. [`recorder`] writes the usage row to the store off the hot path (bounded channel), and
+//!    [`journal_hook`] hands the finished turn to bridge-journal (rollout, history, project state); its
+//!    bounded, cached git drift check is the one journal step before the upstream call.
 //!
 //! Invariants: nothing panics on client input; every error is OpenAI-shaped JSON; secrets never reach logs
 //! or error messages.
@@ -23,6 +25,7 @@ pub mod codex;
 pub mod config;
 pub mod errors;
 pub mod identity;
+pub mod journal_hook;
 pub mod metrics;
 pub mod models;
 pub mod proxy;

@@ -67,6 +67,11 @@ const HELP: &[(&str, &str, &str)] = &[
         "counter",
         "Sessions dropped from the tracker's memory (idle or over capacity).",
     ),
+    (
+        "codex_bridge_git_drift_total",
+        "counter",
+        "Git drift seen before a turn, by kind (branch-switch, new-commits, reset, rebase).",
+    ),
 ];
 
 impl Metrics {

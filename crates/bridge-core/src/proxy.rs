@@ -30,15 +30,19 @@ pub async fn responses(
     body: Body,
 ) -> Response {
     let started = Instant::now();
+    let mut drift = None;
     let route: &'static str = match path.as_ref().map(MatchedPath::as_str) {
         Some("/backend-api/codex/responses") => "/backend-api/codex/responses",
         _ => "/v1/responses",
     };
     let mut warning = None;
-    let mut response = match handle(&state, route, &headers, body, started, &mut warning).await {
+    let mut response = match handle(&state, route, &headers, body, started, &mut warning, &mut drift).await {
         Ok(r) => r,
         Err(e) => HttpError(e).into_response(),
     };
+    if let Some(value) = drift {
+        response.headers_mut().insert(crate::journal_hook::DRIFT_HEADER, value);
+    }
     if let Some(v) = warning.and_then(|w| HeaderValue::from_str(&w).ok()) {
         response.headers_mut().insert(crate::identity::WARNING_HEADER, v);
     }
@@ -54,6 +58,7 @@ async fn handle(
     body: Body,
     started: Instant,
     warning: &mut Option<String>,
+    drift: &mut Option<HeaderValue>,
 ) -> Result<Response, ApiError> {
     let limit = state.config.body_limit_bytes;
     let declared =
@@ -89,8 +94,14 @@ async fn handle(
         reasoning_tokens: None,
         total_tokens: None,
     };
+    let hints = (record.session_id.clone(), record.client.clone());
+    let mut journal = crate::journal_hook::before_upstream(state, &mut request, headers, &original, hints).await;
     let body = if request.is_modified() { Bytes::from(request.to_bytes()) } else { original };
     drop(request);
+    if let Some(turn) = journal.as_mut() {
+        turn.body = body.clone();
+        *drift = turn.drift_header();
+    }
     let mut upstream_headers = state.upstream.request_headers(headers, upstream_streams);
     crate::identity::affinity_headers(&mut upstream_headers, &identity, state.config.cache.affinity);
     let turn = crate::tracker::Turn {
@@ -103,7 +114,16 @@ async fn handle(
     };
     let overhead = started.elapsed();
     let sent = Instant::now();
-    let mut exchange = Exchange { state: state.clone(), record, route, started, overhead, turn: Some(turn) };
+    let mut exchange = Exchange {
+        state: state.clone(),
+        record,
+        route,
+        started,
+        overhead,
+        turn: Some(turn),
+        journal,
+        items: Vec::new(),
+    };
     let upstream = match state.upstream.send(upstream_headers, body, &state.metrics).await {
         Ok(r) => r,
         Err(e) => {

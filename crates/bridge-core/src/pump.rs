@@ -101,24 +101,27 @@ pub struct Tap {
     pub events: u64,
     /// Aggregation only: the `response` object of the terminal event.
     pub final_response: Option<Value>,
-    /// Aggregation only: items from `response.output_item.done`, in order.
+    /// Items from `response.output_item.done`, in order (when aggregating or journaling).
     pub output_items: Vec<Value>,
+    /// Collect output items even for streaming clients (the journal records them).
+    pub collect_items: bool,
 }
 
 impl Tap {
-    /// Looks at one event. Only terminal events (and, when aggregating, finished output items) are parsed;
-    /// deltas pass without JSON decoding.
+    /// Looks at one event. Only terminal events (and, when aggregating or journaling, finished output items)
+    /// are parsed; deltas pass without JSON decoding.
     pub fn inspect(&mut self, event: &SseEvent, aggregate: bool) {
         self.events += 1;
         let interesting = |name: &str| {
             matches!(name, "response.completed" | "response.incomplete" | "response.failed")
-                || (aggregate && name == "response.output_item.done")
+                || ((aggregate || self.collect_items) && name == "response.output_item.done")
         };
         let named = event.event.as_deref().map(interesting);
         let worth_parsing = match named {
             Some(yes) => yes,
             None => {
                 aggregate
+                    || self.collect_items
                     || event.data.contains("\"response.completed\"")
                     || event.data.contains("\"response.failed\"")
                     || event.data.contains("\"response.incomplete\"")
@@ -175,6 +178,10 @@ pub struct Exchange {
     pub overhead: Duration,
     /// What the session tracker needs once usage is known.
     pub turn: Option<crate::tracker::Turn>,
+    /// The turn to journal when the stream ends (journal on and a session known).
+    pub journal: Option<crate::journal_hook::PendingTurn>,
+    /// Output items for the journal.
+    pub items: Vec<Value>,
 }
 
 /// Runs the pump to the end of the upstream stream. `first` is the event the handler already read.
@@ -182,7 +189,7 @@ pub async fn run(mut events: UpstreamEvents, first: SseEvent, sink: Sink, mut ex
     let state = exchange.state.clone();
     let _active = state.metrics.stream_started();
     let aggregate = matches!(sink, Sink::Aggregate(_));
-    let mut tap = Tap::default();
+    let mut tap = Tap { collect_items: exchange.journal.is_some(), ..Tap::default() };
     let mut client = match &sink {
         Sink::Client(tx) => Some(tx.clone()),
         Sink::Aggregate(_) => None,
@@ -203,6 +210,9 @@ pub async fn run(mut events: UpstreamEvents, first: SseEvent, sink: Sink, mut ex
             Ok(e) => next = e,
             Err(f) => failure = Some(f),
         }
+    }
+    if exchange.journal.is_some() {
+        exchange.items = tap.output_items.clone();
     }
     if tap.terminal.is_none() {
         let reason = failure.as_ref().map_or("closed_early", StreamFailure::label);
@@ -270,7 +280,10 @@ pub fn error_event(code: &str, message: &str) -> Bytes {
 
 /// Records usage, metrics and the exchange row.
 pub async fn finish(exchange: Exchange, usage: Option<Usage>) {
-    let Exchange { state, mut record, route, started, overhead, turn } = exchange;
+    let Exchange { state, mut record, route, started, overhead, turn, journal, items } = exchange;
+    if let Some(turn) = journal.filter(|_| (200..300).contains(&record.status)) {
+        crate::journal_hook::finish(&state, turn, items, usage.as_ref()).await;
+    }
     let metrics = &state.metrics;
     metrics.observe("codex_bridge_overhead_seconds", &[("route", route)], overhead);
     let model = metrics.model_label(record.model.as_deref());

@@ -83,6 +83,9 @@ impl BoundServer {
             tracing::warn!("stream tasks still running at shutdown");
         }
         state.recorder.flush().await;
+        if let Some(journal) = &state.journal {
+            journal.flush().await;
+        }
         Ok(())
     }
 }

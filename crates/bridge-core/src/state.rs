@@ -1,5 +1,5 @@
-//! Shared state of one running bridge: configuration, upstream client, store, metrics, recorder and the
-//! tracker of background stream tasks (waited for at shutdown).
+//! Shared state of one running bridge: configuration, upstream client, store, metrics, recorder, journal
+//! and the tracker of background stream tasks (waited for at shutdown).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +26,8 @@ pub struct Inner {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// Rollouts, history and project state; `None` when `[journal] enabled = false`.
+    pub journal: Option<bridge_journal::Journal>,
     pub tasks: TaskTracker,
     /// Cache identity resolution (keys, lineages, namespaces).
     pub identity: IdentityEngine,
@@ -49,6 +51,8 @@ impl AppState {
         let recorder = Recorder::start(store.clone());
         let identity = IdentityEngine::new(config.cache.clone(), store.clone());
         let tracker = Tracker::new(config.cache.clone());
+        let journal =
+            config.journal.enabled.then(|| bridge_journal::Journal::start(&config.data_dir, config.journal.clone()));
         Self(Arc::new(Inner {
             identity,
             tracker,
@@ -57,6 +61,7 @@ impl AppState {
             store,
             metrics,
             recorder,
+            journal,
             tasks: TaskTracker::new(),
             next_request: AtomicU64::new(0),
             boot_ms: now_ms(),

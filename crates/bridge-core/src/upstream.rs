@@ -31,6 +31,7 @@ const DROP_REQUEST_HEADERS: &[&str] = &[
     "upgrade",
     "accept-encoding",
     "x-codex-bridge-token",
+    "x-codex-bridge-cwd",
 ];
 
 /// Response headers never copied back to the client.

@@ -5,6 +5,8 @@
 //! has a non-null `reasoning`; then, if the last user message contains [`TOOL_TRIGGER`] and no
 //! `function_call_output`/`custom_tool_call_output` follows the last item mentioning it, one
 //! `function_call` to the request's shell-like tool; otherwise one assistant message with the reply text.
+//! A request header [`CALL_HEADER`] (`NAME {json args}`) forces one `function_call` to `NAME` with those
+//! arguments instead, unless the last input item is already a tool output (so a client loop ends).
 //! Invariants: the plan depends only on the request body, the reply text and the id seed (no state
 //! survives between requests, so keep-alive reuse cannot leak a plan; clients/README.md §2).
 
@@ -14,6 +16,8 @@ use serde_json::{Map, Value, json};
 pub const TOOL_TRIGGER: &str = "TOOLTEST";
 /// The shell command the emulated tool call runs.
 pub const TOOL_COMMAND: &str = "echo emulator-tool-ok";
+/// Request header that forces a function call: `NAME` or `NAME {json arguments}` (for plan-tool tests).
+pub const CALL_HEADER: &str = "x-emulator-call";
 /// Reasoning tokens reported when a reasoning item is produced.
 pub const REASONING_TOKENS: u64 = 8;
 /// Preferred tools, in order; otherwise the first `function` tool is called.
@@ -89,8 +93,25 @@ pub fn tool_call(body: &Value) -> Option<(String, String)> {
     Some((name, Value::Object(args).to_string()))
 }
 
-/// Output items for `body` (final form, as in `response.output_item.done`).
-pub fn plan(body: &Value, reply_text: &str, seed: &str) -> Vec<Value> {
+/// Parses a [`CALL_HEADER`] value into the tool name and its JSON arguments (`{}` when absent); `None`
+/// when the arguments are not a JSON object.
+pub fn forced_call(header: &str) -> Option<(String, String)> {
+    let header = header.trim();
+    let (name, args) = header.split_once(char::is_whitespace).unwrap_or((header, "{}"));
+    let args: Value = serde_json::from_str(args.trim()).ok()?;
+    (!name.is_empty() && args.is_object()).then(|| (name.to_owned(), args.to_string()))
+}
+
+/// Whether the last input item is a tool output (a forced call was already answered).
+fn last_is_tool_output(body: &Value) -> bool {
+    body.get("input").and_then(Value::as_array).and_then(|items| items.last()).is_some_and(|it| {
+        matches!(it.get("type").and_then(Value::as_str), Some("function_call_output" | "custom_tool_call_output"))
+    })
+}
+
+/// Output items for `body` (final form, as in `response.output_item.done`); `forced` comes from
+/// [`CALL_HEADER`].
+pub fn plan(body: &Value, reply_text: &str, seed: &str, forced: Option<(String, String)>) -> Vec<Value> {
     let id = |prefix: &str| format!("{prefix}_{}", &blake3::hash(format!("{seed}:{prefix}").as_bytes()).to_hex()[..32]);
     let mut items = Vec::new();
     if body.get("reasoning").is_some_and(|r| !r.is_null()) {
@@ -98,9 +119,13 @@ pub fn plan(body: &Value, reply_text: &str, seed: &str) -> Vec<Value> {
             "summary": [{"type": "summary_text", "text": "**Thinking** emulator reasoning summary"}],
             "encrypted_content": format!("gAAAAA-emulator-encrypted-{}", &id("enc")[4..])}));
     }
-    if wants_tool_call(body)
-        && let Some((name, arguments)) = tool_call(body)
-    {
+    let call = match forced {
+        Some(call) if !last_is_tool_output(body) => Some(call),
+        Some(_) => None,
+        None if wants_tool_call(body) => tool_call(body),
+        None => None,
+    };
+    if let Some((name, arguments)) = call {
         items.push(json!({"id": id("fc"), "type": "function_call", "status": "completed",
             "arguments": arguments, "call_id": format!("call_{}", &id("call")[5..29]), "name": name}));
         return items;
@@ -132,5 +157,22 @@ mod tests {
         assert_eq!(tool_call(&oc).unwrap().1, r#"{"command":"echo emulator-tool-ok","description":"Echo a marker"}"#);
         let shell = json!({"tools": [{"type": "function", "name": "shell", "parameters": {"properties": {"command": {"type": "array"}}}}]});
         assert_eq!(tool_call(&shell).unwrap().1, r#"{"command":["bash","-lc","echo emulator-tool-ok"]}"#);
+    }
+
+    #[test]
+    fn forced_call_header() {
+        let forced = forced_call(r#"update_plan {"plan":[{"step":"a","status":"pending"}]}"#).unwrap();
+        assert_eq!(forced.0, "update_plan");
+        let body = json!({"input": [{"type": "message", "role": "user", "content": "hi"}]});
+        let items = plan(&body, "pong", "s", Some(forced.clone()));
+        assert_eq!(items[0]["name"], "update_plan");
+        assert_eq!(
+            serde_json::from_str::<Value>(items[0]["arguments"].as_str().unwrap()).unwrap()["plan"][0]["step"],
+            "a"
+        );
+        let answered = json!({"input": [{"type": "function_call_output", "call_id": "c", "output": "ok"}]});
+        assert_eq!(plan(&answered, "pong", "s", Some(forced))[0]["type"], "message");
+        assert_eq!(forced_call("todowrite").unwrap().1, "{}");
+        assert!(forced_call("x [1]").is_none());
     }
 }

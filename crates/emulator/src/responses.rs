@@ -139,7 +139,8 @@ fn handle(
 
     let serial = st.next_serial();
     let seed = format!("{seq}:{serial}");
-    let items = reply::plan(&body, &st.config.reply_text, &seed);
+    let forced = header_str(headers, reply::CALL_HEADER).and_then(reply::forced_call);
+    let items = reply::plan(&body, &st.config.reply_text, &seed, forced);
     let reasoning = if items.iter().any(|i| i.get("type").and_then(Value::as_str) == Some("reasoning")) {
         REASONING_TOKENS
     } else {

@@ -13,8 +13,12 @@ async fn open(args: StoreArgs) -> anyhow::Result<std::sync::Arc<dyn bridge_store
 }
 
 pub async fn run(args: SessionsArgs) -> anyhow::Result<()> {
+    if let SessionsCommand::Digest(args) = args.command {
+        return super::digest::run(args);
+    }
     let mut out = std::io::stdout().lock();
     match args.command {
+        SessionsCommand::Digest(_) => {}
         SessionsCommand::List(args) => {
             let store = open(args.store).await?;
             let sessions = report::sessions(store.as_ref()).await?;

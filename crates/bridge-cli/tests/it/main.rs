@@ -6,6 +6,7 @@
 mod redis_server;
 mod support;
 
+mod journal;
 mod login;
 mod serve;
 mod sessions;

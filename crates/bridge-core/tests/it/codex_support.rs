@@ -52,7 +52,12 @@ pub fn config_toml(emu: &RunningEmulator, dir: &Path, extra: &str) -> String {
 pub async fn chatgpt_bridge(emu: &RunningEmulator, dir: &Path, extra: &str) -> TestBridge {
     TestBridge::with(
         &format!("{}/backend-api/codex", emu.base_url()),
-        Options { auth: UpstreamAuth::Chatgpt, file: config_toml(emu, dir, extra), ..Options::default() },
+        Options {
+            auth: UpstreamAuth::Chatgpt,
+            file: config_toml(emu, dir, extra),
+            data_dir: Some(dir.to_owned()),
+            ..Options::default()
+        },
     )
     .await
 }

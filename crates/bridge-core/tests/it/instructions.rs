@@ -99,7 +99,12 @@ async fn the_request_path_never_fetches_instructions() {
         .replace("instructions_check_secs = 0", "instructions_check_secs = 0\ninstructions_fresh_secs = 0");
     let bridge = crate::support::TestBridge::with(
         &format!("{}/backend-api/codex", emu.base_url()),
-        crate::support::Options { auth: bridge_core::UpstreamAuth::Chatgpt, file: toml, ..Default::default() },
+        crate::support::Options {
+            auth: bridge_core::UpstreamAuth::Chatgpt,
+            file: toml,
+            data_dir: Some(dir.path().to_owned()),
+            ..Default::default()
+        },
     )
     .await;
     let cache = bridge.state.upstream.codex().unwrap().instructions.clone().unwrap();

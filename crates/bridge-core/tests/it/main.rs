@@ -15,5 +15,6 @@ mod errors;
 mod identity;
 mod identity_props;
 mod instructions;
+mod journal;
 mod streaming;
 mod tracker_memory;

@@ -166,6 +166,8 @@ pub struct TestBridge {
     pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
     pub done: Option<tokio::task::JoinHandle<()>>,
+    /// The data directory when the test did not name one (removed on drop).
+    _data: Option<tempfile::TempDir>,
 }
 
 pub struct Options {
@@ -174,11 +176,13 @@ pub struct Options {
     pub file: String,
     /// Store URL (default `memory://`).
     pub store: Option<String>,
+    /// Data directory (journal files); a fresh temporary directory when `None`.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { access_tokens: None, auth: UpstreamAuth::Passthrough, file: String::new(), store: None }
+        Self { access_tokens: None, auth: UpstreamAuth::Passthrough, file: String::new(), store: None, data_dir: None }
     }
 }
 
@@ -188,6 +192,8 @@ impl TestBridge {
     }
 
     pub async fn with(upstream: &str, options: Options) -> Self {
+        let temp = options.data_dir.is_none().then(|| tempfile::tempdir().unwrap());
+        let data_dir = options.data_dir.clone().or_else(|| temp.as_ref().map(|t| t.path().to_owned()));
         let settings = Settings {
             listen: Some("127.0.0.1:0".into()),
             upstream: Some(upstream.to_owned()),
@@ -195,7 +201,7 @@ impl TestBridge {
             store: Some(options.store.unwrap_or_else(|| "memory://".into())),
             access_tokens: options.access_tokens,
             env_api_key: Some("sk-bridge-owned-key".into()),
-            data_dir: None,
+            data_dir,
         };
         let config =
             Config::resolve(settings, Some(&options.file), &PathBuf::from("test.toml"), std::env::temp_dir()).unwrap();
@@ -211,7 +217,7 @@ impl TestBridge {
                 .await
                 .unwrap();
         });
-        Self { addr, state, stop: Some(tx), done: Some(done) }
+        Self { addr, state, stop: Some(tx), done: Some(done), _data: temp }
     }
 
     pub fn url(&self, path: &str) -> String {

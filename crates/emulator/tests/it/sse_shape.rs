@@ -133,3 +133,20 @@ async fn non_streaming_aggregate() {
     assert!(v["usage"]["input_tokens"].as_u64().unwrap() > 0);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn forced_call_header_streams_the_named_function_call() {
+    let emu = start(fast()).await;
+    let args = r#"{"todos":[{"content":"write tests","status":"in_progress","priority":"high"}]}"#;
+    let header = format!("todowrite {args}");
+    let resp = post_api(&emu, &body(vec![user("plan it")]), &[("x-emulator-call", header.as_str())]).await;
+    assert_eq!(resp.status(), 200);
+    let sse = read_sse(resp).await;
+    assert!(sse.names().contains(&"response.function_call_arguments.done"));
+    let item = &sse.last()["response"]["output"][0];
+    assert_eq!(item["type"], "function_call");
+    assert_eq!(item["name"], "todowrite");
+    let sent: Value = serde_json::from_str(item["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(sent, serde_json::from_str::<Value>(args).unwrap());
+    emu.shutdown().await;
+}

@@ -1,0 +1,271 @@
+//! Applying one finished turn: rollout lines, the `history.jsonl` prompt, the short-term session file and
+//! the long-term project state (plans into the task graph, checkpoints, drift events, roll-ups).
+//!
+//! Invariants: runs only on the journal's writer thread (never before the upstream call); a session's
+//! files are found again after a restart (rollout by thread id, short-term file by session id).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::JournalError;
+use crate::clock::{Utc, fresh_uuid, thread_uuid};
+use crate::git::{Drift, GitSnapshot};
+use crate::history::{History, HistoryEntry};
+use crate::lines::{self, TokenUsage};
+use crate::project::{ProjectDir, SessionEvent, SessionState, TurnSummary, save_short_term};
+use crate::rollout::Rollout;
+use crate::rollup::apply_to_project;
+use crate::runtime::JournalOptions;
+
+/// Sessions kept in memory before the map is cleared (state reloads from disk on the next turn).
+const MAX_SESSIONS: usize = 4096;
+
+/// Everything the writer needs about one finished exchange.
+#[derive(Debug, Clone)]
+pub struct TurnRecord {
+    /// The client's session id (body key or session headers).
+    pub session: String,
+    /// `originator` header or user-agent product.
+    pub originator: Option<String>,
+    pub cwd: Option<String>,
+    /// The project's git state before the turn, when the cwd is inside a repository.
+    pub git: Option<(PathBuf, GitSnapshot)>,
+    pub drift: Option<Drift>,
+    /// The request body as sent upstream.
+    pub body: bytes::Bytes,
+    /// Output items from `response.output_item.done`, in order.
+    pub output_items: Vec<Value>,
+    pub usage: Option<TokenUsage>,
+    pub started_ms: i64,
+}
+
+struct ProjectCtx {
+    dir: ProjectDir,
+    path: PathBuf,
+    state: SessionState,
+}
+
+#[derive(Default)]
+struct SessionCtx {
+    rollout: Option<Rollout>,
+    project: Option<ProjectCtx>,
+}
+
+/// The writer's state: open rollouts and session files by client session id.
+pub struct Writer {
+    data_dir: PathBuf,
+    history: History,
+    sessions: HashMap<String, SessionCtx>,
+}
+
+impl Writer {
+    /// A writer for `data_dir`.
+    pub fn new(data_dir: &Path, options: &JournalOptions) -> Self {
+        Self {
+            data_dir: data_dir.to_owned(),
+            history: History::new(data_dir, options.history_max_bytes),
+            sessions: HashMap::new(),
+        }
+    }
+
+    /// Journals one turn.
+    pub fn apply(&mut self, turn: TurnRecord) -> Result<(), JournalError> {
+        if self.sessions.len() >= MAX_SESSIONS && !self.sessions.contains_key(&turn.session) {
+            self.sessions.clear();
+        }
+        let now = Utc::now();
+        let thread = thread_uuid(&turn.session);
+        let body: Value = serde_json::from_slice(&turn.body).map_err(JournalError::Json)?;
+        let input: Vec<Value> = match body.get("input") {
+            Some(Value::Array(items)) => items.clone(),
+            Some(Value::String(s)) => {
+                vec![json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": s}]})]
+            }
+            _ => Vec::new(),
+        };
+        let model = body.get("model").and_then(Value::as_str).unwrap_or_default();
+        let cwd = turn.cwd.clone().unwrap_or_default();
+        let ctx = self.sessions.entry(turn.session.clone()).or_default();
+        let rollout = match ctx.rollout.take() {
+            Some(r) => r,
+            None => {
+                let path = Rollout::find(&self.data_dir, &thread)
+                    .unwrap_or_else(|| Rollout::path_for(&self.data_dir, &thread, &now));
+                Rollout::open(path)?
+            }
+        };
+        let mut rollout = rollout;
+        let mut records: Vec<(&str, Value)> = Vec::new();
+        let leading = lines::leading_developer_text(&input);
+        if rollout.is_empty() {
+            let base = body.get("instructions").and_then(Value::as_str).map(str::to_owned).or_else(|| leading.clone());
+            rollout.base_instructions = base.clone();
+            let originator = turn.originator.as_deref().unwrap_or("codex-bridge");
+            let git = turn.git.as_ref().map(|(_, g)| g);
+            records.push(("session_meta", lines::session_meta(&thread, &now, &cwd, originator, base.as_deref(), git)));
+        }
+        let skip = usize::from(
+            leading.is_some() && leading == rollout.base_instructions && body.get("instructions").is_none(),
+        );
+        let turn_id = fresh_uuid(&thread);
+        records.push((
+            "event_msg",
+            json!({"type": "task_started", "turn_id": turn_id, "started_at": turn.started_ms / 1000}),
+        ));
+        records.push(("turn_context", lines::turn_context(&turn_id, &cwd, model)));
+        let from = skip + rollout.recorded_items;
+        // The items this turn adds; after a rewrite (compaction, edit, fork) the whole input is recorded as a
+        // `compacted` replacement history and the trailing user messages count as the turn's new prompt.
+        let (new_items, prompt_items): (Vec<Value>, Vec<Value>) = if from <= input.len() {
+            (input[from..].to_vec(), input[from..].to_vec())
+        } else {
+            let history: Vec<Value> = input.iter().skip(skip).cloned().collect();
+            rollout.recorded_items = history.len();
+            let tail = history
+                .iter()
+                .rposition(|i| i.get("role").and_then(Value::as_str) != Some("user"))
+                .map_or(0, |p| p + 1);
+            let prompt_items = history[tail..].to_vec();
+            records.push(("compacted", json!({"message": "", "replacement_history": history})));
+            (Vec::new(), prompt_items)
+        };
+        for item in &new_items {
+            records.push(("response_item", item.clone()));
+        }
+        let prompt = lines::user_prompt(&prompt_items);
+        if let Some(text) = &prompt {
+            // Codex lists a rollout (`resume --last`, the picker) only if its head has a user_message event.
+            records.push(("event_msg", json!({"type": "user_message", "message": text, "images": null})));
+        }
+        for item in &turn.output_items {
+            records.push(("response_item", item.clone()));
+        }
+        if let Some(usage) = turn.usage {
+            let last = usage.to_codex();
+            let total = lines::add_usage(rollout.total_usage.as_ref(), &last);
+            rollout.total_usage = Some(total.clone());
+            records.push((
+                "event_msg",
+                json!({"type": "token_count",
+                "info": {"total_token_usage": total, "last_token_usage": last}, "rate_limits": null}),
+            ));
+        }
+        let reply = lines::assistant_text(&turn.output_items);
+        records.push((
+            "event_msg",
+            json!({"type": "task_complete", "turn_id": turn_id, "last_agent_message": reply,
+            "started_at": turn.started_ms / 1000, "completed_at": now.unix_secs(),
+            "duration_ms": (now.unix_ms - turn.started_ms).max(0)}),
+        ));
+        rollout.append(&records, &now)?;
+        rollout.recorded_items += new_items.len() + turn.output_items.len();
+        ctx.rollout = Some(rollout);
+
+        if let Some(text) = &prompt {
+            self.history.append(&HistoryEntry {
+                session_id: thread.clone(),
+                ts: now.unix_secs(),
+                text: text.clone(),
+            })?;
+        }
+        let Some((root, git)) = turn.git.clone() else { return Ok(()) };
+        let project = match ctx.project.take() {
+            Some(p) if p.dir.root == root => p,
+            _ => open_project(&self.data_dir, &root, &turn.session, &thread, &git, &now),
+        };
+        let summary = TurnSummary {
+            ts: now.iso(),
+            turn_id,
+            prompt: prompt.as_deref().map(|p| lines::shorten(p, 200)).unwrap_or_default(),
+            reply: reply.as_deref().map(|r| lines::shorten(r, 200)).unwrap_or_default(),
+            tool_calls: turn
+                .output_items
+                .iter()
+                .filter_map(|i| i.get("name").and_then(Value::as_str).map(str::to_owned))
+                .collect(),
+            head: git.head.clone(),
+            plan_changed: false,
+        };
+        ctx.project = Some(finish_project(project, summary, &turn, &git, &now)?);
+        Ok(())
+    }
+}
+
+/// Continues the session's short-term file after a restart, or starts one seeded from the newest file of
+/// the same branch and HEAD.
+fn open_project(data_dir: &Path, root: &Path, session: &str, thread: &str, git: &GitSnapshot, now: &Utc) -> ProjectCtx {
+    let dir = ProjectDir::new(data_dir, root);
+    if let Some((path, state)) = dir.session_file(session) {
+        return ProjectCtx { dir, path, state };
+    }
+    let seed = dir.newest_short_term(git.branch.as_deref(), git.head.as_deref());
+    let mut state = SessionState {
+        session_id: session.to_owned(),
+        thread_id: thread.to_owned(),
+        branch: git.branch.clone(),
+        head: git.head.clone(),
+        started: now.iso(),
+        bootstrapped_from: None,
+        turns: Vec::new(),
+        pending_actions: Vec::new(),
+        last_plan: None,
+        events: Vec::new(),
+        rolled_up_turns: 0,
+    };
+    if let Some((path, old)) = seed {
+        state.bootstrapped_from = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        state.pending_actions = old.pending_actions;
+        state.last_plan = old.last_plan;
+        state.events.push(SessionEvent {
+            ts: now.iso(),
+            kind: "bootstrap".into(),
+            detail: json!({"from": state.bootstrapped_from}),
+        });
+    }
+    let mut stamp = format!("{}-{:03}", now.file_stamp(), now.millis);
+    let mut path = dir.short_term_path(&stamp, git.branch.as_deref());
+    let mut n = 1;
+    while path.exists() {
+        n += 1;
+        stamp = format!("{}-{:03}-{n}", now.file_stamp(), now.millis);
+        path = dir.short_term_path(&stamp, git.branch.as_deref());
+    }
+    ProjectCtx { dir, path, state }
+}
+
+fn finish_project(
+    mut project: ProjectCtx,
+    mut summary: TurnSummary,
+    turn: &TurnRecord,
+    git: &GitSnapshot,
+    now: &Utc,
+) -> Result<ProjectCtx, JournalError> {
+    let plan = turn.output_items.iter().rev().find_map(crate::plan::from_function_call);
+    let state = &mut project.state;
+    let head_moved = !state.turns.is_empty() && state.head != git.head && git.head.is_some();
+    if let Some(drift) = &turn.drift {
+        state.events.push(SessionEvent {
+            ts: now.iso(),
+            kind: "git-drift".into(),
+            detail: serde_json::to_value(drift).map_err(JournalError::Json)?,
+        });
+    }
+    if let Some(p) = &plan {
+        summary.plan_changed = true;
+        state.pending_actions = p
+            .items
+            .iter()
+            .filter(|i| i.status != crate::tasks::TaskStatus::Completed)
+            .map(|i| i.step.clone())
+            .collect();
+        state.last_plan = Some(p.clone());
+    }
+    state.branch = git.branch.clone();
+    state.head = git.head.clone();
+    state.turns.push(summary);
+    apply_to_project(&project.dir, state, plan.as_ref(), turn.drift.as_ref(), git, head_moved, now)?;
+    save_short_term(&project.path, &project.state)?;
+    Ok(project)
+}
