@@ -69,21 +69,7 @@ async fn drift_doctor_tasks_history_and_digest() {
     let config = home.path().join("bridge.toml");
     std::fs::write(&config, "[journal]\ngit_cache_ms = 0\n\n[history]\nmax_bytes = 100000\n").unwrap();
     let upstream = format!("{}/v1", emulator.base_url());
-    let serve = Serve::start(
-        home.path(),
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &upstream,
-            "--upstream-auth",
-            "passthrough",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
-        ],
-    );
+    let serve = Serve::local(home.path(), &upstream, "passthrough", &data, &["--config", config.to_str().unwrap()]);
     let d = data.to_str().unwrap();
     let p = root.to_str().unwrap();
     let plan = r#"update_plan {"plan":[{"step":"Parse config","status":"in_progress"},{"step":"Write docs","status":"pending"}]}"#;

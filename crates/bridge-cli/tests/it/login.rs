@@ -66,19 +66,7 @@ async fn browser_login_status_serve_and_logout() {
 
     // serve with the stored login talks ChatGPT flavour to the emulator.
     let upstream = format!("{}/backend-api/codex", emu.base_url());
-    let serve = Serve::start(
-        home.path(),
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &upstream,
-            "--upstream-auth",
-            "chatgpt",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-    );
+    let serve = Serve::local(home.path(), &upstream, "chatgpt", &data, &[]);
     let resp = reqwest::Client::new()
         .post(format!("{}/v1/responses", serve.url))
         .json(&json!({"model": "gpt-5.5", "input": "hi", "max_output_tokens": 100, "stream": false}))

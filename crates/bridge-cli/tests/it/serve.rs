@@ -24,19 +24,7 @@ async fn serve_prints_the_listening_line_proxies_and_a_second_process_reads_the_
     let home = tempfile::tempdir().unwrap();
     let data = home.path().join("data");
     let upstream = format!("{}/v1", emulator.base_url());
-    let serve = Serve::start(
-        home.path(),
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &upstream,
-            "--upstream-auth",
-            "passthrough",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-    );
+    let serve = Serve::local(home.path(), &upstream, "passthrough", &data, &[]);
     let body = capture_body("codex-exec__s1-t1__r01__POST-v1-responses.json");
     let sse = turn(&serve.url, body).await;
     assert!(sse.contains("event: response.completed"), "{sse}");

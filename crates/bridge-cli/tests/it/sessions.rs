@@ -19,19 +19,7 @@ async fn sessions_show_explains_an_edited_early_message() {
     let home = tempfile::tempdir().unwrap();
     let data = home.path().join("data");
     let upstream = format!("{}/v1", emulator.base_url());
-    let serve = Serve::start(
-        home.path(),
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &upstream,
-            "--upstream-auth",
-            "passthrough",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-    );
+    let serve = Serve::local(home.path(), &upstream, "passthrough", &data, &[]);
     let http = reqwest::Client::new();
     let mut input = vec![json!({"role": "developer", "content": long_text("startup")})];
     for turn in 0..4 {

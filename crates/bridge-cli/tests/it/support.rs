@@ -48,6 +48,16 @@ impl Serve {
         Self { child, url }
     }
 
+    /// Starts `serve` on a free loopback port against `upstream` with `--upstream-auth auth`, its data in
+    /// `data`, plus `extra` arguments.
+    pub fn local(home: &Path, upstream: &str, auth: &str, data: &Path, extra: &[&str]) -> Self {
+        let data = data.to_str().unwrap();
+        let mut args =
+            vec!["--listen", "127.0.0.1:0", "--upstream", upstream, "--upstream-auth", auth, "--data-dir", data];
+        args.extend_from_slice(extra);
+        Self::start(home, &args)
+    }
+
     /// Sends SIGTERM and waits (at most 20 s) for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
