@@ -44,7 +44,7 @@ struct InProcessBridge {
 }
 
 impl InProcessBridge {
-    async fn start(upstream: &str, data_dir: &Path) -> Result<Self, BenchError> {
+    async fn start(upstream: &str, data_dir: &Path, config_toml: &str) -> Result<Self, BenchError> {
         let start = |message: String| BenchError::Start { what: "bridge", message };
         let settings = Settings {
             listen: Some("127.0.0.1:0".into()),
@@ -53,7 +53,7 @@ impl InProcessBridge {
             data_dir: Some(data_dir.to_owned()),
             ..Settings::default()
         };
-        let config = Config::resolve(settings, None, Path::new("<bench>"), data_dir.to_owned())
+        let config = Config::resolve(settings, Some(config_toml), Path::new("<bridge config>"), data_dir.to_owned())
             .map_err(|e| start(e.to_string()))?;
         let server = bridge_core::bind(config).await.map_err(|e| start(e.to_string()))?;
         let url = format!("http://{}", server.local_addr().map_err(|e| start(e.to_string()))?);
@@ -76,11 +76,13 @@ impl InProcessBridge {
     }
 }
 
-/// Replays `scenarios` under each routing mode. `data_dir` holds the bridge's SQLite store.
+/// Replays `scenarios` under each routing mode. `data_dir` holds the bridge's SQLite store; `bridge_config`
+/// is the bridge's TOML configuration (empty = its defaults).
 pub async fn run(
     scenarios: &[Scenario],
     routings: &[RoutingMode],
     data_dir: &Path,
+    bridge_config: &str,
 ) -> Result<Vec<ScenarioResult>, BenchError> {
     let total: usize = scenarios.iter().map(|s| s.requests.len() * 2).sum::<usize>() * routings.len();
     let mut progress = Progress::new("bench cache", total as u64);
@@ -92,7 +94,7 @@ pub async fn run(
             .await
             .map_err(|e| BenchError::Start { what: "emulator", message: e.to_string() })?;
         let upstream = format!("{}/v1", emulator.base_url());
-        let bridge = InProcessBridge::start(&upstream, &data_dir.join(routing_name(routing))).await?;
+        let bridge = InProcessBridge::start(&upstream, &data_dir.join(routing_name(routing)), bridge_config).await?;
         for scenario in scenarios {
             emulator.state().reset();
             let direct = replay(&client, &format!("{upstream}/responses"), &scenario.requests, &mut progress).await?;

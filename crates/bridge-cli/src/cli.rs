@@ -53,6 +53,9 @@ pub struct DemoArgs {
     /// Seed of the generated workload.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The bridge's TOML config for the replay (default: the bridge's defaults).
+    #[arg(long)]
+    pub bridge_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +84,9 @@ pub struct BenchCacheArgs {
     /// Seed of the generated workload.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The bridge's TOML config for the replay (default: the bridge's defaults).
+    #[arg(long)]
+    pub bridge_config: Option<PathBuf>,
     /// One JSON object per line per scenario and routing mode.
     #[arg(long)]
     pub json: bool,

@@ -9,7 +9,7 @@ use bridge_bench::{cache, workload};
 async fn cache_bench_accounts_tokens_and_the_limit_bounds_both_paths() {
     let dir = tempfile::tempdir().unwrap();
     let scenarios: Vec<_> = ["multi-turn", "orchestrator"].iter().map(|n| workload::scenario(n, 7).unwrap()).collect();
-    let results = cache::run(&scenarios, &[codex_emulator::RoutingMode::SessionHeader], dir.path()).await.unwrap();
+    let results = cache::run(&scenarios, &[codex_emulator::RoutingMode::SessionHeader], dir.path(), "").await.unwrap();
     assert_eq!(results.len(), 2);
     for r in &results {
         assert!(r.input_tokens > 100_000, "{r:?}");

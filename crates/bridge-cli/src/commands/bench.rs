@@ -29,8 +29,9 @@ async fn cache_bench(args: BenchCacheArgs) -> anyhow::Result<()> {
         RoutingArg::SessionHeader => vec![RoutingMode::SessionHeader],
         RoutingArg::Both => vec![RoutingMode::Docs, RoutingMode::SessionHeader],
     };
+    let config = read_bridge_config(args.bridge_config.as_deref())?;
     let dir = tempdir("bench-cache")?;
-    let results = cache::run(&scenarios, &routings, &dir).await;
+    let results = cache::run(&scenarios, &routings, &dir, &config).await;
     let _ = std::fs::remove_dir_all(&dir);
     let results = results?;
     let mut out = std::io::stdout().lock();
@@ -86,6 +87,14 @@ async fn overhead_bench(args: BenchOverheadArgs) -> anyhow::Result<()> {
         None => writeln!(out, "bridge peak RSS: unavailable on this platform")?,
     }
     Ok(())
+}
+
+/// The text of `--bridge-config`, or empty for the bridge's defaults.
+pub fn read_bridge_config(path: Option<&std::path::Path>) -> anyhow::Result<String> {
+    match path {
+        Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read bridge config {}", p.display())),
+        None => Ok(String::new()),
+    }
 }
 
 /// A fresh directory under the system temp dir for this run.

@@ -8,7 +8,15 @@ use codex_emulator::RoutingMode;
 
 use crate::cli::DemoArgs;
 
+/// The demo's bridge config: the defaults plus the shared startup namespace (opt-in in a real deployment,
+/// because it replaces clients' own keys), so the orchestrator's fresh sessions share their startup prefix.
+const DEMO_BRIDGE_CONFIG: &str = "[cache]\nnamespace_auto = true\n";
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let config = match args.bridge_config.as_deref() {
+        Some(_) => super::bench::read_bridge_config(args.bridge_config.as_deref())?,
+        None => DEMO_BRIDGE_CONFIG.to_owned(),
+    };
     let scenarios: Vec<_> = workload::DEMO.iter().filter_map(|n| workload::scenario(n, args.seed)).collect();
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -20,10 +28,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for s in &scenarios {
         writeln!(out, "  {:<16} {}", s.name, s.description)?;
     }
-    writeln!(out)?;
+    writeln!(
+        out,
+        "\nbridge config: {}\n",
+        if config.trim().is_empty() { "defaults".to_owned() } else { config.trim().replace('\n', " ") }
+    )?;
     drop(out);
     let dir = super::bench::tempdir("demo")?;
-    let results = cache::run(&scenarios, &[RoutingMode::SessionHeader], &dir).await;
+    let results = cache::run(&scenarios, &[RoutingMode::SessionHeader], &dir, &config).await;
     let _ = std::fs::remove_dir_all(&dir);
     let results = results?;
     let mut out = std::io::stdout().lock();

@@ -150,21 +150,31 @@ impl IdentityEngine {
                 }
             }
         };
-        let model = request.model();
-        let needs_fp = namespace::needs_fingerprint(&self.config);
-        let empty = Fingerprint::default();
-        let fp_ref = if needs_fp { &*fingerprint.get_or_insert_with(|| Fingerprint::of(request)) } else { &empty };
-        let subject = namespace::Subject {
-            header: hints.namespace.as_deref(),
-            client,
-            model: model.as_deref(),
-            fingerprint: fp_ref,
+        // A lineage that joined a namespace keeps it (and forks follow their root), so a later prefix change
+        // never moves its key; only a lineage's first request is matched against the header, rules and auto.
+        let lineage = identity.root_key.clone();
+        let joined = match &hints.namespace {
+            Some(_) => None,
+            None => self.partitions.lock().ok().and_then(|p| p.joined(&lineage).map(str::to_owned)),
         };
-        if let Some(name) = namespace::choose(&self.config, &subject) {
+        let chosen = joined.or_else(|| {
+            let model = request.model();
+            let needs_fp = namespace::needs_fingerprint(&self.config);
+            let empty = Fingerprint::default();
+            let fp_ref = if needs_fp { &*fingerprint.get_or_insert_with(|| Fingerprint::of(request)) } else { &empty };
+            let subject = namespace::Subject {
+                header: hints.namespace.as_deref(),
+                client,
+                model: model.as_deref(),
+                fingerprint: fp_ref,
+            };
+            namespace::choose(&self.config, &subject)
+        });
+        if let Some(name) = chosen {
             let partition = self
                 .partitions
                 .lock()
-                .map(|mut p| p.route(&name, &identity.session, now_ms, self.config.namespace_max_rpm))
+                .map(|mut p| p.route(&name, &lineage, now_ms, self.config.namespace_max_rpm))
                 .unwrap_or(0);
             identity.key = keys::namespace_key(&name, partition);
             identity.root_key = identity.key.clone();

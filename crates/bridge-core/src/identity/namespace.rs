@@ -1,10 +1,12 @@
 //! Shared startup namespaces: which namespace a request opts into (request header, config rule, or `auto`)
 //! and the stable partition of that namespace a session routes with.
 //!
-//! Invariants: a session keeps its partition for as long as this process remembers it (the memory is
-//! bounded; a forgotten session is assigned again by the same rule); a new session joins the lowest
-//! partition that received fewer than `max_rpm` requests in the last minute, so each namespace key stays
-//! under the backend's overflow rate; no conversation state is shared, only routing.
+//! Invariants: a lineage (a root session and its forks) keeps its namespace and partition for as long as
+//! this process remembers it, even when its prefix later changes (a key never changes on a prefix
+//! mismatch; the memory is bounded, and a forgotten lineage is assigned again by the same rule); forks route
+//! with their root; a new lineage joins the lowest partition that received fewer than `max_rpm` requests in
+//! the last minute, so each namespace key stays under the backend's overflow rate; no conversation state is
+//! shared, only routing.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -50,9 +52,16 @@ pub fn needs_fingerprint(config: &CacheConfig) -> bool {
 pub struct Partitions {
     windows: HashMap<String, Vec<VecDeque<i64>>>,
     assigned: HashMap<(String, String), u32>,
+    /// The namespace each lineage joined first.
+    joined: HashMap<String, String>,
 }
 
 impl Partitions {
+    /// The namespace `lineage` already routes with, if it joined one.
+    pub fn joined(&self, lineage: &str) -> Option<&str> {
+        self.joined.get(lineage).map(String::as_str)
+    }
+
     /// The partition of `session` in `namespace`, counting this request at `now_ms`.
     pub fn route(&mut self, namespace: &str, session: &str, now_ms: i64, max_rpm: u32) -> u32 {
         let windows = self.windows.entry(namespace.to_owned()).or_default();
@@ -63,7 +72,9 @@ impl Partitions {
         }
         if self.assigned.len() >= MAX_ASSIGNED {
             self.assigned.clear();
+            self.joined.clear();
         }
+        self.joined.entry(session.to_owned()).or_insert_with(|| namespace.to_owned());
         let id = (namespace.to_owned(), session.to_owned());
         let partition = match self.assigned.get(&id) {
             Some(p) => *p,
@@ -116,5 +127,7 @@ mod tests {
         assert_eq!(p.route("ns", "s3", 1_000, 3), 1);
         assert_eq!(p.route("ns", "s0", 1_000, 3), 0, "a session keeps its partition");
         assert_eq!(p.route("ns", "s4", 70_000, 3), 0, "the window slides");
+        assert_eq!(p.joined("s3"), Some("ns"));
+        assert_eq!(p.joined("s9"), None);
     }
 }

@@ -289,3 +289,36 @@ async fn key_affinity_policy_sends_the_fork_key_as_session() {
     );
     bridge.stop().await;
 }
+
+/// A lineage keeps the namespace it joined: a later prefix change (OpenCode's dated system prompt at
+/// midnight) does not move its key, and its forks route with it.
+#[tokio::test]
+async fn namespace_membership_sticks_to_the_lineage() {
+    let upstream = ScriptedUpstream::start().await;
+    let file = "[cache]\nnamespace_auto = true\n".to_owned();
+    let bridge = TestBridge::with(&upstream.url(), Options { file, ..Options::default() }).await;
+    let dated = |day: &str| {
+        let mut input = conversation(1);
+        input[0] = json!({"role": "developer", "content": format!("You are a coding agent. Today is {day}.")});
+        input
+    };
+    let meta = |id: &str| json!({"conversation_id": id});
+    send(&bridge, &json!({"model": "m", "metadata": meta("night"), "input": dated("2026-11-22")}), &[]).await;
+    send(&bridge, &json!({"model": "m", "metadata": meta("night"), "input": dated("2026-11-23")}), &[]).await;
+    let (before, s1, _) = seen_identity(&upstream, 0);
+    let (after, s2, _) = seen_identity(&upstream, 1);
+    assert!(before.starts_with("cache_ns-auto-"), "{before}");
+    assert_eq!(before, after, "a prefix change must not move the lineage's key");
+    assert_eq!(s1, s2);
+    // A new lineage with the new date joins the namespace of the new prefix, not the old one.
+    send(&bridge, &json!({"model": "m", "metadata": meta("morning"), "input": dated("2026-11-23")}), &[]).await;
+    let (fresh, _, _) = seen_identity(&upstream, 2);
+    assert_ne!(fresh, before);
+    // A fork of the first lineage routes with its root: same namespace key in the body and session header.
+    let fork =
+        json!({"model": "m", "metadata": {"conversation_id": "night", "forkId": "f1"}, "input": dated("2026-11-23")});
+    send(&bridge, &fork, &[]).await;
+    let (fork_key, fork_session, _) = seen_identity(&upstream, 3);
+    assert_eq!((fork_key, fork_session), (before, s1));
+    bridge.stop().await;
+}
