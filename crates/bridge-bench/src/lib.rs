@@ -6,6 +6,7 @@
 //! meaningful from a release build (`cargo run --release -p codex-bridge -- bench ...`).
 
 pub mod cache;
+pub mod chart;
 pub mod load;
 pub mod overhead;
 pub mod progress;

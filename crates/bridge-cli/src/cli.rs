@@ -87,6 +87,9 @@ pub struct BenchCacheArgs {
     /// The bridge's TOML config for the replay (default: the bridge's defaults).
     #[arg(long)]
     pub bridge_config: Option<PathBuf>,
+    /// Also write an SVG bar chart of the results to this file.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
     /// One JSON object per line per scenario and routing mode.
     #[arg(long)]
     pub json: bool,

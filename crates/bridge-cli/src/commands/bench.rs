@@ -34,6 +34,10 @@ async fn cache_bench(args: BenchCacheArgs) -> anyhow::Result<()> {
     let results = cache::run(&scenarios, &routings, &dir, &config).await;
     let _ = std::fs::remove_dir_all(&dir);
     let results = results?;
+    if let Some(path) = &args.svg {
+        std::fs::write(path, bridge_bench::chart::svg(&results))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         for r in &results {
