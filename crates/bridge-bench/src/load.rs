@@ -41,6 +41,7 @@ pub async fn phase(
     target: &'static str,
     url: &str,
     body: Bytes,
+    headers: &[(String, String)],
     requests: usize,
     concurrency: usize,
 ) -> Result<Phase, BenchError> {
@@ -49,10 +50,11 @@ pub async fn phase(
     let mut workers = Vec::with_capacity(concurrency);
     for _ in 0..concurrency.max(1) {
         let (client, url, body, next) = (client.clone(), url.to_owned(), body.clone(), next.clone());
+        let headers = headers.to_vec();
         workers.push(tokio::spawn(async move {
             let mut samples = Vec::new();
             while next.fetch_add(1, Ordering::Relaxed) < requests {
-                samples.push(one(&client, target, &url, body.clone()).await?);
+                samples.push(one(&client, target, &url, body.clone(), &headers).await?);
             }
             Ok::<_, BenchError>(samples)
         }));
@@ -65,17 +67,21 @@ pub async fn phase(
     Ok(Phase { samples, wall: started.elapsed() })
 }
 
-async fn one(client: &reqwest::Client, target: &'static str, url: &str, body: Bytes) -> Result<Sample, BenchError> {
+async fn one(
+    client: &reqwest::Client,
+    target: &'static str,
+    url: &str,
+    body: Bytes,
+    headers: &[(String, String)],
+) -> Result<Sample, BenchError> {
     let err = |message: String| BenchError::Request { target, message };
     let started = Instant::now();
-    let resp = client
-        .post(url)
-        .header("authorization", "Bearer bench")
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| err(e.to_string()))?;
+    let mut request =
+        client.post(url).header("authorization", "Bearer bench").header("content-type", "application/json").body(body);
+    for (k, v) in headers {
+        request = request.header(k, v);
+    }
+    let resp = request.send().await.map_err(|e| err(e.to_string()))?;
     if resp.status() != 200 {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();

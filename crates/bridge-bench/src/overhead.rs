@@ -24,18 +24,23 @@ pub struct Case {
     pub concurrency: usize,
     /// Requests per side (direct and bridge each).
     pub requests: usize,
+    /// Send `x-codex-bridge-cwd` naming a real git repository, so the bridge runs its (cached, bounded) git
+    /// drift check before the upstream call: the one pre-upstream step the journal adds.
+    pub git_project: bool,
 }
 
 /// The default matrix: 4 KiB, 64 KiB and 1 MiB bodies at concurrency 1 and 64, scaled by `scale`.
 pub fn default_cases(scale: f64) -> Vec<Case> {
     let n = |base: usize| ((base as f64 * scale).round() as usize).max(10);
+    let case = |body_bytes, concurrency, requests| Case { body_bytes, concurrency, requests, git_project: false };
     vec![
-        Case { body_bytes: 4 << 10, concurrency: 1, requests: n(2000) },
-        Case { body_bytes: 64 << 10, concurrency: 1, requests: n(1000) },
-        Case { body_bytes: 1 << 20, concurrency: 1, requests: n(200) },
-        Case { body_bytes: 4 << 10, concurrency: 64, requests: n(6400) },
-        Case { body_bytes: 64 << 10, concurrency: 64, requests: n(3200) },
-        Case { body_bytes: 1 << 20, concurrency: 64, requests: n(640) },
+        case(4 << 10, 1, n(2000)),
+        Case { git_project: true, ..case(4 << 10, 1, n(2000)) },
+        case(64 << 10, 1, n(1000)),
+        case(1 << 20, 1, n(200)),
+        case(4 << 10, 64, n(6400)),
+        case(64 << 10, 64, n(3200)),
+        case(1 << 20, 64, n(640)),
     ]
 }
 
@@ -163,6 +168,10 @@ pub async fn run(bridge_exe: &Path, cases: &[Case], rounds: usize) -> Result<Rep
     let bridge = BridgeProcess::spawn(bridge_exe, &upstream, &data)?;
     let direct_url = format!("{upstream}/responses");
     let bridge_url = format!("{}/v1/responses", bridge.url);
+    let repo = data.join("project");
+    if cases.iter().any(|c| c.git_project) {
+        init_repo(&repo)?;
+    }
     let total: usize = cases.iter().map(|c| c.requests * 2).sum();
     let mut progress = Progress::new("bench overhead", total as u64);
     let mut results = Vec::new();
@@ -170,18 +179,21 @@ pub async fn run(bridge_exe: &Path, cases: &[Case], rounds: usize) -> Result<Rep
     for (i, case) in cases.iter().enumerate() {
         let client = load::client(case.concurrency)?;
         let body = request_body(case.body_bytes, &format!("bench-{i}"));
+        let headers: Vec<(String, String)> = if case.git_project {
+            vec![("x-codex-bridge-cwd".to_owned(), repo.display().to_string())]
+        } else {
+            Vec::new()
+        };
+        let (c, warm) = (case.concurrency, case.concurrency.min(8));
         // Warm both paths (connections, emulator cache) outside the measurement.
-        load::phase(&client, "emulator", &direct_url, body.clone(), case.concurrency.min(8), case.concurrency.min(8))
-            .await?;
-        load::phase(&client, "bridge", &bridge_url, body.clone(), case.concurrency.min(8), case.concurrency.min(8))
-            .await?;
+        load::phase(&client, "emulator", &direct_url, body.clone(), &headers, warm, warm).await?;
+        load::phase(&client, "bridge", &bridge_url, body.clone(), &headers, warm, warm).await?;
         let per_round = case.requests.div_ceil(rounds);
         let (mut direct, mut via) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
-            direct
-                .push(load::phase(&client, "emulator", &direct_url, body.clone(), per_round, case.concurrency).await?);
+            direct.push(load::phase(&client, "emulator", &direct_url, body.clone(), &headers, per_round, c).await?);
             progress.inc(per_round as u64);
-            via.push(load::phase(&client, "bridge", &bridge_url, body.clone(), per_round, case.concurrency).await?);
+            via.push(load::phase(&client, "bridge", &bridge_url, body.clone(), &headers, per_round, c).await?);
             progress.inc(per_round as u64);
         }
         results.push(summarise(case, &direct, &via));
@@ -200,8 +212,8 @@ async fn capacity(direct_url: &str) -> Result<CapacityResult, BenchError> {
     let (size, concurrency, requests) = (64 << 10, 16, 3200);
     let client = load::client(concurrency)?;
     let body = request_body(size, "capacity");
-    load::phase(&client, "emulator", direct_url, body.clone(), 32, concurrency).await?;
-    let phase = load::phase(&client, "emulator", direct_url, body, requests, concurrency).await?;
+    load::phase(&client, "emulator", direct_url, body.clone(), &[], 32, concurrency).await?;
+    let phase = load::phase(&client, "emulator", direct_url, body, &[], requests, concurrency).await?;
     Ok(CapacityResult {
         case: "emulator-capacity",
         body_bytes: size,
@@ -209,6 +221,23 @@ async fn capacity(direct_url: &str) -> Result<CapacityResult, BenchError> {
         requests,
         emulator_rps: rps(std::slice::from_ref(&phase)),
     })
+}
+
+/// A one-commit git repository for the git-check case.
+fn init_repo(dir: &Path) -> Result<(), BenchError> {
+    std::fs::create_dir_all(dir).map_err(|e| BenchError::Other(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::write(dir.join("README"), "bench\n").map_err(|e| BenchError::Other(e.to_string()))?;
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "README"],
+        &["-c", "user.name=bench", "-c", "user.email=bench@invalid", "commit", "-q", "-m", "bench"],
+    ] {
+        let status = Command::new("git").args(args).current_dir(dir).status();
+        if !status.is_ok_and(|s| s.success()) {
+            return Err(BenchError::Other(format!("git {} failed in {}", args.join(" "), dir.display())));
+        }
+    }
+    Ok(())
 }
 
 fn rps(phases: &[Phase]) -> f64 {
@@ -228,7 +257,7 @@ fn summarise(case: &Case, direct: &[Phase], via: &[Phase]) -> CaseResult {
         b => format!("{}KiB", b >> 10),
     };
     CaseResult {
-        case: format!("{size}-c{}", case.concurrency),
+        case: format!("{size}-c{}{}", case.concurrency, if case.git_project { "-git" } else { "" }),
         body_bytes: case.body_bytes,
         concurrency: case.concurrency,
         direct_p50_us: dt.percentile_us(50.0),

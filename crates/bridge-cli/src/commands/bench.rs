@@ -66,13 +66,13 @@ async fn overhead_bench(args: BenchOverheadArgs) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "{:<10} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        "{:<12} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
         "case", "reqs", "dir p50", "dir p99", "br p50", "br p99", "add p99", "ttfb+p99", "dir rps", "br rps"
     )?;
     for c in &report.cases {
         writeln!(
             out,
-            "{:<10} {:>6} {:>7}us {:>7}us {:>7}us {:>7}us {:>7}us {:>7}us {:>10.1} {:>10.1}",
+            "{:<12} {:>6} {:>7}us {:>7}us {:>7}us {:>7}us {:>7}us {:>7}us {:>10.1} {:>10.1}",
             c.case,
             c.requests,
             c.direct_p50_us,
