@@ -76,7 +76,12 @@ pub struct CapacityResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct MemoryResult {
     pub case: &'static str,
+    /// Peak RSS over the latency cases.
     pub bridge_peak_rss_kib: Option<u64>,
+    /// Sessions created through the real request path for the per-session figure.
+    pub sessions: usize,
+    /// RSS growth divided by `sessions` (tracker, lineage cache, store caches: everything the bridge keeps).
+    pub rss_bytes_per_session: Option<f64>,
 }
 
 /// A `codex-bridge serve` child, killed on drop.
@@ -154,7 +159,7 @@ pub struct Report {
 
 /// Runs the benchmark. `bridge_exe` is the `codex-bridge` binary to start; `rounds` alternating phases
 /// per side and case.
-pub async fn run(bridge_exe: &Path, cases: &[Case], rounds: usize) -> Result<Report, BenchError> {
+pub async fn run(bridge_exe: &Path, cases: &[Case], rounds: usize, sessions: usize) -> Result<Report, BenchError> {
     let config = codex_emulator::EmulatorConfig {
         tokenizer: codex_emulator::TokenizerMode::Fast,
         log_capacity: 16,
@@ -200,7 +205,10 @@ pub async fn run(bridge_exe: &Path, cases: &[Case], rounds: usize) -> Result<Rep
     }
     progress.finish();
     let capacity = capacity(&direct_url).await?;
-    let memory = MemoryResult { case: "memory", bridge_peak_rss_kib: peak_rss_kib(bridge.pid()) };
+    let peak = peak_rss_kib(bridge.pid());
+    let per_session = per_session_rss(&bridge, &bridge_url, sessions).await?;
+    let memory =
+        MemoryResult { case: "memory", bridge_peak_rss_kib: peak, sessions, rss_bytes_per_session: per_session };
     drop(bridge);
     let _ = std::fs::remove_dir_all(&data);
     emulator.shutdown().await;
@@ -221,6 +229,51 @@ async fn capacity(direct_url: &str) -> Result<CapacityResult, BenchError> {
         requests,
         emulator_rps: rps(std::slice::from_ref(&phase)),
     })
+}
+
+/// Creates `n` sessions through the bridge (one small request each, a distinct `prompt_cache_key`) and
+/// returns the bridge's RSS growth per session.
+async fn per_session_rss(bridge: &BridgeProcess, url: &str, n: usize) -> Result<Option<f64>, BenchError> {
+    if n == 0 {
+        return Ok(None);
+    }
+    let concurrency = 32;
+    let client = load::client(concurrency)?;
+    let Some(before) = crate::stats::rss_kib(bridge.pid()) else { return Ok(None) };
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut progress = Progress::new("bench sessions", n as u64);
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, next) = (client.clone(), url.to_owned(), next.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, BenchError>(());
+                }
+                let body = serde_json::json!({"model": "gpt-5.5", "stream": true, "prompt_cache_key": format!("ses_{i:026}"),
+                    "input": [{"type": "message", "role": "user", "content": "hello"}]});
+                let resp = client.post(&url).header("authorization", "Bearer bench").json(&body).send().await;
+                let resp = resp.map_err(|e| BenchError::Request { target: "bridge", message: e.to_string() })?;
+                resp.bytes().await.map_err(|e| BenchError::Request { target: "bridge", message: e.to_string() })?;
+            }
+        }));
+    }
+    let mut done = 0u64;
+    while done < n as u64 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = next.load(std::sync::atomic::Ordering::Relaxed).min(n) as u64;
+        progress.inc(now - done);
+        done = now;
+    }
+    for w in workers {
+        w.await.map_err(|e| BenchError::Other(format!("session worker: {e}")))??;
+    }
+    progress.finish();
+    // Let the tracker and the store writes that follow each stream settle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let Some(after) = crate::stats::rss_kib(bridge.pid()) else { return Ok(None) };
+    Ok(Some(after.saturating_sub(before) as f64 * 1024.0 / n as f64))
 }
 
 /// A one-commit git repository for the git-check case.

@@ -103,6 +103,9 @@ pub struct BenchOverheadArgs {
     /// Alternating direct/bridge phases per case.
     #[arg(long, default_value_t = 4)]
     pub rounds: usize,
+    /// Sessions created through the bridge for the RSS-per-session figure (0 skips it).
+    #[arg(long, default_value_t = 100_000)]
+    pub sessions: usize,
     /// One JSON object per line per case.
     #[arg(long)]
     pub json: bool,

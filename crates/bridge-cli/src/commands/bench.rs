@@ -54,7 +54,7 @@ async fn overhead_bench(args: BenchOverheadArgs) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; overhead numbers are only meaningful from `cargo run --release`");
     }
-    let report = overhead::run(&exe, &overhead::default_cases(args.scale), args.rounds).await?;
+    let report = overhead::run(&exe, &overhead::default_cases(args.scale), args.rounds, args.sessions).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
         for c in &report.cases {
@@ -89,6 +89,9 @@ async fn overhead_bench(args: BenchOverheadArgs) -> anyhow::Result<()> {
     match report.memory.bridge_peak_rss_kib {
         Some(kib) => writeln!(out, "bridge peak RSS: {:.1} MiB", kib as f64 / 1024.0)?,
         None => writeln!(out, "bridge peak RSS: unavailable on this platform")?,
+    }
+    if let Some(bytes) = report.memory.rss_bytes_per_session {
+        writeln!(out, "bridge RSS per tracked session: {bytes:.0} bytes ({} sessions)", report.memory.sessions)?;
     }
     Ok(())
 }
