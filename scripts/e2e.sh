@@ -5,7 +5,8 @@
 # Needs root (for `unshare -n`), node >= 20 and npm, cargo-nextest, and the package registries for the first
 # two steps (and apt when `ip` from iproute2 is missing). Exits non-zero on any failure. The real-client tests
 # are required here (CODEX_BRIDGE_REQUIRE_CLIENTS=1 unless set), so a missing client or namespace fails.
-# Env: CODEX_BRIDGE_CLIENTS_DIR (where to install the clients; default target/clients).
+# Env: CODEX_BRIDGE_CLIENTS_DIR (where to install the clients; default target/clients). The bridge binary the
+# tests start is built here and passed as CODEX_BRIDGE_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -18,6 +19,9 @@ export CODEX_BRIDGE_REQUIRE_CLIENTS="${CODEX_BRIDGE_REQUIRE_CLIENTS:-1}"
 echo "CODEX_BRIDGE_CLIENTS_BIN=$CODEX_BRIDGE_CLIENTS_BIN"
 
 step "build"
+cargo build -p codex-bridge
+CODEX_BRIDGE_BIN="$(pwd)/target/debug/codex-bridge"
+export CODEX_BRIDGE_BIN
 cargo nextest run -p bridge-e2e --no-run
 
 step "run in a loopback-only network namespace"
@@ -26,6 +30,6 @@ if ! command -v ip >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null
 fi
 CODEX_BRIDGE_CLIENTS_BIN="$CODEX_BRIDGE_CLIENTS_BIN" CODEX_BRIDGE_REQUIRE_CLIENTS="$CODEX_BRIDGE_REQUIRE_CLIENTS" \
-  unshare -n bash -c 'ip link set lo up && exec cargo nextest run -p bridge-e2e --offline'
+  CODEX_BRIDGE_BIN="$CODEX_BRIDGE_BIN" unshare -n bash -c 'ip link set lo up && exec cargo nextest run -p bridge-e2e --offline'
 
 step "done"

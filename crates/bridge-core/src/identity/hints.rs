@@ -38,6 +38,13 @@ pub struct Hint {
     pub value: String,
 }
 
+impl Hint {
+    /// Whether the hint came from a request header (not from the body).
+    pub fn is_header(&self) -> bool {
+        self.source.starts_with("header ")
+    }
+}
+
 /// Every identity hint of a request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Hints {

@@ -11,6 +11,9 @@
 //! - Soft overrides (`temperature`, `top_p`, `max_output_tokens`, `reasoning.*`, `text.verbosity`,
 //!   `tool_choice`, `parallel_tool_calls`, `service_tier`, the model) are never read.
 //! - A key never changes on a prefix mismatch; unrelated conversations never share a derived key.
+//! - Session names (lineage, tracker, journal): a body key or metadata id names its session verbatim
+//!   (sanitized); a session named only by a header is filed under its key `cache_<id>`, so a keyless side
+//!   request (OpenCode's title request) never shares a session with the keyed conversation of the same id.
 //! - Store reads on the request path happen only for sessions this process has not seen (lineage lookup,
 //!   fork search); everything else is served from memory.
 
@@ -121,7 +124,10 @@ impl IdentityEngine {
             }
             (None, Some(session)) => {
                 let own = keys::session_key(&session.value);
-                let id = keys::sanitize(&session.value);
+                // A session named only by a header is filed under its key: a client that also sends a body
+                // key with the same id (OpenCode) uses the bare id for its conversation, and a keyless side
+                // request (its title request) must not join that conversation's lineage or tracking.
+                let id = if session.is_header() { own.clone() } else { keys::sanitize(&session.value) };
                 self.lineage_of(&id, own, KeyKind::Session, &hints, request, &mut fingerprint).await?
             }
             (None, None) => {
@@ -219,7 +225,7 @@ impl IdentityEngine {
             Some(l)
         } else if let Some(parent) = &hints.parent {
             let default_root = if derived { keys::session_key(&parent.value) } else { keys::sanitize(&parent.value) };
-            let root = self.root_of(&keys::sanitize(&parent.value), &default_root).await?;
+            let root = self.parent_root(&parent.value, &default_root).await?;
             Some(self.lineages.fork(session, &root, session).await?)
         } else {
             let fp = fingerprint.get_or_insert_with(|| Fingerprint::of(request));
@@ -243,6 +249,15 @@ impl IdentityEngine {
             }
         }
         Ok(identity)
+    }
+
+    /// The root key of the parent session named `parent`: its lineage under the bare id (body key or
+    /// metadata id), else under `cache_<id>` (a session named only by a header), else `default`.
+    async fn parent_root(&self, parent: &str, default: &str) -> StoreResult<String> {
+        match self.lineages.get(&keys::sanitize(parent)).await? {
+            Some(l) => Ok(l.root),
+            None => self.root_of(&keys::session_key(parent), default).await,
+        }
     }
 
     /// The root key of `session`'s lineage, or `default` when it has none on record.

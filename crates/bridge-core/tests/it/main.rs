@@ -14,6 +14,7 @@ mod codex_shape;
 mod errors;
 mod identity;
 mod identity_props;
+mod identity_side_requests;
 mod instructions;
 mod journal;
 mod streaming;

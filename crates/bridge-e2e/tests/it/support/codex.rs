@@ -1,6 +1,7 @@
 //! Codex CLI sessions: `codex exec --json` for the first turn, `codex exec --json resume <thread_id>` for the
 //! next ones, each a new process. The custom provider speaks HTTP SSE to any Responses upstream; every
-//! session has its own temporary `CODEX_HOME` and non-git working directory and a cleared environment.
+//! session has its own temporary `CODEX_HOME` and non-git working directory and a cleared environment. The
+//! same home also runs `codex app-server` (see [`super::appserver`]).
 
 use serde_json::Value;
 use tempfile::TempDir;
@@ -13,7 +14,8 @@ use super::process::{self, CLIENT_TIMEOUT, ClientRun};
 pub const CODEX_MODEL: &str = "gpt-5.5";
 /// Environment variable holding the dummy key (the provider's `env_key`), sent as the Bearer token.
 const KEY_VAR: &str = "CODEX_E2E_API_KEY";
-const DUMMY_KEY: &str = "sk-dummy-e2e-key";
+/// The dummy key Codex sends as `Authorization: Bearer`.
+pub const CODEX_CLIENT_KEY: &str = "sk-dummy-e2e-key";
 
 /// One Codex thread driven through `codex exec`.
 #[derive(Debug)]
@@ -40,23 +42,34 @@ impl CodexSession {
         self.thread_id.as_deref()
     }
 
-    /// Run one turn: `exec` the first time, `exec resume <thread_id>` afterwards. Returns the parsed events;
-    /// the caller checks [`ClientRun::assert_success`].
-    pub async fn turn(&mut self, prompt: &str) -> ClientRun {
-        self.turns += 1;
+    /// The working directory of the session's processes (a non-git temporary directory).
+    pub fn workdir(&self) -> &std::path::Path {
+        self.workdir.path()
+    }
+
+    /// `codex ARGS` in the session's working directory, `CODEX_HOME` and cleared environment.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(self.clients.codex());
-        cmd.args(["exec", "--json", "--skip-git-repo-check"]);
-        if let Some(id) = &self.thread_id {
-            cmd.args(["resume", id]);
-        }
-        cmd.arg(prompt)
+        cmd.args(args)
             .current_dir(self.workdir.path())
             .env_clear()
             .env("PATH", self.clients.path_env())
             .env("HOME", self.home.path().join("home"))
             .env("CODEX_HOME", self.home.path())
-            .env(KEY_VAR, DUMMY_KEY)
+            .env(KEY_VAR, CODEX_CLIENT_KEY)
             .env("LANG", "C.UTF-8");
+        cmd
+    }
+
+    /// Run one turn: `exec` the first time, `exec resume <thread_id>` afterwards. Returns the parsed events;
+    /// the caller checks [`ClientRun::assert_success`].
+    pub async fn turn(&mut self, prompt: &str) -> ClientRun {
+        self.turns += 1;
+        let mut cmd = self.command(&["exec", "--json", "--skip-git-repo-check"]);
+        if let Some(id) = &self.thread_id {
+            cmd.args(["resume", id]);
+        }
+        cmd.arg(prompt);
         let what = format!("codex exec (turn {})", self.turns);
         let run = process::run(&what, cmd, CLIENT_TIMEOUT).await;
         if self.thread_id.is_none() {
@@ -132,4 +145,13 @@ stream_max_retries = 0
 screen_reader_detection_done = true
 "#
     )
+}
+
+/// The `aggregated_output` of the run's completed `command_execution` items (commands Codex ran).
+pub fn command_outputs(run: &ClientRun) -> Vec<String> {
+    run.events_of_type("item.completed")
+        .filter_map(|e| e.get("item"))
+        .filter(|item| item.get("type").and_then(Value::as_str) == Some("command_execution"))
+        .map(|item| item.get("aggregated_output").and_then(Value::as_str).unwrap_or_default().to_owned())
+        .collect()
 }

@@ -18,7 +18,8 @@ use super::process::{self, CLIENT_TIMEOUT, ClientRun};
 pub const OPENCODE_MODEL: &str = "gpt-5.5";
 /// The model of the title request (`small_model`).
 pub const OPENCODE_SMALL_MODEL: &str = "gpt-5.4-mini";
-const DUMMY_KEY: &str = "sk-dummy-e2e-key";
+/// The dummy API key OpenCode sends as `Authorization: Bearer` unless a session is given another one.
+pub const OPENCODE_CLIENT_KEY: &str = "sk-dummy-e2e-key";
 const DISABLE_FLAGS: [&str; 5] = [
     "OPENCODE_DISABLE_AUTOUPDATE",
     "OPENCODE_DISABLE_SHARE",
@@ -33,6 +34,7 @@ pub struct OpencodeSession {
     clients: Clients,
     home: TempDir,
     project: TempDir,
+    api_key: String,
     session_id: Option<String>,
     turns: usize,
 }
@@ -40,6 +42,11 @@ pub struct OpencodeSession {
 impl OpencodeSession {
     /// A new session whose provider posts to `{responses_base}/responses` (e.g. `{emulator}/v1`).
     pub fn new(clients: &Clients, responses_base: &str) -> Self {
+        Self::with_key(clients, responses_base, OPENCODE_CLIENT_KEY)
+    }
+
+    /// Like [`OpencodeSession::new`], with `api_key` as the provider's API key (`OPENAI_API_KEY`).
+    pub fn with_key(clients: &Clients, responses_base: &str, api_key: &str) -> Self {
         let home = tempfile::Builder::new().prefix("e2e-oc-home-").tempdir().expect("HOME temp dir");
         let project = tempfile::Builder::new().prefix("e2e-oc-proj-").tempdir().expect("project temp dir");
         let config = serde_json::to_string_pretty(&config_json(responses_base)).expect("serialize opencode.json");
@@ -47,7 +54,7 @@ impl OpencodeSession {
         std::fs::create_dir_all(&user_config).expect("create user config dir");
         std::fs::write(user_config.join("opencode.json"), &config).expect("write user opencode.json");
         std::fs::write(project.path().join("opencode.json"), &config).expect("write project opencode.json");
-        Self { clients: clients.clone(), home, project, session_id: None, turns: 0 }
+        Self { clients: clients.clone(), home, project, api_key: api_key.to_owned(), session_id: None, turns: 0 }
     }
 
     /// The session id (`ses_…`) reported by the first turn's events.
@@ -55,12 +62,23 @@ impl OpencodeSession {
         self.session_id.as_deref()
     }
 
+    /// Forgets the current session: the next turn starts a new session in the same project and HOME.
+    /// Returns the id of the session left.
+    pub fn new_session(&mut self) -> Option<String> {
+        self.session_id.take()
+    }
+
     /// Run one turn; pass the prompt as separate words (OpenCode re-quotes an argument with spaces). Returns
     /// the parsed events; the caller checks [`ClientRun::assert_success`].
     pub async fn turn(&mut self, words: &[&str]) -> ClientRun {
+        self.turn_with(&[], words).await
+    }
+
+    /// Like [`OpencodeSession::turn`], with extra `opencode run` flags (`--auto` approves tool calls).
+    pub async fn turn_with(&mut self, flags: &[&str], words: &[&str]) -> ClientRun {
         self.turns += 1;
         let mut cmd = Command::new(self.clients.opencode());
-        cmd.args(["run", "--format", "json"]);
+        cmd.args(["run", "--format", "json"]).args(flags);
         if let Some(id) = &self.session_id {
             cmd.args(["--session", id]);
         }
@@ -88,8 +106,7 @@ impl OpencodeSession {
             ("XDG_STATE_HOME", dir(".local/state")),
             ("PWD", self.project.path().as_os_str().to_owned()),
             ("OPENCODE_CONFIG", self.config_path().into_os_string()),
-            ("OPENAI_API_KEY", DUMMY_KEY.into()),
-            ("CAPTURE_API_KEY", DUMMY_KEY.into()),
+            ("OPENAI_API_KEY", self.api_key.clone().into()),
             ("LANG", "C.UTF-8".into()),
         ];
         env.extend(DISABLE_FLAGS.iter().map(|&flag| (flag, "1".into())));
@@ -154,4 +171,12 @@ fn config_json(responses_base: &str) -> Value {
             "openai": { "options": { "baseURL": responses_base, "apiKey": "{env:OPENAI_API_KEY}" } }
         }
     })
+}
+
+/// The outputs of the run's completed `tool_use` events (tools OpenCode ran).
+pub fn tool_outputs(run: &ClientRun) -> Vec<String> {
+    run.events_of_type("tool_use")
+        .filter(|e| e.pointer("/part/state/status").and_then(Value::as_str) == Some("completed"))
+        .map(|e| e.pointer("/part/state/output").and_then(Value::as_str).unwrap_or_default().to_owned())
+        .collect()
 }

@@ -106,8 +106,9 @@ fn tail(text: &str, max: usize) -> &str {
     &text[cut..]
 }
 
-/// Sends SIGKILL to a process group when dropped (no-op if the group is already empty).
-struct GroupKill(u32);
+/// Sends SIGKILL to the process group whose id it holds when dropped (no-op if the group is already empty).
+#[derive(Debug)]
+pub struct GroupKill(pub u32);
 
 impl Drop for GroupKill {
     fn drop(&mut self) {

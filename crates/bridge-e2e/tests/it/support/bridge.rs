@@ -1,0 +1,153 @@
+//! codex-bridge as users run it: the real `codex-bridge` binary (`serve`, `login`, `sessions`), each process
+//! with a cleared environment and its own temporary HOME and data directory, on 127.0.0.1 only.
+//!
+//! The binary comes from `CODEX_BRIDGE_BIN` (`scripts/e2e.sh` builds it and sets it), else
+//! `target/debug/codex-bridge`. Invariant: a started `serve` is killed when its [`Bridge`] is dropped, so no
+//! bridge outlives its test; [`Bridge::stop`] sends SIGTERM first so the store and the journal are flushed.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::process::{self, ClientRun};
+
+/// The variable naming the `codex-bridge` binary.
+pub const BRIDGE_BIN_VAR: &str = "CODEX_BRIDGE_BIN";
+/// How long `serve` may take to print its listening line.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a one-shot command (`sessions show`, ...) may run.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The `codex-bridge` binary: `$CODEX_BRIDGE_BIN`, else the workspace's `target/debug/codex-bridge`.
+pub fn binary() -> PathBuf {
+    match std::env::var_os(BRIDGE_BIN_VAR).filter(|v| !v.is_empty()) {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/codex-bridge"),
+    }
+}
+
+/// A bridge user's home: a temporary HOME holding the data directory (`data/`) and the config file.
+#[derive(Debug)]
+pub struct BridgeHome {
+    dir: TempDir,
+}
+
+impl BridgeHome {
+    /// A fresh home; panics when the binary is missing (run `cargo build -p codex-bridge`).
+    pub fn new() -> Self {
+        let bin = binary();
+        assert!(
+            bin.is_file(),
+            "{} not found: run `cargo build -p codex-bridge` or set {BRIDGE_BIN_VAR}",
+            bin.display()
+        );
+        let dir = tempfile::Builder::new().prefix("e2e-bridge-").tempdir().expect("bridge temp dir");
+        std::fs::create_dir(dir.path().join("data")).expect("create the data dir");
+        Self { dir }
+    }
+
+    /// The data directory (`--data-dir`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A `codex-bridge` command with a cleared environment plus `env`; its stderr goes to `<home>/<log>`.
+    pub fn command(&self, env: &[(&str, &str)], log: &str) -> Command {
+        let mut cmd = Command::new(binary());
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .current_dir(self.dir.path())
+            .kill_on_drop(true);
+        let stderr = std::fs::File::create(self.dir.path().join(log)).expect("create the stderr log");
+        cmd.stderr(Stdio::from(stderr));
+        cmd
+    }
+
+    /// Starts `codex-bridge serve --listen 127.0.0.1:0 --upstream UPSTREAM --upstream-auth AUTH --data-dir
+    /// <data> --config <home>/bridge.toml` with `config` as the file and `env` added to the environment;
+    /// waits for the listening line.
+    pub async fn serve(&self, upstream: &str, auth: &str, config: &str, env: &[(&str, &str)]) -> Bridge {
+        let config_path = self.dir.path().join("bridge.toml");
+        std::fs::write(&config_path, config).expect("write bridge.toml");
+        let data = self.data_dir();
+        let mut cmd = self.command(env, "serve.stderr");
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--upstream", upstream, "--upstream-auth", auth])
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--config")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", binary().display()));
+        let stdout = child.stdout.take().expect("serve stdout");
+        let mut line = String::new();
+        let read = tokio::time::timeout(START_TIMEOUT, BufReader::new(stdout).read_line(&mut line)).await;
+        let stderr_log = self.dir.path().join("serve.stderr");
+        let url = match read {
+            Ok(Ok(_)) => line.trim().strip_prefix("listening on ").map(str::to_owned),
+            _ => None,
+        };
+        let Some(url) = url else {
+            let _ = child.kill().await;
+            panic!(
+                "codex-bridge serve did not print its listening line (got {line:?}); stderr:\n{}",
+                read_log(&stderr_log)
+            );
+        };
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        Bridge { child, url, stderr_log }
+    }
+
+    /// Runs a one-shot `codex-bridge ARGS --data-dir <data>` to completion.
+    pub async fn run(&self, args: &[&str]) -> ClientRun {
+        let mut cmd = self.command(&[], "command.stderr");
+        cmd.args(args).arg("--data-dir").arg(self.data_dir());
+        // `process::run` pipes stderr itself.
+        cmd.stderr(Stdio::piped());
+        process::run(&format!("codex-bridge {}", args.join(" ")), cmd, COMMAND_TIMEOUT).await
+    }
+}
+
+/// A running `codex-bridge serve`.
+#[derive(Debug)]
+pub struct Bridge {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    url: String,
+    stderr_log: PathBuf,
+}
+
+impl Bridge {
+    /// The Responses base URL clients are pointed at (they append `/responses`).
+    pub fn responses_base(&self) -> String {
+        format!("{}/v1", self.url)
+    }
+
+    /// What the bridge logged to stderr so far (for failure messages).
+    pub fn stderr(&self) -> String {
+        read_log(&self.stderr_log)
+    }
+
+    /// SIGTERM, then waits for the exit (in-flight streams, the recorder and the journal are flushed).
+    pub async fn stop(mut self) -> ExitStatus {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+        match tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await {
+            Ok(Ok(status)) => status,
+            _ => panic!("codex-bridge serve did not exit within 20 s of SIGTERM; stderr:\n{}", self.stderr()),
+        }
+    }
+}
+
+fn read_log(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| format!("<cannot read {}: {e}>", path.display()))
+}
