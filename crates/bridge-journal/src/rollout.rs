@@ -35,10 +35,10 @@ impl Rollout {
         data_dir.join("sessions").join(at.date_dirs()).join(format!("rollout-{}-{thread}.jsonl", at.file_stamp()))
     }
 
-    /// Finds the newest rollout of `thread` under `<data>/sessions`.
+    /// Finds the newest rollout of `thread` under `<data>/sessions` (walks the directory: for one-off
+    /// lookups; the writer keeps an index instead).
     pub fn find(data_dir: &Path, thread: &str) -> Option<PathBuf> {
-        let suffix = format!("-{thread}.jsonl");
-        all(data_dir).into_iter().filter(|p| p.to_string_lossy().ends_with(&suffix)).max()
+        all(data_dir).into_iter().filter(|p| thread_of(p) == Some(thread)).max()
     }
 
     /// Opens (or creates) the rollout at `path`, repairing a torn tail and reading what it holds.
@@ -96,7 +96,15 @@ impl Rollout {
     }
 }
 
-/// Every rollout file under `<data>/sessions`, in path order (oldest first).
+/// The thread id in a rollout file name `rollout-<stamp>-<thread>.jsonl` (the thread id is a UUID, 36
+/// characters).
+pub fn thread_of(path: &Path) -> Option<&str> {
+    let name = path.file_name()?.to_str()?.strip_suffix(".jsonl")?;
+    name.len().checked_sub(36).and_then(|start| name.get(start..)).filter(|t| t.as_bytes().get(8) == Some(&b'-'))
+}
+
+/// Every rollout file under `<data>/sessions`, in path order (oldest first; for one thread, the last is
+/// the newest).
 pub fn all(data_dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![data_dir.join("sessions")];

@@ -51,6 +51,8 @@ struct ProjectCtx {
 struct SessionCtx {
     rollout: Option<Rollout>,
     project: Option<ProjectCtx>,
+    /// Hash of the last turn's input: the same input again is a client retry, not a rewrite.
+    last_input: Option<u64>,
 }
 
 /// The writer's state: open rollouts and session files by client session id.
@@ -58,6 +60,9 @@ pub struct Writer {
     data_dir: PathBuf,
     history: History,
     sessions: HashMap<String, SessionCtx>,
+    /// Rollout path by thread id, read from disk once (then kept up to date by this writer), so a new session
+    /// does not walk `<data>/sessions` again.
+    rollouts: Option<HashMap<String, PathBuf>>,
 }
 
 impl Writer {
@@ -67,7 +72,20 @@ impl Writer {
             data_dir: data_dir.to_owned(),
             history: History::new(data_dir, options.history_max_bytes),
             sessions: HashMap::new(),
+            rollouts: None,
         }
+    }
+
+    /// The rollout file of `thread`, or a new path for it.
+    fn rollout_path(&mut self, thread: &str, now: &Utc) -> PathBuf {
+        let data_dir = &self.data_dir;
+        let index = self.rollouts.get_or_insert_with(|| {
+            crate::rollout::all(data_dir)
+                .into_iter()
+                .filter_map(|p| Some((crate::rollout::thread_of(&p)?.to_owned(), p)))
+                .collect()
+        });
+        index.entry(thread.to_owned()).or_insert_with(|| Rollout::path_for(data_dir, thread, now)).clone()
     }
 
     /// Journals one turn.
@@ -87,15 +105,19 @@ impl Writer {
         };
         let model = body.get("model").and_then(Value::as_str).unwrap_or_default();
         let cwd = turn.cwd.clone().unwrap_or_default();
-        let ctx = self.sessions.entry(turn.session.clone()).or_default();
-        let rollout = match ctx.rollout.take() {
+        let known = self.sessions.get_mut(&turn.session).and_then(|c| c.rollout.take());
+        let rollout = match known {
             Some(r) => r,
-            None => {
-                let path = Rollout::find(&self.data_dir, &thread)
-                    .unwrap_or_else(|| Rollout::path_for(&self.data_dir, &thread, &now));
-                Rollout::open(path)?
-            }
+            None => Rollout::open(self.rollout_path(&thread, &now))?,
         };
+        let input_hash = {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&serde_json::to_string(&input).unwrap_or_default(), &mut h);
+            std::hash::Hasher::finish(&h)
+        };
+        let ctx = self.sessions.entry(turn.session.clone()).or_default();
+        let retry = ctx.last_input == Some(input_hash);
+        ctx.last_input = Some(input_hash);
         let mut rollout = rollout;
         let mut records: Vec<(&str, Value)> = Vec::new();
         let leading = lines::leading_developer_text(&input);
@@ -120,6 +142,9 @@ impl Writer {
         // `compacted` replacement history and the trailing user messages count as the turn's new prompt.
         let (new_items, prompt_items): (Vec<Value>, Vec<Value>) = if from <= input.len() {
             (input[from..].to_vec(), input[from..].to_vec())
+        } else if retry {
+            // The same input as the last turn (a client retry): nothing new to record, no second prompt.
+            (Vec::new(), Vec::new())
         } else {
             let history: Vec<Value> = input.iter().skip(skip).cloned().collect();
             rollout.recorded_items = history.len();

@@ -170,3 +170,29 @@ fn compaction_writes_a_compacted_line() {
     assert_eq!(compacted["payload"]["replacement_history"].as_array().unwrap().len(), 2);
     assert_eq!(Rollout::open(all(dir.path())[0].clone()).unwrap().recorded_items, 3);
 }
+
+/// A client retry (the same input again) records no `compacted` line and no second history prompt, and
+/// many sessions each get their own file.
+#[test]
+fn a_retried_input_is_not_a_rewrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = Writer::new(dir.path(), &JournalOptions::default());
+    let input = [user("do the thing")];
+    for _ in 0..3 {
+        writer.apply(turn("ses-retry", &input, vec![assistant("done")], None)).unwrap();
+    }
+    for i in 0..20 {
+        writer.apply(turn(&format!("ses-{i}"), &[user("hi")], vec![assistant("ok")], None)).unwrap();
+    }
+    let files = all(dir.path());
+    assert_eq!(files.len(), 21);
+    let retried = files
+        .iter()
+        .find(|f| read_lines(f).unwrap().iter().filter(|l| l["payload"]["type"] == "task_started").count() == 3);
+    let lines = read_lines(retried.expect("the retried session's rollout")).unwrap();
+    assert!(lines.iter().all(|l| l["type"] != "compacted"), "a retry is not a rewrite");
+    let prompts = lines.iter().filter(|l| l["payload"]["type"] == "user_message").count();
+    assert_eq!(prompts, 1, "the prompt is recorded once");
+    let history = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
+    assert_eq!(history.matches("do the thing").count(), 1);
+}
