@@ -2,7 +2,8 @@
 //!
 //! Invariants: entries are in arrival order with increasing `seq`; at most `capacity` entries are kept
 //! (the oldest are dropped first); an entry is also a valid limit-calculator trace line (`ts_ms`,
-//! `headers`, `body`).
+//! `headers`, `body`). Bodies are kept as received and parsed only when the log is read, so logging costs
+//! the request path a copy, not a second JSON parse.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -34,7 +35,7 @@ pub struct LoggedRequest {
 #[derive(Debug)]
 pub struct RequestLog {
     capacity: usize,
-    inner: Mutex<(u64, VecDeque<LoggedRequest>)>,
+    inner: Mutex<(u64, VecDeque<(LoggedRequest, bytes::Bytes)>)>,
 }
 
 impl RequestLog {
@@ -43,16 +44,18 @@ impl RequestLog {
         Self { capacity: capacity.max(1), inner: Mutex::new((0, VecDeque::new())) }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, VecDeque<LoggedRequest>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, VecDeque<(LoggedRequest, bytes::Bytes)>)> {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Append an entry (its `seq` is assigned here) and return the seq.
-    pub fn push(&self, mut entry: LoggedRequest) -> u64 {
+    /// Append an entry with its raw body (its `seq` and `body` are set here) and return the seq.
+    pub fn push(&self, mut entry: LoggedRequest, raw: &[u8]) -> u64 {
+        let raw = bytes::Bytes::copy_from_slice(raw);
         let mut g = self.lock();
         g.0 += 1;
         entry.seq = g.0;
-        g.1.push_back(entry);
+        entry.body = Value::Null;
+        g.1.push_back((entry, raw));
         while g.1.len() > self.capacity {
             g.1.pop_front();
         }
@@ -62,14 +65,15 @@ impl RequestLog {
     /// Mark entry `seq` as served by the cache model.
     pub fn mark_served(&self, seq: u64) {
         let mut g = self.lock();
-        if let Ok(i) = g.1.binary_search_by_key(&seq, |e| e.seq) {
-            g.1[i].served = true;
+        if let Ok(i) = g.1.binary_search_by_key(&seq, |(e, _)| e.seq) {
+            g.1[i].0.served = true;
         }
     }
 
-    /// A copy of all entries.
+    /// A copy of all entries, bodies parsed.
     pub fn entries(&self) -> Vec<LoggedRequest> {
-        self.lock().1.iter().cloned().collect()
+        let stored: Vec<(LoggedRequest, bytes::Bytes)> = self.lock().1.iter().cloned().collect();
+        stored.into_iter().map(|(entry, raw)| LoggedRequest { body: body_value(&raw), ..entry }).collect()
     }
 
     /// Drop all entries (seq keeps counting).

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::errors;
 use crate::faults::{self, FAULT_HEADER, FaultSpec, Immediate};
-use crate::log::{LoggedRequest, body_value, header_pairs};
+use crate::log::{LoggedRequest, header_pairs};
 use crate::model::CacheRequest;
 use crate::reply::{self, REASONING_TOKENS};
 use crate::sse;
@@ -49,15 +49,18 @@ pub async fn chatgpt(
 /// Log a request and return (seq, time).
 pub fn record(st: &EmulatorState, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> (u64, u64) {
     let now = st.clock.for_request(headers);
-    let seq = st.log.push(LoggedRequest {
-        seq: 0,
-        ts_ms: now,
-        method: method.as_str().to_owned(),
-        path: uri.path_and_query().map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned()),
-        headers: header_pairs(headers),
-        body: body_value(body),
-        served: false,
-    });
+    let seq = st.log.push(
+        LoggedRequest {
+            seq: 0,
+            ts_ms: now,
+            method: method.as_str().to_owned(),
+            path: uri.path_and_query().map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned()),
+            headers: header_pairs(headers),
+            body: serde_json::Value::Null,
+            served: false,
+        },
+        body,
+    );
     (seq, now)
 }
 
