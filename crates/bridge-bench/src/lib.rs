@@ -11,6 +11,7 @@ pub mod load;
 pub mod overhead;
 pub mod progress;
 pub mod stats;
+pub mod trace;
 pub mod workload;
 
 /// Errors of a benchmark run.

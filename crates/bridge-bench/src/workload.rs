@@ -50,6 +50,22 @@ pub const DEMO: &[&str] = &["multi-turn", "opencode", "forks-explicit", "orchest
 /// 2026-11-23T00:00:00Z, the start of every scenario's clock.
 pub const T0_MS: u64 = 1_795_392_000_000;
 
+/// A scenario name as `&'static str`: a known name, or (for names read from a trace) a leaked copy, once
+/// per distinct name per process.
+pub fn intern(name: &str) -> &'static str {
+    if let Some(known) = NAMES.iter().find(|n| **n == name) {
+        return known;
+    }
+    static SEEN: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(s) = seen.iter().find(|s| **s == name) {
+        return s;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    seen.push(leaked);
+    leaked
+}
+
 /// Builds a scenario by name.
 pub fn scenario(name: &str, seed: u64) -> Option<Scenario> {
     let mut g = Gen::new(seed ^ blake3_u64(name));

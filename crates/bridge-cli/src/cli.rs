@@ -90,6 +90,12 @@ pub struct BenchCacheArgs {
     /// Also write an SVG bar chart of the results to this file.
     #[arg(long)]
     pub svg: Option<PathBuf>,
+    /// Write the generated scenarios to this JSONL trace before replaying them.
+    #[arg(long)]
+    pub save_trace: Option<PathBuf>,
+    /// Replay the scenarios of this JSONL trace instead of generating them (--scenario filters by name).
+    #[arg(long, conflicts_with = "save_trace")]
+    pub trace: Option<PathBuf>,
     /// One JSON object per line per scenario and routing mode.
     #[arg(long)]
     pub json: bool,

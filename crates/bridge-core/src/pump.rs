@@ -188,12 +188,14 @@ pub struct Exchange {
 pub async fn run(mut events: UpstreamEvents, first: SseEvent, sink: Sink, mut exchange: Exchange) {
     let state = exchange.state.clone();
     let _active = state.metrics.stream_started();
-    let aggregate = matches!(sink, Sink::Aggregate(_));
-    let mut tap = Tap { collect_items: exchange.journal.is_some(), ..Tap::default() };
-    let mut client = match &sink {
-        Sink::Client(tx) => Some(tx.clone()),
-        Sink::Aggregate(_) => None,
+    // The sink is taken apart here so that no sender outlives the stream: the client's response ends as soon
+    // as the last event is written, before the bookkeeping in `finish` (tracker, journal, recorder).
+    let (mut client, aggregate_to) = match sink {
+        Sink::Client(tx) => (Some(tx), None),
+        Sink::Aggregate(done) => (None, Some(done)),
     };
+    let aggregate = aggregate_to.is_some();
+    let mut tap = Tap { collect_items: exchange.journal.is_some(), ..Tap::default() };
     let mut next = Some(first);
     let mut failure = None;
     while let Some(event) = next.take() {
@@ -225,24 +227,21 @@ pub async fn run(mut events: UpstreamEvents, first: SseEvent, sink: Sink, mut ex
         if let Some(tx) = &client {
             let _ = tx.send(Ok(error_event(reason, &message))).await;
         }
-        match sink {
-            Sink::Aggregate(done) => {
-                let err = failure.map_or_else(|| crate::errors::bad_gateway(message), |f| f.to_api_error());
-                exchange.record.status = err.status;
-                let _ = done.send(Aggregated::Error(err));
-            }
-            Sink::Client(_) => {}
+        if let Some(done) = aggregate_to {
+            let err = failure.map_or_else(|| crate::errors::bad_gateway(message), |f| f.to_api_error());
+            exchange.record.status = err.status;
+            let _ = done.send(Aggregated::Error(err));
         }
-    } else if tap.terminal == Some(Terminal::Failed) && matches!(sink, Sink::Client(_)) {
-        state.metrics.inc("codex_bridge_stream_errors_total", &[("reason", "response_failed")], 1);
-        exchange.record.status = 502;
-    } else if let Sink::Aggregate(done) = sink {
+    } else if let Some(done) = aggregate_to {
         let result = aggregate_result(&mut tap);
         exchange.record.status = match &result {
             Aggregated::Response(s, _) => *s,
             Aggregated::Error(e) => e.status,
         };
         let _ = done.send(result);
+    } else if tap.terminal == Some(Terminal::Failed) {
+        state.metrics.inc("codex_bridge_stream_errors_total", &[("reason", "response_failed")], 1);
+        exchange.record.status = 502;
     }
     drop(client);
     finish(exchange, tap.usage).await;

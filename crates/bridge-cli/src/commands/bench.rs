@@ -16,14 +16,18 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
 }
 
 async fn cache_bench(args: BenchCacheArgs) -> anyhow::Result<()> {
-    let names: Vec<&str> = if args.scenario == "all" { workload::NAMES.to_vec() } else { vec![args.scenario.as_str()] };
-    let scenarios = names
-        .iter()
-        .map(|n| {
-            workload::scenario(n, args.seed)
-                .with_context(|| format!("unknown scenario {n:?}; known: all, {}", workload::NAMES.join(", ")))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let scenarios = match &args.trace {
+        Some(path) => {
+            let file = std::fs::File::open(path).with_context(|| format!("cannot open trace {}", path.display()))?;
+            let all = bridge_bench::trace::load(std::io::BufReader::new(file))?;
+            all.into_iter().filter(|s| args.scenario == "all" || s.name == args.scenario).collect()
+        }
+        None => generate(&args.scenario, args.seed)?,
+    };
+    if let Some(path) = &args.save_trace {
+        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        bridge_bench::trace::save(&scenarios, std::io::BufWriter::new(file))?;
+    }
     let routings = match args.routing {
         RoutingArg::Docs => vec![RoutingMode::Docs],
         RoutingArg::SessionHeader => vec![RoutingMode::SessionHeader],
@@ -94,6 +98,18 @@ async fn overhead_bench(args: BenchOverheadArgs) -> anyhow::Result<()> {
         writeln!(out, "bridge RSS per tracked session: {bytes:.0} bytes ({} sessions)", report.memory.sessions)?;
     }
     Ok(())
+}
+
+/// The named scenario (or all of them) from the generator.
+fn generate(name: &str, seed: u64) -> anyhow::Result<Vec<workload::Scenario>> {
+    let names: Vec<&str> = if name == "all" { workload::NAMES.to_vec() } else { vec![name] };
+    names
+        .iter()
+        .map(|n| {
+            workload::scenario(n, seed)
+                .with_context(|| format!("unknown scenario {n:?}; known: all, {}", workload::NAMES.join(", ")))
+        })
+        .collect()
 }
 
 /// The text of `--bridge-config`, or empty for the bridge's defaults.

@@ -52,12 +52,37 @@ async fn two_replicas_share_a_redis_store() {
     let body = capture_body("opencode-openai-builtin__s1-t1__r02__POST-v1-responses.json");
     turn(&a.url, body.clone()).await;
     turn(&b.url, body).await;
+    // Fork ordinals agree across the two processes: fork f1 via a, f2 via b, f1 again via b.
+    let fork = |f: &str| {
+        serde_json::to_vec(
+            &serde_json::json!({"model": "gpt-5.5", "stream": true, "input": [{"role": "user", "content": "hi"}],
+            "metadata": {"conversation_id": "conv-shared", "forkId": f}}),
+        )
+        .unwrap()
+    };
+    turn(&a.url, fork("f1")).await;
+    turn(&b.url, fork("f2")).await;
+    turn(&b.url, fork("f1")).await;
+    // The same keyless body through either process gets the same fallback key.
+    let keyless = serde_json::to_vec(&serde_json::json!({"model": "gpt-5.5", "stream": true,
+        "input": [{"role": "developer", "content": "be brief"}, {"role": "user", "content": "no session here"}]}))
+    .unwrap();
+    turn(&a.url, keyless.clone()).await;
+    turn(&b.url, keyless).await;
+    let keys: Vec<String> = emulator
+        .state()
+        .requests()
+        .iter()
+        .map(|r| r.body["prompt_cache_key"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(keys[2..5], ["cache_conv-shared-fork-1", "cache_conv-shared-fork-2", "cache_conv-shared-fork-1"]);
+    assert!(keys[5].starts_with("cache_") && keys[5] == keys[6], "{keys:?}");
     assert!(a.terminate().success());
     assert!(b.terminate().success());
     let out = run(home.path(), &["stats", "--json", "--store", &redis.url()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(stats["requests"], 2, "{stats}");
+    assert_eq!(stats["requests"], 7, "{stats}");
     emulator.shutdown().await;
 }
 
