@@ -206,10 +206,13 @@ pub async fn run(bridge_exe: &Path, cases: &[Case], rounds: usize, sessions: usi
     progress.finish();
     let capacity = capacity(&direct_url).await?;
     let peak = peak_rss_kib(bridge.pid());
-    let per_session = per_session_rss(&bridge, &bridge_url, sessions).await?;
+    drop(bridge);
+    // A fresh bridge process for the per-session figure, so the latency cases' buffers do not blur it.
+    let fresh = BridgeProcess::spawn(bridge_exe, &upstream, &data.join("sessions-run"))?;
+    let per_session = per_session_rss(&fresh, &format!("{}/v1/responses", fresh.url), sessions).await?;
+    drop(fresh);
     let memory =
         MemoryResult { case: "memory", bridge_peak_rss_kib: peak, sessions, rss_bytes_per_session: per_session };
-    drop(bridge);
     let _ = std::fs::remove_dir_all(&data);
     emulator.shutdown().await;
     Ok(Report { cases: results, capacity, memory })
@@ -239,6 +242,8 @@ async fn per_session_rss(bridge: &BridgeProcess, url: &str, n: usize) -> Result<
     }
     let concurrency = 32;
     let client = load::client(concurrency)?;
+    // Warm the process (pools, first store pages) with a few requests outside the measurement.
+    load::phase(&client, "bridge", url, request_body(1024, "warm-up"), &[], 200, 8).await?;
     let Some(before) = crate::stats::rss_kib(bridge.pid()) else { return Ok(None) };
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut progress = Progress::new("bench sessions", n as u64);

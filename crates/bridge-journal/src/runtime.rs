@@ -20,8 +20,10 @@ use crate::git::{self, Drift, GitSnapshot};
 use crate::project::all_projects;
 use crate::turn::{TurnRecord, Writer};
 
-/// Capacity of the queue in front of the writer.
-const QUEUE: usize = 1024;
+/// Capacity of the queue in front of the writer. A queued turn holds its whole request body, so the queue
+/// is short: at 64 turns of 1 MiB it holds 64 MiB (at 1024 it let the bridge reach 1.2 GiB of RSS under
+/// `bench overhead`'s 1 MiB case).
+const QUEUE: usize = 64;
 /// Distinct working directories remembered before the cwd → root map is cleared.
 const MAX_CWDS: usize = 10_000;
 
