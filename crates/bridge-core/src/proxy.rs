@@ -112,6 +112,8 @@ async fn handle(
         model: record.model.clone(),
         client: record.client.clone(),
     };
+    // Waits only when MAX_OPEN_EXCHANGES exchanges still have bookkeeping to do (a slow store or journal).
+    let slot = state.open_exchanges.clone().acquire_owned().await.ok();
     let overhead = started.elapsed();
     let sent = Instant::now();
     let mut exchange = Exchange {
@@ -123,6 +125,7 @@ async fn handle(
         turn: Some(turn),
         journal,
         items: Vec::new(),
+        slot,
     };
     let upstream = match state.upstream.send(upstream_headers, body, &state.metrics).await {
         Ok(r) => r,

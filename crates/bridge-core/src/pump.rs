@@ -182,6 +182,10 @@ pub struct Exchange {
     pub journal: Option<crate::journal_hook::PendingTurn>,
     /// Output items for the journal.
     pub items: Vec<Value>,
+    /// A slot among the exchanges whose bookkeeping is unfinished ([`crate::state::MAX_OPEN_EXCHANGES`]);
+    /// released when the exchange is recorded, so a store slower than the traffic slows new requests
+    /// instead of piling up memory.
+    pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Runs the pump to the end of the upstream stream. `first` is the event the handler already read.
@@ -279,7 +283,7 @@ pub fn error_event(code: &str, message: &str) -> Bytes {
 
 /// Records usage, metrics and the exchange row.
 pub async fn finish(exchange: Exchange, usage: Option<Usage>) {
-    let Exchange { state, mut record, route, started, overhead, turn, journal, items } = exchange;
+    let Exchange { state, mut record, route, started, overhead, turn, journal, items, slot } = exchange;
     if let Some(turn) = journal.filter(|_| (200..300).contains(&record.status)) {
         crate::journal_hook::finish(&state, turn, items, usage.as_ref()).await;
     }
@@ -316,6 +320,7 @@ pub async fn finish(exchange: Exchange, usage: Option<Usage>) {
     }
     tracing::debug!(request_id = %record.request_id, elapsed_ms = started.elapsed().as_millis() as u64, "exchange finished");
     state.recorder.record(record).await;
+    drop(slot);
 }
 
 #[cfg(test)]

@@ -15,6 +15,11 @@ use crate::recorder::Recorder;
 use crate::tracker::Tracker;
 use crate::upstream::Upstream;
 
+/// Exchanges admitted but not yet recorded (streaming, or waiting for the tracker, journal and recorder).
+/// When the store or the journal is slower than the traffic, the next request waits for a slot rather than
+/// piling up finished exchanges in memory.
+pub const MAX_OPEN_EXCHANGES: usize = 512;
+
 /// Cloned into every handler; everything inside is shared.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -29,6 +34,8 @@ pub struct Inner {
     /// Rollouts, history and project state; `None` when `[journal] enabled = false`.
     pub journal: Option<bridge_journal::Journal>,
     pub tasks: TaskTracker,
+    /// Exchanges between admission and their recorded row (see [`MAX_OPEN_EXCHANGES`]).
+    pub open_exchanges: Arc<tokio::sync::Semaphore>,
     /// Cache identity resolution (keys, lineages, namespaces).
     pub identity: IdentityEngine,
     /// Per-session classification and miss explanations.
@@ -63,6 +70,7 @@ impl AppState {
             recorder,
             journal,
             tasks: TaskTracker::new(),
+            open_exchanges: Arc::new(tokio::sync::Semaphore::new(MAX_OPEN_EXCHANGES)),
             next_request: AtomicU64::new(0),
             boot_ms: now_ms(),
         }))
