@@ -97,11 +97,6 @@ impl IdentityEngine {
         Self { config, lineages, partitions: Mutex::default() }
     }
 
-    /// The cache settings.
-    pub fn config(&self) -> &CacheConfig {
-        &self.config
-    }
-
     /// The lineage caches and prefix index.
     pub fn lineages(&self) -> &Lineages {
         &self.lineages

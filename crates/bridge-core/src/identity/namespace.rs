@@ -130,4 +130,15 @@ mod tests {
         assert_eq!(p.joined("s3"), Some("ns"));
         assert_eq!(p.joined("s9"), None);
     }
+
+    #[test]
+    fn the_window_holds_a_minute_of_wall_clock_time() {
+        let mut p = Partitions::default();
+        let now = 1_760_000_000_000; // epoch milliseconds, as the proxy passes them
+        for i in 0..3 {
+            assert_eq!(p.route("ns", &format!("s{i}"), now + i * 1_000, 3), 0);
+        }
+        assert_eq!(p.route("ns", "s3", now + 59_000, 3), 1, "requests within the last minute still count");
+        assert_eq!(p.route("ns", "s4", now + 62_000, 3), 0, "requests older than a minute do not");
+    }
 }

@@ -202,8 +202,24 @@ mod tests {
     }
 
     #[test]
+    fn string_input_is_one_user_message_and_tools_have_their_own_digest() {
+        let text = fp(r#"{"model":"m","input":"hi","tools":[{"type":"function","name":"a"}]}"#);
+        let array =
+            fp(r#"{"model":"m","input":[{"role":"user","content":"hi"}],"tools":[{"name":"a","type":"function"}]}"#);
+        assert_eq!((text.shared.clone(), text.first_user, text.stable), (array.shared, Some(0), array.stable));
+        assert_eq!((text.len(), text.is_empty()), (1, false));
+        let other = fp(r#"{"model":"m","input":"bye","tools":[{"type":"function","name":"b"}]}"#);
+        assert_ne!(text.stable, other.stable);
+        assert_ne!(text.tools, other.tools);
+        let none = fp(r#"{"model":"m"}"#);
+        assert_eq!((none.tools, none.len(), none.is_empty()), ([0; 16], 0, true));
+    }
+
+    #[test]
     fn canonical_sorts_nested_keys() {
         let v: Value = serde_json::from_str(r#"{"b":{"y":1,"x":[{"d":2,"c":"s"}]},"a":null}"#).unwrap();
         assert_eq!(String::from_utf8(canonical(&v)).unwrap(), r#"{"a":null,"b":{"x":[{"c":"s","d":2}],"y":1}}"#);
+        let list: Value = serde_json::from_str(r#"[1,23,"x"]"#).unwrap();
+        assert_eq!(String::from_utf8(canonical(&list)).unwrap(), r#"[1,23,"x"]"#);
     }
 }

@@ -59,3 +59,54 @@ async fn host_key_with_parent_header_keeps_key_and_routes_with_root() {
     affinity_headers(&mut headers, &child, AffinityPolicy::Key);
     assert_eq!(headers["session-id"], "ses_child");
 }
+
+fn chain(n: u8) -> Vec<prefix::Digest> {
+    (0..n).map(|i| [i + 1; 16]).collect()
+}
+
+fn entry(owner: &str) -> IndexEntry {
+    IndexEntry { owner: owner.into(), root: format!("cache_{owner}") }
+}
+
+#[tokio::test]
+async fn deepest_finds_the_last_indexed_position_from_any_start() {
+    let full = chain(7);
+    for depth in 0..=full.len() {
+        let lineages = Lineages::new(Arc::new(MemoryStore::default()), 100);
+        let _ = lineages.index(&full, 0..depth, entry("owner"));
+        for from in 0..=full.len() {
+            let found = lineages.deepest(&full, from).await.unwrap().map(|(p, e)| (p, e.owner.clone()));
+            let want = (from < depth).then(|| (depth - 1, "owner".to_owned()));
+            assert_eq!(found, want, "depth {depth}, from {from}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn index_reports_only_positions_new_to_this_process() {
+    let lineages = Lineages::new(Arc::new(MemoryStore::default()), 100);
+    let full = chain(4);
+    let fresh = lineages.index(&full, 1..4, entry("a"));
+    let keys: Vec<&str> = fresh.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, [prefix::hex(&full[1]), prefix::hex(&full[2]), prefix::hex(&full[3])]);
+    let stored: IndexEntry = serde_json::from_str(&fresh[0].1).unwrap();
+    assert_eq!(stored, entry("a"));
+    assert!(lineages.index(&full, 0..4, entry("b")).len() == 1, "only position 0 is new");
+    assert_eq!(lineages.deepest(&full, 1).await.unwrap().map(|(p, e)| (p, e.owner.clone())), Some((3, "a".into())));
+    lineages.remember("s", Lineage { root: "cache_s".into(), fork: None });
+    assert_eq!(lineages.cached(), (1, 4));
+}
+
+#[tokio::test]
+async fn memory_caches_are_cleared_when_full() {
+    let lineages = Lineages::new(Arc::new(MemoryStore::default()), 2);
+    let full = chain(3);
+    assert_eq!(lineages.index(&full, 0..3, entry("a")).len(), 3);
+    assert_eq!(lineages.cached().1, 1, "the third entry found the cache full and cleared it");
+    for s in ["s1", "s2", "s3"] {
+        lineages.remember(s, Lineage { root: format!("cache_{s}"), fork: None });
+    }
+    assert_eq!(lineages.cached().0, 1);
+    assert_eq!(lineages.get("s3").await.unwrap().map(|l| l.root), Some("cache_s3".into()));
+    assert_eq!(lineages.get("s1").await.unwrap(), None, "a forgotten root is not in the store");
+}

@@ -24,7 +24,8 @@ pub fn seen_identity(upstream: &ScriptedUpstream, i: usize) -> (String, String, 
     (body["prompt_cache_key"].as_str().unwrap_or_default().to_owned(), h("session-id"), h("thread-id"))
 }
 
-fn conversation(turns: usize) -> Vec<Value> {
+/// A developer item, then `turns` user/assistant pairs and a final user question.
+pub fn conversation(turns: usize) -> Vec<Value> {
     let mut items = vec![json!({"role": "developer", "content": "You are a coding agent."})];
     for t in 0..turns {
         items.push(json!({"type": "message", "role": "user", "content": format!("question {t}")}));

@@ -13,6 +13,8 @@ mod codex_prompts;
 mod codex_shape;
 mod errors;
 mod identity;
+mod identity_edges;
+mod identity_lineage;
 mod identity_props;
 mod identity_side_requests;
 mod instructions;
