@@ -135,6 +135,38 @@ pub struct SessionState {
     pub rolled_up_turns: usize,
 }
 
+impl SessionState {
+    /// A new short-term state at `branch`/`head`, started `started`, carrying the pending actions and last plan
+    /// of `seed` (a short-term file and its state) when there is one.
+    pub fn seeded(
+        session_id: String,
+        thread_id: String,
+        at: &crate::git::GitSnapshot,
+        started: String,
+        seed: Option<(std::path::PathBuf, SessionState)>,
+    ) -> Self {
+        let mut state = Self {
+            session_id,
+            thread_id,
+            branch: at.branch.clone(),
+            head: at.head.clone(),
+            started,
+            bootstrapped_from: None,
+            turns: Vec::new(),
+            pending_actions: Vec::new(),
+            last_plan: None,
+            events: Vec::new(),
+            rolled_up_turns: 0,
+        };
+        if let Some((path, old)) = seed {
+            state.bootstrapped_from = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            state.pending_actions = old.pending_actions;
+            state.last_plan = old.last_plan;
+        }
+        state
+    }
+}
+
 /// Where one project's state lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectDir {

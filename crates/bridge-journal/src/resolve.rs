@@ -46,24 +46,8 @@ pub fn resolve(dir: &ProjectDir, action: Resolution, current: &GitSnapshot) -> R
             }
             _ => None,
         };
-        let mut state = SessionState {
-            session_id: format!("doctor-{}", action.as_str()),
-            thread_id: String::new(),
-            branch: current.branch.clone(),
-            head: current.head.clone(),
-            started: now.iso(),
-            bootstrapped_from: None,
-            turns: Vec::new(),
-            pending_actions: Vec::new(),
-            last_plan: None,
-            events: Vec::new(),
-            rolled_up_turns: 0,
-        };
-        if let Some((path, old)) = source {
-            state.bootstrapped_from = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            state.pending_actions = old.pending_actions;
-            state.last_plan = old.last_plan;
-        }
+        let mut state =
+            SessionState::seeded(format!("doctor-{}", action.as_str()), String::new(), current, now.iso(), source);
         state.events.push(SessionEvent {
             ts: now.iso(),
             kind: format!("doctor-{}", action.as_str()),

@@ -226,23 +226,9 @@ fn open_project(data_dir: &Path, root: &Path, session: &str, thread: &str, git: 
         return ProjectCtx { dir, path, state };
     }
     let seed = dir.newest_short_term(git.branch.as_deref(), git.head.as_deref());
-    let mut state = SessionState {
-        session_id: session.to_owned(),
-        thread_id: thread.to_owned(),
-        branch: git.branch.clone(),
-        head: git.head.clone(),
-        started: now.iso(),
-        bootstrapped_from: None,
-        turns: Vec::new(),
-        pending_actions: Vec::new(),
-        last_plan: None,
-        events: Vec::new(),
-        rolled_up_turns: 0,
-    };
-    if let Some((path, old)) = seed {
-        state.bootstrapped_from = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        state.pending_actions = old.pending_actions;
-        state.last_plan = old.last_plan;
+    let seeded = seed.is_some();
+    let mut state = SessionState::seeded(session.to_owned(), thread.to_owned(), git, now.iso(), seed);
+    if seeded {
         state.events.push(SessionEvent {
             ts: now.iso(),
             kind: "bootstrap".into(),
