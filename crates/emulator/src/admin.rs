@@ -112,7 +112,7 @@ pub async fn clock(State(st): St, body: Bytes) -> Response {
 
 /// `GET /oauth/authorize`: automatic consent, 302 to `redirect_uri?code=…&state=…`.
 pub async fn authorize(State(st): St, method: Method, uri: Uri, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
-    record(&st, &method, &uri, &headers, &[]);
+    record(&st, &method, &uri, &headers, &Bytes::new());
     let params: HashMap<String, String> = parse_form(q.as_deref().unwrap_or("")).into_iter().collect();
     let Some(redirect) = params.get("redirect_uri").filter(|r| !r.is_empty()) else {
         return errors::json(400, json!({"error": "invalid_request", "error_description": "missing redirect_uri"}));
@@ -167,7 +167,7 @@ pub async fn revoke(State(st): St, body: Bytes) -> Response {
 
 /// `GET /repos/openai/codex/releases/latest`.
 pub async fn latest_release(State(st): St, method: Method, uri: Uri, headers: HeaderMap) -> Response {
-    record(&st, &method, &uri, &headers, &[]);
+    record(&st, &method, &uri, &headers, &Bytes::new());
     let tag = st.releases.latest();
     errors::json(200, json!({"tag_name": tag, "name": tag, "draft": false, "prerelease": false}))
 }
@@ -180,7 +180,7 @@ pub async fn raw_file(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    record(&st, &method, &uri, &headers, &[]);
+    record(&st, &method, &uri, &headers, &Bytes::new());
     let inm = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
     let (mut resp, etag) = match st.releases.file(&tag, &file, inm) {
         FileAnswer::Content { body, etag } => ((StatusCode::OK, body).into_response(), etag),

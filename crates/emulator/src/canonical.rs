@@ -40,8 +40,8 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
 }
 
 fn write_string(s: &str, out: &mut Vec<u8>) {
-    // serde_json's string encoding is deterministic; a String cannot fail to serialize.
-    out.extend_from_slice(Value::String(s.to_owned()).to_string().as_bytes());
+    // serde_json's string encoding is deterministic; writing a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 /// Canonical bytes of `value`.

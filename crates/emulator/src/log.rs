@@ -3,7 +3,7 @@
 //! Invariants: entries are in arrival order with increasing `seq`; at most `capacity` entries are kept
 //! (the oldest are dropped first); an entry is also a valid limit-calculator trace line (`ts_ms`,
 //! `headers`, `body`). Bodies are kept as received and parsed only when the log is read, so logging costs
-//! the request path a copy, not a second JSON parse.
+//! the request path a reference count (the body's `Bytes` are shared), not a copy or a second JSON parse.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -49,8 +49,8 @@ impl RequestLog {
     }
 
     /// Append an entry with its raw body (its `seq` and `body` are set here) and return the seq.
-    pub fn push(&self, mut entry: LoggedRequest, raw: &[u8]) -> u64 {
-        let raw = bytes::Bytes::copy_from_slice(raw);
+    pub fn push(&self, mut entry: LoggedRequest, raw: &bytes::Bytes) -> u64 {
+        let raw = raw.clone();
         let mut g = self.lock();
         g.0 += 1;
         entry.seq = g.0;

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::cache::{Machine, block_chain};
+use crate::cache::{BlockHash, Machine, block_chain};
 use crate::config::{CacheRules, EmulatorConfig, RoutingMode};
 use crate::stats::{Counters, MachineStats, StatsSnapshot};
 
@@ -121,6 +121,14 @@ impl CacheModel {
 
     /// Route, look up, write and count one request at `now_ms`.
     pub fn serve(&mut self, req: &CacheRequest<'_>, now_ms: u64) -> Outcome {
+        let chain = block_chain(req.model, req.tokens, self.rules.block_tokens);
+        self.serve_chain(req, &chain, now_ms)
+    }
+
+    /// [`CacheModel::serve`] with the request's block chain computed by the caller
+    /// (`block_chain(req.model, req.tokens, rules.block_tokens)`), so the hashing can run outside the
+    /// lock that guards the model.
+    pub fn serve_chain(&mut self, req: &CacheRequest<'_>, chain: &[BlockHash], now_ms: u64) -> Outcome {
         let (route, primary) = self.route(req);
         let window = self.rates.entry(route).or_default();
         while window.front().is_some_and(|t| now_ms.saturating_sub(*t) >= RATE_WINDOW_MS) {
@@ -139,9 +147,8 @@ impl CacheModel {
         if self.rates.len() > 100_000 {
             self.rates.retain(|_, w| w.back().is_some_and(|t| now_ms.saturating_sub(*t) < RATE_WINDOW_MS));
         }
-        let chain = block_chain(req.model, req.tokens, self.rules.block_tokens);
         let served = match self.machines.get_mut(machine) {
-            Some(m) => m.serve(&chain, req.tokens.len(), now_ms, &self.rules),
+            Some(m) => m.serve(chain, req.tokens.len(), now_ms, &self.rules),
             None => Default::default(),
         };
         let input = req.tokens.len() as u64;

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::cache::block_chain;
 use crate::errors;
 use crate::faults::{self, FAULT_HEADER, FaultSpec, Immediate};
 use crate::log::{LoggedRequest, header_pairs};
@@ -47,7 +48,7 @@ pub async fn chatgpt(
 }
 
 /// Log a request and return (seq, time).
-pub fn record(st: &EmulatorState, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> (u64, u64) {
+pub fn record(st: &EmulatorState, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> (u64, u64) {
     let now = st.clock.for_request(headers);
     let seq = st.log.push(
         LoggedRequest {
@@ -74,7 +75,7 @@ fn handle(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-    raw: &[u8],
+    raw: &Bytes,
 ) -> Response {
     let (seq, now) = record(st, method, uri, headers, raw);
     st.responses_requests.fetch_add(1, Ordering::Relaxed);
@@ -129,13 +130,16 @@ fn handle(
     }
     let model = body.get("model").and_then(Value::as_str).unwrap_or_default().to_owned();
     let tokens = st.tokenizer.prompt(&body);
-    let outcome = st.model().serve(
+    // Hash the prompt's blocks before taking the model's lock: it is the request's costliest step.
+    let chain = block_chain(&model, &tokens, st.config.cache.block_tokens);
+    let outcome = st.model().serve_chain(
         &CacheRequest {
             model: &model,
             tokens: &tokens,
             prompt_cache_key: body.get("prompt_cache_key").and_then(Value::as_str),
             session_id: header_str(headers, "session-id").or_else(|| header_str(headers, "session_id")),
         },
+        &chain,
         now,
     );
     st.log.mark_served(seq);

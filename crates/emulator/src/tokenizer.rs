@@ -1,5 +1,5 @@
 //! Prompt tokenization: the prompt (instructions, tools, input items with `id` removed, each as
-//! canonical JSON) as one token sequence, memoized per item.
+//! canonical JSON) as one token sequence, memoized per item in exact mode.
 //!
 //! Invariants: the sequence is `instructions ++ tools[0] ++ … ++ input[0] ++ …`; each segment's tokens
 //! depend only on the segment's canonical bytes, so an append-only conversation keeps its token prefix.
@@ -46,18 +46,19 @@ impl Tokenizer {
         self.mode
     }
 
-    /// Tokens of one segment given as canonical bytes (memoized).
+    /// Tokens of one segment given as canonical bytes (memoized in exact mode; fast mode is cheaper to
+    /// recompute than to hash for the memo).
     pub fn segment(&self, bytes: &[u8]) -> Arc<[u32]> {
+        if self.mode == TokenizerMode::Fast {
+            return fast_tokens(bytes).into();
+        }
         let key = *blake3::hash(bytes).as_bytes();
         if let Some(hit) = self.lock().get(&key) {
             return Arc::clone(hit);
         }
-        let tokens: Arc<[u32]> = match self.mode {
-            TokenizerMode::Fast => fast_tokens(bytes).into(),
-            TokenizerMode::Exact => match o200k() {
-                Ok(bpe) => bpe.encode_ordinary(&String::from_utf8_lossy(bytes)).into(),
-                Err(_) => fast_tokens(bytes).into(),
-            },
+        let tokens: Arc<[u32]> = match o200k() {
+            Ok(bpe) => bpe.encode_ordinary(&String::from_utf8_lossy(bytes)).into(),
+            Err(_) => fast_tokens(bytes).into(),
         };
         let mut memo = self.lock();
         if memo.len() >= MEMO_LIMIT {
@@ -106,14 +107,15 @@ impl Tokenizer {
 }
 
 fn fast_tokens(bytes: &[u8]) -> Vec<u32> {
-    bytes
-        .chunks(4)
-        .map(|c| {
-            let mut b = [0u8; 4];
-            b[..c.len()].copy_from_slice(c);
-            u32::from_le_bytes(b)
-        })
-        .collect()
+    let chunks = bytes.chunks_exact(4);
+    let tail = chunks.remainder();
+    let mut out: Vec<u32> = chunks.map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    if !tail.is_empty() {
+        let mut b = [0u8; 4];
+        b[..tail.len()].copy_from_slice(tail);
+        out.push(u32::from_le_bytes(b));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -130,6 +132,19 @@ mod tests {
         let tb = t.prompt(&b);
         assert_eq!(ta.len(), canonical_item(&a["input"][0]).len().div_ceil(4));
         assert_eq!(&tb[..ta.len()], &ta[..]);
-        assert_eq!(t.memo_len(), 2);
+        assert_eq!(t.memo_len(), 0, "fast mode recomputes instead of memoizing");
+    }
+
+    #[test]
+    fn exact_mode_memoizes_each_item_once() {
+        let t = Tokenizer::new(TokenizerMode::Exact).unwrap();
+        let turn1 = json!({"input":[{"type":"message","role":"user","content":"hello there"}]});
+        let turn2 = json!({"input":[{"type":"message","role":"user","content":"hello there"},
+            {"type":"message","role":"user","content":"and more"}]});
+        let first = t.prompt(&turn1);
+        assert_eq!(t.memo_len(), 1);
+        let second = t.prompt(&turn2);
+        assert_eq!(t.memo_len(), 2, "the repeated item is served from the memo");
+        assert_eq!(&second[..first.len()], &first[..]);
     }
 }
