@@ -1,7 +1,8 @@
 //! Session persistence and project memory for codex-bridge (DESIGN.md §6, the Codex persistence gap
 //! analysis in shared/seeds):
 //!
-//! - [`rollout`]: rollouts in the Codex layout and line schema (`sessions/YYYY/MM/DD/rollout-*.jsonl`);
+//! - [`rollout`]: rollouts in the Codex layout and line schema (`sessions/YYYY/MM/DD/rollout-*.jsonl`), and
+//!   [`rollout_index`], the writer's compact index of them by thread id;
 //! - [`history`]: `history.jsonl` with `max_bytes` trimming under an exclusive lock;
 //! - [`project`] and [`rollup`]: layered project state (`project_state.json` plus short-term
 //!   `sessions/<stamp>_<branch>.json`);
@@ -25,6 +26,7 @@ pub mod project;
 pub mod render;
 pub mod resolve;
 pub mod rollout;
+pub mod rollout_index;
 pub mod rollup;
 pub mod runtime;
 pub mod tasks;

@@ -16,6 +16,7 @@ use crate::history::{History, HistoryEntry};
 use crate::lines::{self, TokenUsage};
 use crate::project::{ProjectDir, SessionEvent, SessionState, TurnSummary, save_short_term};
 use crate::rollout::Rollout;
+use crate::rollout_index::RolloutIndex;
 use crate::rollup::apply_to_project;
 use crate::runtime::JournalOptions;
 
@@ -62,7 +63,7 @@ pub struct Writer {
     sessions: HashMap<String, SessionCtx>,
     /// Rollout path by thread id, read from disk once (then kept up to date by this writer), so a new session
     /// does not walk `<data>/sessions` again.
-    rollouts: Option<HashMap<String, PathBuf>>,
+    rollouts: Option<RolloutIndex>,
 }
 
 impl Writer {
@@ -79,13 +80,13 @@ impl Writer {
     /// The rollout file of `thread`, or a new path for it.
     fn rollout_path(&mut self, thread: &str, now: &Utc) -> PathBuf {
         let data_dir = &self.data_dir;
-        let index = self.rollouts.get_or_insert_with(|| {
-            crate::rollout::all(data_dir)
-                .into_iter()
-                .filter_map(|p| Some((crate::rollout::thread_of(&p)?.to_owned(), p)))
-                .collect()
-        });
-        index.entry(thread.to_owned()).or_insert_with(|| Rollout::path_for(data_dir, thread, now)).clone()
+        let index = self.rollouts.get_or_insert_with(|| RolloutIndex::scan(data_dir));
+        if let Some(path) = index.get(thread) {
+            return path;
+        }
+        let path = Rollout::path_for(data_dir, thread, now);
+        index.insert(thread, path.clone());
+        path
     }
 
     /// Journals one turn.

@@ -8,7 +8,8 @@
 //!   bridge routes it the same way without searching again.
 //! - The prefix index (namespace `prefix`) maps a shared chain hash to the first session that sent it; the
 //!   first writer wins (`put_if_absent`). Only positions beyond the startup context are indexed.
-//! - The in-memory maps are caches in front of the store, bounded by clearing when full.
+//! - The in-memory maps are caches in front of the store, bounded by clearing when full, keyed by digests
+//!   (sessions) so that an idle session allocates nothing on the heap here.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use bridge_store::{Store, StoreResult};
 use serde::{Deserialize, Serialize};
 
-use super::prefix::{Digest, hex};
+use super::prefix::{Digest, digest, hex};
 
 /// Store namespace of persisted lineages.
 pub const LINEAGE_NS: &str = "lineage";
@@ -41,10 +42,37 @@ pub struct IndexEntry {
     pub root: String,
 }
 
+/// A lineage as the memory cache holds it: keyed by the digest of the session id, and with no string at
+/// all in the common case of a root whose key is its session id, so an idle session costs a few dozen
+/// bytes here.
+#[derive(Debug, Clone)]
+enum Cached {
+    /// A root whose root key equals its session id.
+    OwnRoot,
+    /// Anything else.
+    Other { root: Box<str>, fork: Option<u64> },
+}
+
+impl Cached {
+    fn new(session: &str, lineage: Lineage) -> Self {
+        match lineage {
+            Lineage { root, fork: None } if root == session => Self::OwnRoot,
+            Lineage { root, fork } => Self::Other { root: root.into_boxed_str(), fork },
+        }
+    }
+
+    fn lineage(&self, session: &str) -> Lineage {
+        match self {
+            Self::OwnRoot => Lineage { root: session.to_owned(), fork: None },
+            Self::Other { root, fork } => Lineage { root: root.to_string(), fork: *fork },
+        }
+    }
+}
+
 /// Lineage and prefix-index access with memory caches.
 pub struct Lineages {
     store: Arc<dyn Store>,
-    sessions: Mutex<HashMap<String, Lineage>>,
+    sessions: Mutex<HashMap<Digest, Cached>>,
     index: Mutex<HashMap<Digest, Arc<IndexEntry>>>,
     capacity: usize,
 }
@@ -57,7 +85,9 @@ impl Lineages {
 
     /// The lineage of a session: memory, else the store.
     pub async fn get(&self, session: &str) -> StoreResult<Option<Lineage>> {
-        if let Some(l) = self.sessions.lock().ok().and_then(|m| m.get(session).cloned()) {
+        let cached =
+            self.sessions.lock().ok().and_then(|m| m.get(&digest(session.as_bytes())).map(|c| c.lineage(session)));
+        if let Some(l) = cached {
             return Ok(Some(l));
         }
         let Some(bytes) = self.store.get(LINEAGE_NS, session).await? else { return Ok(None) };
@@ -73,7 +103,7 @@ impl Lineages {
             if m.len() >= self.capacity {
                 m.clear();
             }
-            m.insert(session.to_owned(), lineage);
+            m.insert(digest(session.as_bytes()), Cached::new(session, lineage));
         }
     }
 

@@ -110,3 +110,21 @@ async fn memory_caches_are_cleared_when_full() {
     assert_eq!(lineages.get("s3").await.unwrap().map(|l| l.root), Some("cache_s3".into()));
     assert_eq!(lineages.get("s1").await.unwrap(), None, "a forgotten root is not in the store");
 }
+
+#[tokio::test]
+async fn the_compact_cache_gives_back_each_kind_of_lineage_exactly() {
+    let lineages = Lineages::new(Arc::new(MemoryStore::default()), 100);
+    let cases = [
+        ("ses_own", Lineage { root: "ses_own".into(), fork: None }),
+        ("ses_hdr", Lineage { root: "cache_ses_hdr".into(), fork: None }),
+        ("ses_fork", Lineage { root: "ses_own".into(), fork: Some(2) }),
+        ("ses_self_fork", Lineage { root: "ses_self_fork".into(), fork: Some(1) }),
+    ];
+    for (session, lineage) in &cases {
+        lineages.remember(session, lineage.clone());
+    }
+    for (session, lineage) in &cases {
+        assert_eq!(lineages.get(session).await.unwrap().as_ref(), Some(lineage), "{session}");
+    }
+    assert_eq!(lineages.get("ses_other").await.unwrap(), None);
+}

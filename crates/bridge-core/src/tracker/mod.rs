@@ -22,7 +22,7 @@ use bridge_store::Store;
 use bridge_types::{ResponsesRequest, Usage};
 use bytes::Bytes;
 
-use crate::identity::prefix::{Fingerprint, digest};
+use crate::identity::prefix::{Digest, Fingerprint, digest};
 use crate::identity::{CacheConfig, Identity, IndexEntry, KeyKind};
 use crate::metrics::Metrics;
 use crate::recorder::{Recorder, StoreWrite};
@@ -47,7 +47,9 @@ pub struct Turn {
 /// The tracker; one per bridge.
 pub struct Tracker {
     config: CacheConfig,
-    sessions: Mutex<HashMap<Box<str>, SessionState>>,
+    /// Keyed by the digest of the session id: 16 bytes inline instead of a heap-allocated string (nothing
+    /// reads the ids back from memory; the store keeps them).
+    sessions: Mutex<HashMap<Digest, SessionState>>,
     observed: AtomicU64,
 }
 
@@ -78,7 +80,7 @@ impl Tracker {
     /// Inserts a state directly (memory benchmark and tests).
     pub fn insert(&self, session: &str, state: SessionState) {
         if let Ok(mut m) = self.sessions.lock() {
-            m.insert(session.into(), state);
+            m.insert(digest(session.as_bytes()), state);
         }
     }
 
@@ -87,7 +89,7 @@ impl Tracker {
         let request = ResponsesRequest::parse(&turn.body).ok()?;
         let fp = Fingerprint::of(&request);
         let session = turn.identity.session.clone();
-        let previous = match self.sessions.lock().ok().and_then(|m| m.get(session.as_str()).copied()) {
+        let previous = match self.sessions.lock().ok().and_then(|m| m.get(&digest(session.as_bytes())).copied()) {
             Some(s) => Some(s),
             None => load(cx.store, &session).await,
         };
@@ -224,7 +226,7 @@ async fn classify(
     session: &str,
     previous: &SessionState,
     fp: &Fingerprint,
-    model: crate::identity::prefix::Digest,
+    model: Digest,
 ) -> Classification {
     if previous.model != model {
         return Classification::ModelChanged;

@@ -1,7 +1,8 @@
 //! One tracked session's compact state and its persisted form, plus the per-turn row.
 //!
 //! Invariants: [`SessionState`] holds fixed-size fields only (hashes, counts, times), so an idle session costs
-//! well under 1 KiB of memory together with its map key; the full per-item chain lives in the store.
+//! well under 1 KiB of memory together with its map key (the 16-byte digest of the session id); the full per-item
+//! chain lives in the store.
 
 use serde::{Deserialize, Serialize};
 
