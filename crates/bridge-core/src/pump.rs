@@ -64,13 +64,19 @@ impl UpstreamEvents {
         Self { response, decoder: SseDecoder::new(), idle, ended: false }
     }
 
+    /// The next complete event already received, without waiting for more input.
+    pub fn buffered(&mut self) -> Result<Option<SseEvent>, StreamFailure> {
+        match self.decoder.next_event() {
+            Ok(event) => Ok(event),
+            Err(bridge_sse::SseError::EventTooLarge { limit }) => Err(StreamFailure::TooLarge(limit)),
+        }
+    }
+
     /// The next complete event; `Ok(None)` at the end of the stream.
     pub async fn next(&mut self) -> Result<Option<SseEvent>, StreamFailure> {
         loop {
-            match self.decoder.next_event() {
-                Ok(Some(event)) => return Ok(Some(event)),
-                Ok(None) => {}
-                Err(bridge_sse::SseError::EventTooLarge { limit }) => return Err(StreamFailure::TooLarge(limit)),
+            if let Some(event) = self.buffered()? {
+                return Ok(Some(event));
             }
             if self.ended {
                 return Ok(self.decoder.finish());
@@ -205,12 +211,32 @@ pub async fn run(mut events: UpstreamEvents, first: SseEvent, sink: Sink, mut ex
     while let Some(event) = next.take() {
         let t = Instant::now();
         tap.inspect(&event, aggregate);
+        // Events that arrived together leave together: one write to the client instead of one per event,
+        // and nothing ever waits for input that has not arrived.
+        let mut joined: Option<bytes::BytesMut> = None;
+        loop {
+            match events.buffered() {
+                Ok(Some(more)) => {
+                    tap.inspect(&more, aggregate);
+                    joined.get_or_insert_with(|| bytes::BytesMut::from(&event.raw[..])).extend_from_slice(&more.raw);
+                }
+                Ok(None) => break,
+                Err(f) => {
+                    failure = Some(f);
+                    break;
+                }
+            }
+        }
+        let out = joined.map_or(event.raw, bytes::BytesMut::freeze);
         exchange.overhead += t.elapsed();
         if let Some(tx) = &client
-            && tx.send(Ok(event.raw)).await.is_err()
+            && tx.send(Ok(out)).await.is_err()
         {
             tracing::debug!(request_id = %exchange.record.request_id, "client went away; draining the upstream stream");
             client = None;
+        }
+        if failure.is_some() {
+            break;
         }
         match events.next().await {
             Ok(e) => next = e,
@@ -248,6 +274,10 @@ pub async fn run(mut events: UpstreamEvents, first: SseEvent, sink: Sink, mut ex
         exchange.record.status = 502;
     }
     drop(client);
+    // Dropping the sender woke the client's connection task, most likely into this worker's LIFO slot, where
+    // no other worker can steal it: yield so that it writes the end of the response before the bookkeeping
+    // below takes this worker for a while (it delayed the end of every stream by the bookkeeping's CPU time).
+    tokio::task::yield_now().await;
     finish(exchange, tap.usage).await;
 }
 
