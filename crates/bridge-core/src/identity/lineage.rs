@@ -4,8 +4,9 @@
 //! Invariants:
 //! - Fork ordinals come only from `Store::assign_ordinal(root_key, member)`: the same member always gets the
 //!   same `n`, across restarts and across replicas sharing the store.
-//! - A fork's lineage is written to the store (namespace `lineage`) when it is first decided, so a restarted
-//!   bridge routes it the same way without searching again.
+//! - A fork's lineage is written to the store (namespace `lineage`) when it is first decided, and a root's by
+//!   the tracker the first time a process tracks it (first writer wins), so a restarted bridge routes both
+//!   the same way without searching again.
 //! - The prefix index (namespace `prefix`) maps a shared chain hash to the first session that sent it; the
 //!   first writer wins (`put_if_absent`). Only positions beyond the startup context are indexed.
 //! - The in-memory maps are caches in front of the store, bounded by clearing when full, keyed by digests

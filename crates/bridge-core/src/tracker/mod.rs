@@ -2,7 +2,8 @@
 //! session's previous one, and an outcome explaining the cached tokens once usage arrives (DESIGN.md §5).
 //!
 //! It runs after the upstream stream ended (in `pump::finish`), never on the request path. Its store writes
-//! (turn rows in the log `turns/<session>`, the session state, the per-item chain, the prefix index) go
+//! (turn rows in the log `turns/<session>`, the session state, the per-item chain, the prefix index, a root's
+//! lineage the first time this process tracks it) go
 //! through the recorder queue; its only store reads are for a session missing from memory and, on a
 //! rewrite, that session's previous chain.
 //!
@@ -23,7 +24,7 @@ use bridge_types::{ResponsesRequest, Usage};
 use bytes::Bytes;
 
 use crate::identity::prefix::{Digest, Fingerprint, digest};
-use crate::identity::{CacheConfig, Identity, IndexEntry, KeyKind};
+use crate::identity::{CacheConfig, Identity, IndexEntry, KeyKind, Lineage};
 use crate::metrics::Metrics;
 use crate::recorder::{Recorder, StoreWrite};
 pub use explain::{Classification, Outcome};
@@ -89,7 +90,9 @@ impl Tracker {
         let request = ResponsesRequest::parse(&turn.body).ok()?;
         let fp = Fingerprint::of(&request);
         let session = turn.identity.session.clone();
-        let previous = match self.sessions.lock().ok().and_then(|m| m.get(&digest(session.as_bytes())).copied()) {
+        let in_memory = self.sessions.lock().ok().and_then(|m| m.get(&digest(session.as_bytes())).copied());
+        let first_sight = in_memory.is_none();
+        let previous = match in_memory {
             Some(s) => Some(s),
             None => load(cx.store, &session).await,
         };
@@ -144,6 +147,9 @@ impl Tracker {
                 1,
             );
             cx.metrics.inc("codex_bridge_cache_outcome_reasons_total", &[("reason", &o.label())], 1);
+        }
+        if first_sight {
+            persist_root(cx, &turn.identity).await;
         }
         self.persist(cx, &turn, &fp, &next, &row, classification, previous.map(|p| p.items)).await;
         self.sweep(cx.metrics, turn.ts_ms);
@@ -212,6 +218,21 @@ impl Tracker {
         }
         metrics.inc("codex_bridge_tracker_evictions_total", &[], (before - m.len()) as u64);
         metrics.set_gauge("codex_bridge_tracked_sessions", m.len() as i64);
+    }
+}
+
+/// Writes a root's lineage to the store (first writer wins) the first time this process tracks it, so a
+/// restarted bridge still knows it as a root: otherwise a root whose later history repeats another session's
+/// indexed prefix would be taken for that session's fork (docs/MUTATION.md). Forks persist their lineage
+/// when they are decided; fallback keys have no lineage.
+async fn persist_root(cx: &Context<'_>, identity: &Identity) {
+    if identity.fork.is_some() || identity.kind == KeyKind::Fallback {
+        return;
+    }
+    let root = Lineage { root: identity.own_key.clone(), fork: None };
+    if let Ok(value) = serde_json::to_vec(&root) {
+        let (ns, key) = (crate::identity::lineage::LINEAGE_NS, identity.session.clone());
+        cx.recorder.write(StoreWrite::PutIfAbsent { ns, key, value }).await;
     }
 }
 

@@ -58,6 +58,27 @@ async fn a_root_stays_a_root_when_its_later_history_repeats_another_session() {
 }
 
 #[tokio::test]
+async fn a_root_stays_a_root_across_a_restart_when_its_later_history_repeats_another_session() {
+    // As above, with the bridge restarted between S's turns: the root's lineage must come from the store.
+    let upstream = ScriptedUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("bridge.db").display());
+    let options = || Options { store: Some(store.clone()), ..Options::default() };
+    let bridge = TestBridge::with(&upstream.url(), options()).await;
+    for body in [turn("Q", 1), turn("S", 0), turn("R-other", 0)] {
+        send(&bridge, &body, &[]).await;
+        bridge.settle().await;
+    }
+    bridge.stop().await;
+    let restarted = TestBridge::with(&upstream.url(), options()).await;
+    send(&restarted, &turn("S", 1), &[]).await;
+    restarted.settle().await;
+    assert_eq!(seen_identity(&upstream, 1).0, "cache_S");
+    assert_eq!(seen_identity(&upstream, 3), ("cache_S".into(), "cache_S".into(), "cache_S".into()));
+    restarted.stop().await;
+}
+
+#[tokio::test]
 async fn auto_namespaces_follow_the_startup_prefix() {
     let upstream = ScriptedUpstream::start().await;
     let options = Options { file: "[cache]\nnamespace_auto = true".into(), ..Options::default() };

@@ -82,6 +82,8 @@ async fn turn(
 }
 
 async fn settle(bridge: &TestBridge) {
+    // The exchange hands its turn to the journal after the client's response has ended: wait for it first.
+    bridge.settle().await;
     bridge.state.journal.as_ref().unwrap().flush().await;
 }
 

@@ -101,7 +101,7 @@ async fn stream_false_gets_one_aggregated_object_and_usage_rows_keep_missing_fie
         .await
         .unwrap();
     resp.bytes().await.unwrap();
-    bridge.state.recorder.flush().await;
+    bridge.settle().await;
     let rows = bridge.state.store.usage(&UsageQuery::default()).await.unwrap();
     assert_eq!(rows.len(), 2);
     let (streamed, aggregated) = (&rows[0], &rows[1]);
