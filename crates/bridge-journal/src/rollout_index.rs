@@ -115,11 +115,14 @@ mod tests {
 
     const THREAD: &str = "0199a213-81c0-7800-8aa1-bbab2a035a53";
 
+    fn empty(dir: &Path) -> RolloutIndex {
+        RolloutIndex { sessions_dir: dir.join("sessions"), regular: HashMap::new(), other: HashMap::new() }
+    }
+
     #[test]
     fn layout_paths_are_stored_compactly_and_given_back_exactly() {
         let dir = Path::new("/data");
-        let mut index =
-            RolloutIndex { sessions_dir: dir.join("sessions"), regular: HashMap::new(), other: HashMap::new() };
+        let mut index = empty(dir);
         let path = dir.join(format!("sessions/2026/11/23/rollout-2026-11-23T06-03-24-{THREAD}.jsonl"));
         index.insert(THREAD, path.clone());
         assert_eq!((index.regular.len(), index.other.len()), (1, 0));
@@ -130,8 +133,7 @@ mod tests {
     #[test]
     fn other_paths_and_ids_are_kept_whole() {
         let dir = Path::new("/data");
-        let mut index =
-            RolloutIndex { sessions_dir: dir.join("sessions"), regular: HashMap::new(), other: HashMap::new() };
+        let mut index = empty(dir);
         let moved = dir.join(format!("sessions/2026/11/24/rollout-2026-11-23T06-03-24-{THREAD}.jsonl"));
         index.insert(THREAD, moved.clone());
         let upper = THREAD.to_ascii_uppercase();
