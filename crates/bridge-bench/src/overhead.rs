@@ -204,9 +204,11 @@ pub async fn run(bridge_exe: &Path, cases: &[Case], rounds: usize, sessions: usi
         results.push(summarise(case, &direct, &via));
     }
     progress.finish();
-    let capacity = capacity(&direct_url).await?;
     let peak = peak_rss_kib(bridge.pid());
     drop(bridge);
+    // Measured with the bridge gone: its journal may still be writing the last case's turns, and the figure is
+    // the emulator's own capacity.
+    let capacity = capacity(&direct_url).await?;
     // A fresh bridge process for the per-session figure, so the latency cases' buffers do not blur it.
     let fresh = BridgeProcess::spawn(bridge_exe, &upstream, &data.join("sessions-run"))?;
     let per_session = per_session_rss(&fresh, &format!("{}/v1/responses", fresh.url), sessions).await?;

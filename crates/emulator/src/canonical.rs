@@ -39,9 +39,55 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends `s` as a JSON string, byte for byte what `serde_json` writes: `"` and `\\` escaped, the short
+/// escapes for backspace, form feed, newline, carriage return and tab, `\u00xx` (lower-case hex) for the other
+/// control characters, everything else (DEL and non-ASCII included) as is. Runs without any such byte are
+/// found eight bytes at a time: long prompts are mostly such runs.
 fn write_string(s: &str, out: &mut Vec<u8>) {
-    // serde_json's string encoding is deterministic; writing a str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
+    let needs_escape = |w: u64| {
+        w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0 || has_zero(w ^ (ONES * 0x22)) || has_zero(w ^ (ONES * 0x5c))
+    };
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        if let Some(word) = bytes.get(i..i + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            if !needs_escape(u64::from_le_bytes(w)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        let escaped: Option<&[u8]> = match b {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            0x08 => Some(b"\\b"),
+            0x0c => Some(b"\\f"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            _ => None,
+        };
+        if let Some(e) = escaped {
+            out.extend_from_slice(&bytes[start..i]);
+            out.extend_from_slice(e);
+            start = i + 1;
+        } else if b < 0x20 {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(&bytes[start..i]);
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+            start = i + 1;
+        }
+        i += 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
 
 /// Canonical bytes of `value`.
@@ -68,6 +114,29 @@ pub fn canonical_item(item: &Value) -> Vec<u8> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn strings_are_written_exactly_as_serde_json_writes_them() {
+        let mut samples: Vec<String> = (0u32..0x80).filter_map(char::from_u32).map(String::from).collect();
+        samples.extend(
+            [
+                "",
+                "plain ascii text that is longer than eight bytes",
+                "tab\there, quote \" and backslash \\ at odd offsets\u{1}\u{1f}\u{7f}",
+                "héllo — ünïcode ✓ 🎉 mixed with \n newlines \r\n and \u{0c}\u{08}",
+                "\"\"\"\"\"\"\"\"\"",
+                "abcdefg\\",
+            ]
+            .map(String::from),
+        );
+        let long: String = (0..2000u32).map(|i| char::from_u32(i % 0x500).unwrap_or('x')).collect();
+        samples.push(long);
+        for s in samples {
+            let mut ours = Vec::new();
+            write_string(&s, &mut ours);
+            assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&s).unwrap(), "{s:?}");
+        }
+    }
 
     #[test]
     fn key_order_and_ids_do_not_matter() {

@@ -77,23 +77,31 @@ impl Tokenizer {
     pub fn prompt(&self, body: &Value) -> Vec<u32> {
         let mut out = Vec::new();
         if let Some(instr) = body.get("instructions").and_then(Value::as_str) {
-            out.extend_from_slice(&self.text(instr));
+            self.append(instr.as_bytes(), &mut out);
         }
         if let Some(tools) = body.get("tools").and_then(Value::as_array) {
             for tool in tools {
-                out.extend_from_slice(&self.segment(&canonical(tool)));
+                self.append(&canonical(tool), &mut out);
             }
         }
         match body.get("input") {
-            Some(Value::String(s)) => out.extend_from_slice(&self.text(s)),
+            Some(Value::String(s)) => self.append(s.as_bytes(), &mut out),
             Some(Value::Array(items)) => {
                 for item in items {
-                    out.extend_from_slice(&self.segment(&canonical_item(item)));
+                    self.append(&canonical_item(item), &mut out);
                 }
             }
             _ => {}
         }
         out
+    }
+
+    /// Appends a segment's tokens to `out` (fast mode writes them in place).
+    fn append(&self, bytes: &[u8], out: &mut Vec<u32>) {
+        match self.mode {
+            TokenizerMode::Fast => fast_tokens_into(bytes, out),
+            TokenizerMode::Exact => out.extend_from_slice(&self.segment(bytes)),
+        }
     }
 
     /// Number of memoized segments.
@@ -107,15 +115,21 @@ impl Tokenizer {
 }
 
 fn fast_tokens(bytes: &[u8]) -> Vec<u32> {
+    let mut out = Vec::new();
+    fast_tokens_into(bytes, &mut out);
+    out
+}
+
+fn fast_tokens_into(bytes: &[u8], out: &mut Vec<u32>) {
     let chunks = bytes.chunks_exact(4);
     let tail = chunks.remainder();
-    let mut out: Vec<u32> = chunks.map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    out.reserve(bytes.len().div_ceil(4));
+    out.extend(chunks.map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
     if !tail.is_empty() {
         let mut b = [0u8; 4];
         b[..tail.len()].copy_from_slice(tail);
         out.push(u32::from_le_bytes(b));
     }
-    out
 }
 
 #[cfg(test)]
