@@ -3,6 +3,7 @@
 //! repeats another session's), and namespace rules and `auto` look at the request's real startup prefix.
 
 use bridge_core::identity::Fingerprint;
+use bridge_core::identity::lineage::LINEAGE_NS;
 use bridge_core::identity::prefix::hex;
 use bridge_types::ResponsesRequest;
 use serde_json::{Value, json};
@@ -14,32 +15,67 @@ fn turn(session: &str, turns: usize) -> Value {
     json!({"model": "m", "input": conversation(turns), "metadata": {"conversation_id": session}})
 }
 
+/// A bridge data directory on SQLite that survives bridge restarts.
+struct Persistent {
+    dir: tempfile::TempDir,
+}
+
+impl Persistent {
+    fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn store(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("bridge.db").display())
+    }
+
+    fn options(&self) -> Options {
+        Options { store: Some(self.store()), ..Options::default() }
+    }
+
+    /// Sends `bodies` one at a time through a bridge on this data, then stops it.
+    async fn run(&self, upstream: &ScriptedUpstream, bodies: &[Value]) {
+        let bridge = TestBridge::with(&upstream.url(), self.options()).await;
+        for body in bodies {
+            send(&bridge, body, &[]).await;
+            bridge.settle().await;
+        }
+        bridge.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn a_root_keeps_its_key_after_a_restart_and_forks_are_still_detected() {
     let upstream = ScriptedUpstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = format!("sqlite://{}", dir.path().join("bridge.db").display());
-    let options = || Options { store: Some(store.clone()), ..Options::default() };
-    let bridge = TestBridge::with(&upstream.url(), options()).await;
-    for turns in 0..3 {
-        send(&bridge, &turn("root-R", turns), &[]).await;
-        bridge.settle().await;
-    }
-    bridge.stop().await;
-    let restarted = TestBridge::with(&upstream.url(), options()).await;
-    // The root's own indexed history must not make it a fork of itself.
-    send(&restarted, &turn("root-R", 3), &[]).await;
-    restarted.settle().await;
+    let data = Persistent::new();
+    data.run(&upstream, &[turn("root-R", 0), turn("root-R", 1), turn("root-R", 2)]).await;
+    // After the restart the root keeps its key (its lineage is on record; the next test covers a store without
+    // it), and a conversation repeating its history is still its fork.
     let mut history = conversation(2);
     history.pop();
     history.push(json!({"type": "message", "role": "user", "content": "a different question"}));
-    send(&restarted, &json!({"model": "m", "input": history, "metadata": {"conversation_id": "fork-F"}}), &[]).await;
+    let fork = json!({"model": "m", "input": history, "metadata": {"conversation_id": "fork-F"}});
+    data.run(&upstream, &[turn("root-R", 3), fork]).await;
     assert_eq!(seen_identity(&upstream, 3), ("cache_root-R".into(), "cache_root-R".into(), "cache_root-R".into()));
     assert_eq!(
         seen_identity(&upstream, 4),
         ("cache_root-R-fork-1".into(), "cache_root-R".into(), "cache_root-R-fork-1".into())
     );
-    restarted.stop().await;
+}
+
+#[tokio::test]
+async fn a_root_without_a_lineage_record_is_not_taken_for_a_fork_of_its_own_history() {
+    // A store written before roots recorded their lineage (or whose record write was lost): after a restart
+    // the root's next turn finds its own history in the prefix index and must keep its key.
+    let upstream = ScriptedUpstream::start().await;
+    let data = Persistent::new();
+    data.run(&upstream, &[turn("root-R", 0), turn("root-R", 1), turn("root-R", 2)]).await;
+    let store = bridge_store::open(Some(&data.store()), data.dir.path()).await.unwrap();
+    assert!(store.get(LINEAGE_NS, "root-R").await.unwrap().is_some(), "the root's lineage was recorded");
+    store.delete(LINEAGE_NS, "root-R").await.unwrap();
+    drop(store);
+    data.run(&upstream, &[turn("root-R", 3)]).await;
+    assert_eq!(seen_identity(&upstream, 3), ("cache_root-R".into(), "cache_root-R".into(), "cache_root-R".into()));
 }
 
 #[tokio::test]
@@ -61,21 +97,11 @@ async fn a_root_stays_a_root_when_its_later_history_repeats_another_session() {
 async fn a_root_stays_a_root_across_a_restart_when_its_later_history_repeats_another_session() {
     // As above, with the bridge restarted between S's turns: the root's lineage must come from the store.
     let upstream = ScriptedUpstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = format!("sqlite://{}", dir.path().join("bridge.db").display());
-    let options = || Options { store: Some(store.clone()), ..Options::default() };
-    let bridge = TestBridge::with(&upstream.url(), options()).await;
-    for body in [turn("Q", 1), turn("S", 0), turn("R-other", 0)] {
-        send(&bridge, &body, &[]).await;
-        bridge.settle().await;
-    }
-    bridge.stop().await;
-    let restarted = TestBridge::with(&upstream.url(), options()).await;
-    send(&restarted, &turn("S", 1), &[]).await;
-    restarted.settle().await;
+    let data = Persistent::new();
+    data.run(&upstream, &[turn("Q", 1), turn("S", 0), turn("R-other", 0)]).await;
+    data.run(&upstream, &[turn("S", 1)]).await;
     assert_eq!(seen_identity(&upstream, 1).0, "cache_S");
     assert_eq!(seen_identity(&upstream, 3), ("cache_S".into(), "cache_S".into(), "cache_S".into()));
-    restarted.stop().await;
 }
 
 #[tokio::test]
