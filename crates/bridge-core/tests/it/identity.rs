@@ -24,6 +24,35 @@ pub fn seen_identity(upstream: &ScriptedUpstream, i: usize) -> (String, String, 
     (body["prompt_cache_key"].as_str().unwrap_or_default().to_owned(), h("session-id"), h("thread-id"))
 }
 
+/// A bridge data directory on SQLite that survives bridge restarts.
+pub struct Persistent {
+    pub dir: tempfile::TempDir,
+}
+
+impl Persistent {
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn store(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("bridge.db").display())
+    }
+
+    pub fn options(&self) -> Options {
+        Options { store: Some(self.store()), ..Options::default() }
+    }
+
+    /// Sends `bodies` one at a time through a bridge on this data, then stops it.
+    pub async fn run(&self, upstream: &ScriptedUpstream, bodies: &[Value]) {
+        let bridge = TestBridge::with(&upstream.url(), self.options()).await;
+        for body in bodies {
+            send(&bridge, body, &[]).await;
+            bridge.settle().await;
+        }
+        bridge.stop().await;
+    }
+}
+
 /// A developer item, then `turns` user/assistant pairs and a final user question.
 pub fn conversation(turns: usize) -> Vec<Value> {
     let mut items = vec![json!({"role": "developer", "content": "You are a coding agent."})];
@@ -188,16 +217,15 @@ async fn fallback_is_stable_and_warns_only_when_hints_were_unusable() {
 #[tokio::test]
 async fn explicit_forks_are_numbered_and_survive_a_restart() {
     let upstream = ScriptedUpstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = format!("sqlite://{}", dir.path().join("bridge.db").display());
+    let data = Persistent::new();
     let fork = |id: &str| json!({"model": "m", "input": "hi", "metadata": {"conversation_id": "base", "forkId": id}});
-    let bridge = TestBridge::with(&upstream.url(), Options { store: Some(store.clone()), ..Options::default() }).await;
+    let bridge = TestBridge::with(&upstream.url(), data.options()).await;
     send(&bridge, &json!({"model": "m", "input": "hi", "metadata": {"conversation_id": "base"}}), &[]).await;
     send(&bridge, &fork("alpha"), &[]).await;
     send(&bridge, &fork("beta"), &[]).await;
     send(&bridge, &fork("alpha"), &[]).await;
     bridge.stop().await;
-    let restarted = TestBridge::with(&upstream.url(), Options { store: Some(store), ..Options::default() }).await;
+    let restarted = TestBridge::with(&upstream.url(), data.options()).await;
     send(&restarted, &fork("beta"), &[]).await;
     send(&restarted, &fork("gamma"), &[]).await;
     let got: Vec<(String, String, String)> = (0..6).map(|i| seen_identity(&upstream, i)).collect();

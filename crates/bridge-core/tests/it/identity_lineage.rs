@@ -8,40 +8,11 @@ use bridge_core::identity::prefix::hex;
 use bridge_types::ResponsesRequest;
 use serde_json::{Value, json};
 
-use crate::identity::{conversation, seen_identity, send};
+use crate::identity::{Persistent, conversation, seen_identity, send};
 use crate::support::{Options, ScriptedUpstream, TestBridge};
 
 fn turn(session: &str, turns: usize) -> Value {
     json!({"model": "m", "input": conversation(turns), "metadata": {"conversation_id": session}})
-}
-
-/// A bridge data directory on SQLite that survives bridge restarts.
-struct Persistent {
-    dir: tempfile::TempDir,
-}
-
-impl Persistent {
-    fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
-    }
-
-    fn store(&self) -> String {
-        format!("sqlite://{}", self.dir.path().join("bridge.db").display())
-    }
-
-    fn options(&self) -> Options {
-        Options { store: Some(self.store()), ..Options::default() }
-    }
-
-    /// Sends `bodies` one at a time through a bridge on this data, then stops it.
-    async fn run(&self, upstream: &ScriptedUpstream, bodies: &[Value]) {
-        let bridge = TestBridge::with(&upstream.url(), self.options()).await;
-        for body in bodies {
-            send(&bridge, body, &[]).await;
-            bridge.settle().await;
-        }
-        bridge.stop().await;
-    }
 }
 
 #[tokio::test]
