@@ -27,10 +27,20 @@ pub fn load(path: &Path) -> Result<Option<Credentials>, AuthError> {
         .map_err(|e| AuthError::Corrupt { path: path.to_owned(), message: e.to_string() })
 }
 
+/// Creates `dir` and its missing parents with mode 0700 (data directories hold prompts and credentials);
+/// an existing directory keeps its mode.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// Replaces the file atomically with mode 0600.
 pub fn save(path: &Path, credentials: &Credentials) -> Result<(), AuthError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| AuthError::io(dir, e))?;
+    create_private_dir(dir).map_err(|e| AuthError::io(dir, e))?;
     let tmp = dir.join(format!(".auth.json.{}.tmp", std::process::id()));
     let text = serde_json::to_string_pretty(credentials)
         .map_err(|e| AuthError::Corrupt { path: path.to_owned(), message: e.to_string() })?;

@@ -2,7 +2,9 @@
 //!
 //! The token travels as `x-codex-bridge-token`, or as `Authorization: Bearer` when the bridge owns the
 //! upstream credential (in passthrough mode `Authorization` belongs to the upstream and is not looked at).
-//! Comparison takes the same time wherever the first difference is.
+//! Comparison leaks neither where the first difference is nor the token's length: both sides are hashed
+//! (BLAKE3, 32 bytes) and the digests compared in constant time, against every configured token.
+//! Empty or whitespace-only tokens are refused at startup ([`crate::config`]).
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -23,9 +25,7 @@ pub async fn require_token(State(state): State<AppState>, request: Request, next
     if presented.is_none() && state.config.upstream.auth != UpstreamAuth::Passthrough {
         presented = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     }
-    let ok = presented.is_some_and(|p| {
-        state.config.access_tokens.iter().any(|t| constant_time_eq(t.expose().as_bytes(), p.trim().as_bytes()))
-    });
+    let ok = presented.is_some_and(|p| matches_any(&state.config.access_tokens, p.trim()));
     if ok {
         return next.run(request).await;
     }
@@ -44,19 +44,24 @@ pub async fn require_token(State(state): State<AppState>, request: Request, next
         .into_response()
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Whether `presented` is one of `tokens`, in time independent of the tokens' contents and lengths.
+fn matches_any(tokens: &[crate::config::Secret], presented: &str) -> bool {
+    let presented = blake3::hash(presented.as_bytes());
+    // `blake3::Hash` equality is constant-time; every token is compared (no early exit).
+    tokens.iter().fold(false, |found, t| found | (blake3::hash(t.expose().as_bytes()) == presented))
 }
 
 #[cfg(test)]
 mod tests {
+    use crate::config::Secret;
+
     #[test]
-    fn constant_time_eq_works() {
-        assert!(super::constant_time_eq(b"abc", b"abc"));
-        assert!(!super::constant_time_eq(b"abc", b"abd"));
-        assert!(!super::constant_time_eq(b"abc", b"ab"));
+    fn matches_only_a_configured_token() {
+        let tokens = [Secret::new("alpha-token".into()), Secret::new("beta".into())];
+        assert!(super::matches_any(&tokens, "alpha-token"));
+        assert!(super::matches_any(&tokens, "beta"));
+        assert!(!super::matches_any(&tokens, "alpha-toke"));
+        assert!(!super::matches_any(&tokens, ""));
+        assert!(!super::matches_any(&[], "beta"));
     }
 }

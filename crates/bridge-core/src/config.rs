@@ -79,6 +79,8 @@ struct FileConfig {
     models: Option<Vec<String>>,
     shutdown_grace_ms: Option<u64>,
     #[serde(default)]
+    server: FileServer,
+    #[serde(default)]
     upstream: FileUpstream,
     #[serde(default)]
     cache: crate::identity::settings::FileCache,
@@ -106,6 +108,19 @@ struct FileJournal {
     git_cache_ms: Option<u64>,
 }
 
+/// `[server]`: what one client connection or request may hold, and for how long.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileServer {
+    max_connections: Option<usize>,
+    header_read_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    body_read_timeout_ms: Option<u64>,
+    body_min_bytes_per_sec: Option<u64>,
+    client_stall_timeout_ms: Option<u64>,
+    max_inflight_body_bytes: Option<usize>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileUpstream {
@@ -113,8 +128,10 @@ struct FileUpstream {
     auth: Option<UpstreamAuth>,
     api_key_env: Option<String>,
     connect_timeout_ms: Option<u64>,
+    response_head_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     max_retries: Option<u32>,
+    retry_budget_ms: Option<u64>,
     max_retry_after_ms: Option<u64>,
     force_stream: Option<bool>,
     codex: Option<crate::codex::settings::FileCodex>,
@@ -128,11 +145,16 @@ pub struct UpstreamConfig {
     pub auth: UpstreamAuth,
     pub api_key: Option<Secret>,
     pub connect_timeout: Duration,
+    /// Longest wait for the response head of one attempt (504 `upstream_timeout` after it).
+    pub response_head_timeout: Duration,
     /// Longest wait for the next bytes of a response before giving up (504 before the first byte, an SSE
     /// `error` event after it). There is no total timeout on streams.
     pub idle_timeout: Duration,
     /// Retries before the first byte (connect errors, 429 with `Retry-After`, 5xx).
     pub max_retries: u32,
+    /// Total time the retries of one request may take (waits and attempts after the first); no retry starts
+    /// past it, and a retried attempt is cut when it runs out.
+    pub retry_budget: Duration,
     /// A `Retry-After` longer than this is not waited for; the 429 goes to the client.
     pub max_retry_after: Duration,
     /// Always ask the upstream for a stream and aggregate for `stream:false` clients (the Codex backend
@@ -140,6 +162,86 @@ pub struct UpstreamConfig {
     pub force_stream: bool,
     /// Codex-backend request shaping (on by default for the ChatGPT upstream).
     pub codex: Option<crate::codex::settings::CodexShaping>,
+}
+
+impl UpstreamConfig {
+    /// The base URL as it may be shown (logs, errors): no userinfo, no secret-looking query values.
+    pub fn shown_url(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+/// A URL fit to show: `user:password@` becomes `***@`, and the value of any query parameter whose name
+/// looks like a credential (`key`, `api_key`, `token`, `secret`, `password`, `sig`, `auth`, ...) becomes `***`.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rfind('@') {
+        Some(at) => format!("***@{}", &authority[at + 1..]),
+        None => authority.to_owned(),
+    };
+    let (path, fragment) = tail.split_once('#').map_or((tail, None), |(p, f)| (p, Some(f)));
+    let tail = match path.split_once('?') {
+        Some((path, query)) => {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if looks_secret(name) => format!("{name}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", pairs.join("&"))
+        }
+        None => path.to_owned(),
+    };
+    let fragment = fragment.map(|f| format!("#{f}")).unwrap_or_default();
+    if scheme.is_empty() {
+        format!("{authority}{tail}{fragment}")
+    } else {
+        format!("{scheme}://{authority}{tail}{fragment}")
+    }
+}
+
+fn looks_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["key", "token", "secret", "password", "passwd", "pwd", "sig", "auth", "credential"]
+        .iter()
+        .any(|w| name.contains(w))
+}
+
+/// Validated `[server]` limits: every connection and request is bounded in time and memory.
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    /// Open client connections at most (lowered to fit the open-file limit at startup). At the cap, the
+    /// connection idle the longest is closed for a new one; with none idle, the new one gets a 503.
+    pub max_connections: usize,
+    /// A request's headers must be complete this long after its first byte.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight is closed after this long (keep-alive idle, or never used).
+    pub idle_timeout: Duration,
+    /// Longest wait for the next piece of a request body.
+    pub body_read_timeout: Duration,
+    /// Slowest average rate a body may arrive at, beyond the first `body_read_timeout`.
+    pub body_min_bytes_per_sec: u64,
+    /// Longest a streaming client may leave the bridge's events unread before its connection is cut.
+    pub client_stall_timeout: Duration,
+    /// Request bodies held at once (reading, streaming, bookkeeping); past it new requests get a 503.
+    pub max_inflight_body_bytes: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(30),
+            body_min_bytes_per_sec: 64 * 1024,
+            client_stall_timeout: Duration::from_secs(30),
+            max_inflight_body_bytes: 256 * 1024 * 1024,
+        }
+    }
 }
 
 /// The validated configuration.
@@ -155,6 +257,8 @@ pub struct Config {
     pub models: Vec<String>,
     /// Longest wait for in-flight streams at shutdown.
     pub shutdown_grace: Duration,
+    /// Connection and request limits (`[server]`).
+    pub server: ServerLimits,
     pub upstream: UpstreamConfig,
     /// The `[cache]` section: cache identity and session tracker.
     pub cache: crate::identity::CacheConfig,
@@ -181,6 +285,10 @@ pub enum ConfigError {
     OpenWithoutTokens(SocketAddr),
     #[error("--upstream-auth api-key needs an API key: set {0} in the environment")]
     MissingApiKey(String),
+    #[error("access token #{0} is empty or only whitespace: every bridge access token must be a real secret")]
+    EmptyAccessToken(usize),
+    #[error("invalid setting {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
 }
 
 /// 32 MiB: a 400k-token conversation is about 1.6 MB of text; tool outputs and images add more.
@@ -230,7 +338,7 @@ impl Config {
         let url = settings.upstream.or(file.upstream.url).unwrap_or_else(|| default_url.to_owned());
         let url = url.trim_end_matches('/').to_owned();
         if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() <= "https://".len() {
-            return Err(ConfigError::UpstreamUrl(url));
+            return Err(ConfigError::UpstreamUrl(redact_url(&url)));
         }
         let api_key_env = file.upstream.api_key_env.unwrap_or_else(|| "OPENAI_API_KEY".to_owned());
         let api_key = settings.env_api_key.filter(|k| !k.trim().is_empty()).map(Secret::new);
@@ -238,32 +346,44 @@ impl Config {
             UpstreamAuth::ApiKey if api_key.is_none() => return Err(ConfigError::MissingApiKey(api_key_env)),
             _ => {}
         }
-        let mut access_tokens: Vec<Secret> =
-            file.access_tokens.unwrap_or_default().into_iter().map(Secret::new).collect();
-        if let Some(list) = settings.access_tokens {
-            access_tokens =
-                list.split(',').map(str::trim).filter(|t| !t.is_empty()).map(|t| Secret::new(t.to_owned())).collect();
+        // An empty list in the environment means "no tokens"; an empty item inside a list is a mistake.
+        let tokens: Vec<String> = match settings.access_tokens.filter(|l| !l.trim().is_empty()) {
+            Some(list) => list.split(',').map(|t| t.trim().to_owned()).collect(),
+            None => file.access_tokens.unwrap_or_default(),
+        };
+        if let Some(i) = tokens.iter().position(|t| t.trim().is_empty()) {
+            return Err(ConfigError::EmptyAccessToken(i + 1));
         }
+        let access_tokens: Vec<Secret> = tokens.into_iter().map(Secret::new).collect();
         if access_tokens.is_empty() && !listen.ip().is_loopback() {
             return Err(ConfigError::OpenWithoutTokens(listen));
         }
         let data_dir = settings.data_dir.or(file.data_dir).unwrap_or(default_data_dir);
+        let body_limit_bytes = file.body_limit_bytes.unwrap_or(DEFAULT_BODY_LIMIT);
+        let server = server_limits(&file.server, body_limit_bytes)?;
+        let idle_timeout = Duration::from_millis(file.upstream.idle_timeout_ms.unwrap_or(300_000));
         Ok(Self {
             listen,
             chatgpt: crate::codex::settings::resolve_chatgpt(file.chatgpt, &data_dir),
             data_dir,
             store: settings.store.or(file.store),
             access_tokens,
-            body_limit_bytes: file.body_limit_bytes.unwrap_or(DEFAULT_BODY_LIMIT),
+            body_limit_bytes,
             models: file.models.unwrap_or_default(),
             shutdown_grace: Duration::from_millis(file.shutdown_grace_ms.unwrap_or(30_000)),
+            server,
             upstream: UpstreamConfig {
                 url,
                 auth,
                 api_key: if auth == UpstreamAuth::ApiKey { api_key } else { None },
                 connect_timeout: Duration::from_millis(file.upstream.connect_timeout_ms.unwrap_or(10_000)),
-                idle_timeout: Duration::from_millis(file.upstream.idle_timeout_ms.unwrap_or(300_000)),
+                response_head_timeout: file
+                    .upstream
+                    .response_head_timeout_ms
+                    .map_or(idle_timeout, Duration::from_millis),
+                idle_timeout,
                 max_retries: file.upstream.max_retries.unwrap_or(2),
+                retry_budget: Duration::from_millis(file.upstream.retry_budget_ms.unwrap_or(15_000)),
                 max_retry_after: Duration::from_millis(file.upstream.max_retry_after_ms.unwrap_or(10_000)),
                 force_stream: file.upstream.force_stream.unwrap_or(true),
                 codex: crate::codex::settings::resolve_shaping(file.upstream.codex, auth == UpstreamAuth::Chatgpt),
@@ -272,6 +392,41 @@ impl Config {
             journal: journal_options(&file.journal, &file.history),
         })
     }
+}
+
+fn server_limits(file: &FileServer, body_limit_bytes: usize) -> Result<ServerLimits, ConfigError> {
+    let d = ServerLimits::default();
+    let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
+    let limits = ServerLimits {
+        max_connections: file.max_connections.unwrap_or(d.max_connections),
+        header_read_timeout: ms(file.header_read_timeout_ms, d.header_read_timeout),
+        idle_timeout: ms(file.idle_timeout_ms, d.idle_timeout),
+        body_read_timeout: ms(file.body_read_timeout_ms, d.body_read_timeout),
+        body_min_bytes_per_sec: file.body_min_bytes_per_sec.unwrap_or(d.body_min_bytes_per_sec),
+        client_stall_timeout: ms(file.client_stall_timeout_ms, d.client_stall_timeout),
+        max_inflight_body_bytes: file.max_inflight_body_bytes.unwrap_or(d.max_inflight_body_bytes),
+    };
+    let positive = [
+        ("server.max_connections", limits.max_connections as u64),
+        ("server.header_read_timeout_ms", limits.header_read_timeout.as_millis() as u64),
+        ("server.idle_timeout_ms", limits.idle_timeout.as_millis() as u64),
+        ("server.body_read_timeout_ms", limits.body_read_timeout.as_millis() as u64),
+        ("server.body_min_bytes_per_sec", limits.body_min_bytes_per_sec),
+        ("server.client_stall_timeout_ms", limits.client_stall_timeout.as_millis() as u64),
+    ];
+    if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+        return Err(ConfigError::Invalid { key, reason: "must be greater than 0".into() });
+    }
+    if limits.max_inflight_body_bytes < body_limit_bytes {
+        return Err(ConfigError::Invalid {
+            key: "server.max_inflight_body_bytes",
+            reason: format!(
+                "{} is smaller than body_limit_bytes ({body_limit_bytes}): no request of the largest allowed size could be admitted",
+                limits.max_inflight_body_bytes
+            ),
+        });
+    }
+    Ok(limits)
 }
 
 fn journal_options(journal: &FileJournal, history: &FileHistory) -> bridge_journal::JournalOptions {

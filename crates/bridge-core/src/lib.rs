@@ -23,9 +23,11 @@
 pub mod access;
 pub mod codex;
 pub mod config;
+pub mod connection;
 pub mod errors;
 pub mod identity;
 pub mod journal_hook;
+pub mod listener;
 pub mod metrics;
 pub mod models;
 pub mod proxy;

@@ -53,6 +53,18 @@ const HELP: &[(&str, &str, &str)] = &[
     ("codex_bridge_usage_missing_total", "counter", "Usage fields the upstream did not report."),
     ("codex_bridge_upstream_retries_total", "counter", "Upstream retries before the first byte, by reason."),
     ("codex_bridge_stream_errors_total", "counter", "Streams that ended abnormally, by reason."),
+    ("codex_bridge_connections_closed_total", "counter", "Client connections closed by a limit, by reason."),
+    (
+        "codex_bridge_connections_refused_total",
+        "counter",
+        "Client connections refused with a 503 at the connection cap.",
+    ),
+    ("codex_bridge_client_stalls_total", "counter", "Streaming clients cut for leaving events unread too long."),
+    (
+        "codex_bridge_requests_shed_total",
+        "counter",
+        "Requests refused with a 503 because a budget was spent, by reason.",
+    ),
     ("codex_bridge_active_streams", "gauge", "Upstream streams in flight."),
     ("codex_bridge_cache_outcomes_total", "counter", "Tracked requests whose usage was a cache hit or a miss."),
     ("codex_bridge_cache_outcome_reasons_total", "counter", "Cache outcomes by reason (hit, partial, miss reasons)."),

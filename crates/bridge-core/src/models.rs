@@ -37,6 +37,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response
             r
         }
         Ok(bytes) => json_response(status, upstream_error_body(status, &bytes)),
-        Err(e) => HttpError(crate::errors::bad_gateway(format!("upstream models body broke: {e}"))).into_response(),
+        Err(e) => HttpError(crate::errors::bad_gateway(format!("upstream models body broke: {}", e.without_url())))
+            .into_response(),
     }
 }

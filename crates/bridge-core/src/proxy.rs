@@ -1,19 +1,21 @@
 //! The Responses handler: read, parse, shape, forward, stream back. See the crate docs for the full path.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, State};
+use axum::extract::{Extension, MatchedPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bridge_store::UsageRecord;
 use bridge_types::{ApiError, ResponsesRequest, Usage};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
+use crate::connection::ConnectionHandle;
 use crate::errors::{HttpError, bad_request, json_response, too_large};
-use crate::pump::{self, Aggregated, Exchange, Sink, UpstreamEvents};
+use crate::pump::{self, Aggregated, ClientSink, Exchange, Sink, UpstreamEvents};
 use crate::state::{AppState, now_ms};
 use crate::upstream::copy_response_headers;
 
@@ -21,11 +23,16 @@ use crate::upstream::copy_response_headers;
 const CLIENT_QUEUE: usize = 64;
 /// Largest non-streaming upstream body or error body the bridge reads.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+/// Bodies larger than this are parsed on the blocking pool, so a big parse never delays other connections.
+const PARSE_OFF_WORKER_BYTES: usize = 256 * 1024;
+/// The error code of the 503 a request gets when the in-flight body budget is spent.
+pub const OVERLOADED: &str = "bridge_overloaded";
 
 /// `POST /v1/responses` and `POST /backend-api/codex/responses`.
 pub async fn responses(
     State(state): State<AppState>,
     path: Option<MatchedPath>,
+    connection: Option<Extension<ConnectionHandle>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -36,9 +43,18 @@ pub async fn responses(
         _ => "/v1/responses",
     };
     let mut warning = None;
-    let mut response = match handle(&state, route, &headers, body, started, &mut warning, &mut drift).await {
+    let connection = connection.map(|Extension(c)| c);
+    let mut response = match handle(&state, route, &headers, body, connection, started, &mut warning, &mut drift).await
+    {
         Ok(r) => r,
-        Err(e) => HttpError(e).into_response(),
+        Err(e) => {
+            let overloaded = e.code.as_deref() == Some(OVERLOADED);
+            let mut response = HttpError(e).into_response();
+            if overloaded {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            response
+        }
     };
     if let Some(value) = drift {
         response.headers_mut().insert(crate::journal_hook::DRIFT_HEADER, value);
@@ -51,11 +67,13 @@ pub async fn responses(
     response
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle(
     state: &AppState,
     route: &'static str,
     headers: &HeaderMap,
     body: Body,
+    connection: Option<ConnectionHandle>,
     started: Instant,
     warning: &mut Option<String>,
     drift: &mut Option<HeaderValue>,
@@ -66,8 +84,8 @@ async fn handle(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large(limit));
     }
-    let original = read_body(body, limit).await?;
-    let mut request = ResponsesRequest::parse(&original).map_err(|e| bad_request(&e))?;
+    let (original, body_permit) = read_body(body, declared, state).await?;
+    let mut request = parse(&original).await?;
     let client = client_name(headers);
     let identity = crate::identity::for_request(state, &request, headers, client.as_deref()).await?;
     *warning = identity.warning.clone();
@@ -126,6 +144,7 @@ async fn handle(
         journal,
         items: Vec::new(),
         slot,
+        body_permit: Some(body_permit),
     };
     let upstream = match state.upstream.send(upstream_headers, body, &state.metrics).await {
         Ok(r) => r,
@@ -186,7 +205,8 @@ async fn handle(
 
     if client_streams {
         let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
-        state.tasks.spawn(pump::run(events, first, Sink::Client(tx), exchange));
+        let sink = ClientSink { tx, stall: state.config.server.client_stall_timeout, connection };
+        state.tasks.spawn(pump::run(events, first, Sink::Client(sink), exchange));
         let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
         let mut response = Response::new(Body::from_stream(stream));
         copy_response_headers(&upstream_headers, response.headers_mut());
@@ -211,26 +231,95 @@ async fn handle(
     }
 }
 
-/// Reads the client body, refusing more than `limit` bytes.
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+/// Parses the body; a large one on the blocking pool.
+async fn parse(original: &Bytes) -> Result<ResponsesRequest, ApiError> {
+    let parsed = if original.len() > PARSE_OFF_WORKER_BYTES {
+        let bytes = original.clone();
+        tokio::task::spawn_blocking(move || ResponsesRequest::parse(&bytes)).await.map_err(|e| {
+            ApiError::new(500, bridge_types::ErrorKind::ServerError, format!("request parsing stopped: {e}"))
+        })?
+    } else {
+        ResponsesRequest::parse(original)
+    };
+    parsed.map_err(|e| bad_request(&e))
+}
+
+/// Reads the client body under three bounds: `body_limit_bytes` (413), the in-flight body budget (503 with
+/// `Retry-After`; the permit returned holds the body's share until the exchange is recorded) and time
+/// (408: each read within `body_read_timeout`, the whole body within that plus its size at
+/// `body_min_bytes_per_sec`).
+async fn read_body(
+    body: Body,
+    declared: Option<u64>,
+    state: &AppState,
+) -> Result<(Bytes, OwnedSemaphorePermit), ApiError> {
+    let limit = state.config.body_limit_bytes;
+    let limits = &state.config.server;
+    let budget = &state.body_budget;
+    let mut permit = reserve(budget, declared.unwrap_or(0) as usize, state)?;
+    let mut held = declared.unwrap_or(0) as usize;
+    let started = tokio::time::Instant::now();
+    let allowed = |bytes: usize| {
+        limits.body_read_timeout + Duration::from_secs_f64(bytes as f64 / limits.body_min_bytes_per_sec as f64)
+    };
     let mut stream = body.into_data_stream();
     let mut chunks: Vec<Bytes> = Vec::new();
     let mut total = 0usize;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(
-                400,
-                bridge_types::ErrorKind::InvalidRequestError,
-                format!("could not read the request body: {e}"),
-            )
-        })?;
+    loop {
+        let deadline = started + allowed(held.max(total));
+        let wait = deadline.saturating_duration_since(tokio::time::Instant::now()).min(limits.body_read_timeout);
+        let chunk = match tokio::time::timeout(wait, stream.next()).await {
+            Err(_) => return Err(body_timeout(total, limits)),
+            Ok(None) => break,
+            Ok(Some(chunk)) => chunk.map_err(|e| {
+                ApiError::new(
+                    400,
+                    bridge_types::ErrorKind::InvalidRequestError,
+                    format!("could not read the request body: {e}"),
+                )
+            })?,
+        };
         total += chunk.len();
         if total > limit {
             return Err(too_large(limit));
         }
+        if total > held {
+            permit.merge(reserve(budget, total - held, state)?);
+            held = total;
+        }
         chunks.push(chunk);
     }
-    Ok(concat(chunks, total))
+    Ok((concat(chunks, total), permit))
+}
+
+/// Takes `bytes` (in KiB, at least one) from the in-flight body budget, or refuses with a 503.
+fn reserve(budget: &Arc<Semaphore>, bytes: usize, state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+    let kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    budget.clone().try_acquire_many_owned(kib).map_err(|_| {
+        state.metrics.inc("codex_bridge_requests_shed_total", &[("reason", "body_budget")], 1);
+        ApiError::new(
+            503,
+            bridge_types::ErrorKind::ServerError,
+            format!(
+                "codex-bridge is holding its limit of {} MiB of request bodies (server.max_inflight_body_bytes); retry shortly",
+                state.config.server.max_inflight_body_bytes / (1024 * 1024)
+            ),
+        )
+        .with_code(OVERLOADED)
+    })
+}
+
+fn body_timeout(received: usize, limits: &crate::config::ServerLimits) -> ApiError {
+    ApiError::new(
+        408,
+        bridge_types::ErrorKind::InvalidRequestError,
+        format!(
+            "the request body arrived too slowly ({received} bytes received; server.body_read_timeout_ms = {}, server.body_min_bytes_per_sec = {})",
+            limits.body_read_timeout.as_millis(),
+            limits.body_min_bytes_per_sec
+        ),
+    )
+    .with_code("request_timeout")
 }
 
 /// Reads a whole upstream body (error bodies, non-streaming JSON) with the idle timeout per read.
@@ -240,7 +329,7 @@ async fn read_upstream_body(mut response: reqwest::Response, idle: std::time::Du
     loop {
         match tokio::time::timeout(idle, response.chunk()).await {
             Err(_) => return Err(crate::errors::gateway_timeout(idle)),
-            Ok(Err(e)) => return Err(crate::errors::bad_gateway(format!("upstream body broke: {e}"))),
+            Ok(Err(e)) => return Err(crate::errors::bad_gateway(format!("upstream body broke: {}", e.without_url()))),
             Ok(Ok(None)) => break,
             Ok(Ok(Some(chunk))) => {
                 total += chunk.len();

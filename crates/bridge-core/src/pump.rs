@@ -5,6 +5,9 @@
 //! - No buffering beyond one incomplete event: an event's raw bytes are forwarded as soon as its blank
 //!   line arrives, byte for byte.
 //! - Every read waits at most the idle timeout; there is no total timeout.
+//! - Every write to a streaming client waits at most the client stall timeout; a client that leaves events
+//!   unread longer has its connection cut, and the pump goes on draining the upstream so the turn is still
+//!   recorded. A stuck client so costs bounded time and at most [`crate::proxy`]'s queue of events.
 //! - The pump runs in its own tracked task, so a client that disconnects stops nothing: the pump keeps
 //!   reading until the upstream finishes and the usage row is still written.
 
@@ -83,7 +86,7 @@ impl UpstreamEvents {
             }
             match tokio::time::timeout(self.idle, self.response.chunk()).await {
                 Err(_) => return Err(StreamFailure::Idle(self.idle)),
-                Ok(Err(e)) => return Err(StreamFailure::Transport(e.to_string())),
+                Ok(Err(e)) => return Err(StreamFailure::Transport(e.without_url().to_string())),
                 Ok(Ok(None)) => self.ended = true,
                 Ok(Ok(Some(chunk))) => self.decoder.feed(&chunk),
             }
@@ -158,10 +161,20 @@ impl Tap {
     }
 }
 
+/// A streaming client's side of the pump.
+pub struct ClientSink {
+    /// Raw event bytes to the client's response body.
+    pub tx: mpsc::Sender<Result<Bytes, Infallible>>,
+    /// Longest wait for room in the client's queue.
+    pub stall: Duration,
+    /// The client's connection, cut when it stalls (absent outside a real connection, e.g. in-process calls).
+    pub connection: Option<crate::connection::ConnectionHandle>,
+}
+
 /// Where events go.
 pub enum Sink {
     /// Raw event bytes to a streaming client.
-    Client(mpsc::Sender<Result<Bytes, Infallible>>),
+    Client(ClientSink),
     /// One aggregated result for a `stream:false` client.
     Aggregate(oneshot::Sender<Aggregated>),
 }
@@ -192,6 +205,8 @@ pub struct Exchange {
     /// released when the exchange is recorded, so a store slower than the traffic slows new requests
     /// instead of piling up memory.
     pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The request body's share of the in-flight body budget, released when the exchange is recorded.
+    pub body_permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Runs the pump to the end of the upstream stream. `first` is the event the handler already read.
@@ -229,11 +244,26 @@ pub async fn run(mut events: UpstreamEvents, first: SseEvent, sink: Sink, mut ex
         }
         let out = joined.map_or(event.raw, bytes::BytesMut::freeze);
         exchange.overhead += t.elapsed();
-        if let Some(tx) = &client
-            && tx.send(Ok(out)).await.is_err()
-        {
-            tracing::debug!(request_id = %exchange.record.request_id, "client went away; draining the upstream stream");
-            client = None;
+        if let Some(sink) = &client {
+            match tokio::time::timeout(sink.stall, sink.tx.send(Ok(out))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    tracing::debug!(request_id = %exchange.record.request_id, "client went away; draining the upstream stream");
+                    client = None;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        request_id = %exchange.record.request_id,
+                        stall_ms = sink.stall.as_millis() as u64,
+                        "client stopped reading; cutting its connection and draining the upstream stream"
+                    );
+                    state.metrics.inc("codex_bridge_client_stalls_total", &[], 1);
+                    if let Some(connection) = &sink.connection {
+                        connection.cut();
+                    }
+                    client = None;
+                }
+            }
         }
         if failure.is_some() {
             break;
@@ -254,8 +284,8 @@ pub async fn run(mut events: UpstreamEvents, first: SseEvent, sink: Sink, mut ex
             None => "upstream closed the stream before response.completed".to_owned(),
         };
         tracing::warn!(request_id = %exchange.record.request_id, reason, "upstream stream ended abnormally");
-        if let Some(tx) = &client {
-            let _ = tx.send(Ok(error_event(reason, &message))).await;
+        if let Some(sink) = &client {
+            let _ = tokio::time::timeout(sink.stall, sink.tx.send(Ok(error_event(reason, &message)))).await;
         }
         if let Some(done) = aggregate_to {
             let err = failure.map_or_else(|| crate::errors::bad_gateway(message), |f| f.to_api_error());
@@ -313,7 +343,7 @@ pub fn error_event(code: &str, message: &str) -> Bytes {
 
 /// Records usage, metrics and the exchange row.
 pub async fn finish(exchange: Exchange, usage: Option<Usage>) {
-    let Exchange { state, mut record, route, started, overhead, turn, journal, items, slot } = exchange;
+    let Exchange { state, mut record, route, started, overhead, turn, journal, items, slot, body_permit } = exchange;
     if let Some(turn) = journal.filter(|_| (200..300).contains(&record.status)) {
         crate::journal_hook::finish(&state, turn, items, usage.as_ref()).await;
     }
@@ -351,6 +381,7 @@ pub async fn finish(exchange: Exchange, usage: Option<Usage>) {
     tracing::debug!(request_id = %record.request_id, elapsed_ms = started.elapsed().as_millis() as u64, "exchange finished");
     state.recorder.record(record).await;
     drop(slot);
+    drop(body_permit);
 }
 
 #[cfg(test)]

@@ -1,14 +1,19 @@
 //! Binding and serving: opens the store, builds the state, binds the socket, serves until the shutdown
 //! future resolves, then lets in-flight streams finish (bounded by `shutdown_grace`) and flushes the
-//! usage recorder.
+//! usage recorder. Connections are accepted by [`crate::listener`] (the cap) and served by
+//! [`crate::connection`] (the per-connection timeouts).
 
 use std::future::Future;
 use std::net::SocketAddr;
 
-use axum::serve::ListenerExt as _;
+use std::sync::Arc;
+
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::listener::Listener;
 use crate::state::AppState;
 use crate::upstream::Upstream;
 
@@ -29,7 +34,7 @@ pub enum ServeError {
 
 /// A bridge whose socket is bound and accepting connections (the kernel queues them until [`BoundServer::run`]).
 pub struct BoundServer {
-    listener: TcpListener,
+    listener: Listener,
     state: AppState,
 }
 
@@ -38,8 +43,9 @@ pub async fn bind(config: Config) -> Result<BoundServer, ServeError> {
     let store = bridge_store::open(config.store.as_deref(), &config.data_dir).await?;
     let upstream = Upstream::new(config.upstream.clone()).map_err(|e| ServeError::Client(e.to_string()))?;
     let upstream = crate::codex::attach(upstream, &config)?;
-    let listener =
+    let tcp =
         TcpListener::bind(config.listen).await.map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+    let listener = Listener::new(tcp, crate::listener::fitted_capacity(config.server.max_connections));
     Ok(BoundServer { listener, state: AppState::new(config, upstream, store) })
 }
 
@@ -54,29 +60,39 @@ impl BoundServer {
         &self.state
     }
 
+    /// The connection cap in force (after fitting it to the open-file limit).
+    pub fn max_connections(&self) -> usize {
+        self.listener.capacity()
+    }
+
     /// Serves until `shutdown` resolves, then drains.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
         let state = self.state.clone();
         let app = crate::router::build(state.clone());
         let grace = state.config.shutdown_grace;
-        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            let _ = stopped_tx.send(());
-        };
-        // SSE events are small writes: without TCP_NODELAY, Nagle holds each one back until the client's
-        // delayed ACK (about 40 ms).
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let server = axum::serve(listener, app).with_graceful_shutdown(signal).into_future();
-        tokio::pin!(server);
-        // Serve normally; once shutdown is signalled, give open connections `grace` to finish.
-        tokio::select! {
-            r = &mut server => r?,
-            _ = async { let _ = stopped_rx.await; tokio::time::sleep(grace).await } => {
-                tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace period over; closing remaining connections");
-            }
+        let stop = CancellationToken::new();
+        let abort = CancellationToken::new();
+        let connections = TaskTracker::new();
+        let accepting = tokio::spawn(self.listener.run(
+            app,
+            Arc::new(state.config.server.clone()),
+            state.metrics.clone(),
+            connections.clone(),
+            stop.clone(),
+            abort.clone(),
+        ));
+        shutdown.await;
+        // Stop accepting, close idle connections, let busy ones finish their response for `grace`.
+        stop.cancel();
+        let _ = accepting.await;
+        connections.close();
+        if tokio::time::timeout(grace, connections.wait()).await.is_err() {
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "shutdown grace period over; closing remaining connections"
+            );
+            abort.cancel();
+            connections.wait().await;
         }
         state.tasks.close();
         if tokio::time::timeout(grace, state.tasks.wait()).await.is_err() {

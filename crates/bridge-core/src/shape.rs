@@ -1,7 +1,8 @@
 //! Shaping a client request for the upstream. Only what must change changes; the caller forwards the
 //! client's original bytes when [`ResponsesRequest::is_modified`] stays false.
 //!
-//! Today: `promptCacheKey` is renamed to `prompt_cache_key` in place, with `force_stream` the upstream
+//! Today: `promptCacheKey` is renamed to `prompt_cache_key` in place (when both are present the snake-case
+//! one wins, as in the identity's hints, and the camel-case one is removed: one key goes upstream), with `force_stream` the upstream
 //! is always asked for a stream (the bridge aggregates for `stream:false` clients), and for the Codex
 //! backend the Codex shape is applied ([`crate::codex::shape`]).
 
@@ -12,7 +13,11 @@ use crate::upstream::Upstream;
 /// Applies the upstream shape; returns whether the client asked for a stream.
 pub fn for_upstream(request: &mut ResponsesRequest, upstream: &Upstream) -> Result<bool, serde_json::Error> {
     let client_streams = request.stream();
-    request.rename("promptCacheKey", "prompt_cache_key");
+    if request.raw("prompt_cache_key").is_some() {
+        request.remove("promptCacheKey");
+    } else {
+        request.rename("promptCacheKey", "prompt_cache_key");
+    }
     if upstream.config().force_stream && !client_streams {
         request.set("stream", &true)?;
     }

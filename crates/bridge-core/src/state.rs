@@ -36,6 +36,8 @@ pub struct Inner {
     pub tasks: TaskTracker,
     /// Exchanges between admission and their recorded row (see [`MAX_OPEN_EXCHANGES`]).
     pub open_exchanges: Arc<tokio::sync::Semaphore>,
+    /// Request bodies held at once, in KiB (`server.max_inflight_body_bytes`).
+    pub body_budget: Arc<tokio::sync::Semaphore>,
     /// Cache identity resolution (keys, lineages, namespaces).
     pub identity: IdentityEngine,
     /// Per-session classification and miss explanations.
@@ -60,6 +62,7 @@ impl AppState {
         let tracker = Tracker::new(config.cache.clone());
         let journal =
             config.journal.enabled.then(|| bridge_journal::Journal::start(&config.data_dir, config.journal.clone()));
+        let body_budget = Arc::new(tokio::sync::Semaphore::new(config.server.max_inflight_body_bytes.div_ceil(1024)));
         Self(Arc::new(Inner {
             identity,
             tracker,
@@ -71,6 +74,7 @@ impl AppState {
             journal,
             tasks: TaskTracker::new(),
             open_exchanges: Arc::new(tokio::sync::Semaphore::new(MAX_OPEN_EXCHANGES)),
+            body_budget,
             next_request: AtomicU64::new(0),
             boot_ms: now_ms(),
         }))

@@ -1,12 +1,18 @@
 //! The upstream HTTP client and the one retry policy.
 //!
-//! One pooled keep-alive client per bridge, with a connect timeout and no total timeout (streams may run for
-//! many minutes; the per-read idle timeout lives in [`crate::pump`]). Retries happen only here and only before
-//! anything has been sent to the client: connect errors and 5xx with exponential backoff, 429 only when it
-//! carries a `Retry-After` no longer than `max_retry_after`.
+//! One pooled keep-alive client per bridge, with a connect timeout, a bound on the wait for each attempt's
+//! response head (504), and no total timeout on streams (they may run for many minutes; the per-read idle
+//! timeout lives in [`crate::pump`]). Retries happen only here and only before anything has been sent to the
+//! client: connect errors and 5xx with exponential backoff, 429 only when it carries a `Retry-After` no longer
+//! than `max_retry_after`; all retries of one request share one total budget (`retry_budget`).
+//!
+//! Invariants: the upstream URL is shown only redacted ([`UpstreamConfig::shown_url`]); hop-by-hop headers
+//! (the fixed list and any named in `Connection`) never go upstream; when the bridge holds the upstream
+//! credential, the client's own credentials and account selectors (`Cookie`, `OpenAI-Organization`,
+//! `OpenAI-Project`) do not either.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use bridge_types::ApiError;
@@ -33,6 +39,10 @@ const DROP_REQUEST_HEADERS: &[&str] = &[
     "x-codex-bridge-token",
     "x-codex-bridge-cwd",
 ];
+
+/// Client headers dropped when the bridge sends its own credential: they would select another account or
+/// leak the client's own session to an upstream the client did not address.
+const DROP_WITH_BRIDGE_CREDENTIAL: &[&str] = &["cookie", "openai-organization", "openai-project"];
 
 /// Response headers never copied back to the client.
 pub const DROP_RESPONSE_HEADERS: &[&str] =
@@ -87,10 +97,21 @@ impl Upstream {
     /// Headers to send upstream, derived from the client's.
     pub fn request_headers(&self, client: &HeaderMap, streaming: bool) -> HeaderMap {
         let mut out = HeaderMap::with_capacity(client.len() + 2);
+        let bridge_credential = self.config.auth != UpstreamAuth::Passthrough;
+        // Headers the client declared hop-by-hop (`Connection: x-foo`) end here too.
+        let declared: Vec<String> = client
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().to_ascii_lowercase())
+            .filter(|t| !t.is_empty())
+            .collect();
         for (name, value) in client {
             let n = name.as_str();
             if DROP_REQUEST_HEADERS.contains(&n)
-                || (n == "authorization" && self.config.auth != UpstreamAuth::Passthrough)
+                || declared.iter().any(|d| d == n)
+                || (bridge_credential && (n == "authorization" || DROP_WITH_BRIDGE_CREDENTIAL.contains(&n)))
             {
                 continue;
             }
@@ -132,13 +153,26 @@ impl Upstream {
         body: Bytes,
         metrics: &Metrics,
     ) -> Result<reqwest::Response, ApiError> {
+        let started = Instant::now();
+        let budget_end = started + self.config.retry_budget;
         let mut attempt: u32 = 0;
         loop {
-            let result = self.client.post(&self.responses_url).headers(headers.clone()).body(body.clone()).send().await;
+            // The first attempt may wait the whole head timeout; a retry only what is left of the budget.
+            let limit = if attempt == 0 {
+                self.config.response_head_timeout
+            } else {
+                budget_end.saturating_duration_since(Instant::now()).min(self.config.response_head_timeout)
+            };
+            let request = self.client.post(&self.responses_url).headers(headers.clone()).body(body.clone()).send();
+            let result = match tokio::time::timeout(limit, request).await {
+                Ok(result) => result,
+                Err(_) if attempt == 0 => return Err(head_timeout(self.config.response_head_timeout)),
+                Err(_) => return Err(self.gave_up(started, attempt + 1, "the retry budget ran out")),
+            };
             let retry_in = match &result {
                 Err(e) => {
                     if attempt >= self.config.max_retries {
-                        return Err(bad_gateway(describe(e, &self.config.url)));
+                        return Err(bad_gateway(self.attempts_note(describe(e, &self.config), started, attempt + 1)));
                     }
                     metrics.inc("codex_bridge_upstream_retries_total", &[("reason", "connect")], 1);
                     backoff(attempt)
@@ -148,7 +182,7 @@ impl Upstream {
                         metrics.inc("codex_bridge_upstream_retries_total", &[("reason", "429")], 1);
                         wait
                     }
-                    _ => return result.map_err(|e| bad_gateway(describe(&e, &self.config.url))),
+                    _ => return result.map_err(|e| bad_gateway(describe(&e, &self.config))),
                 },
                 Ok(r) if r.status().is_server_error() && attempt < self.config.max_retries => {
                     metrics.inc("codex_bridge_upstream_retries_total", &[("reason", "5xx")], 1);
@@ -156,12 +190,36 @@ impl Upstream {
                         .filter(|w| *w <= self.config.max_retry_after)
                         .unwrap_or_else(|| backoff(attempt))
                 }
-                Ok(_) => return result.map_err(|e| bad_gateway(describe(&e, &self.config.url))),
+                Ok(_) => return result.map_err(|e| bad_gateway(describe(&e, &self.config))),
             };
+            // A retry that could not start before the budget ends is not made: the last answer stands.
+            if Instant::now() + retry_in >= budget_end {
+                return match result {
+                    Ok(response) => Ok(response),
+                    Err(e) => Err(bad_gateway(self.attempts_note(describe(&e, &self.config), started, attempt + 1))),
+                };
+            }
             attempt += 1;
             tracing::debug!(attempt, wait_ms = retry_in.as_millis() as u64, "retrying upstream request");
             tokio::time::sleep(retry_in).await;
         }
+    }
+
+    fn attempts_note(&self, what: String, started: Instant, attempts: u32) -> String {
+        if attempts <= 1 {
+            return what;
+        }
+        format!("{what} (gave up after {attempts} attempts in {} ms)", started.elapsed().as_millis())
+    }
+
+    fn gave_up(&self, started: Instant, attempts: u32, why: &str) -> ApiError {
+        let mut e = head_timeout(self.config.response_head_timeout);
+        e.message = format!(
+            "the upstream {} did not answer: {why} after {attempts} attempts in {} ms (upstream.retry_budget_ms)",
+            self.config.shown_url(),
+            started.elapsed().as_millis()
+        );
+        e
     }
 
     /// GET `{base}/models` with the upstream credential (for `/v1/models` when none are configured).
@@ -173,7 +231,7 @@ impl Upstream {
             .headers(headers)
             .send()
             .await
-            .map_err(|e| bad_gateway(describe(&e, &self.config.url)))
+            .map_err(|e| bad_gateway(describe(&e, &self.config)))
     }
 }
 
@@ -193,8 +251,19 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
-/// A transport error in words, without any header or body content.
-fn describe(e: &reqwest::Error, base: &str) -> String {
+/// 504 when an upstream attempt produced no response head in time.
+fn head_timeout(limit: Duration) -> ApiError {
+    let mut e = crate::errors::gateway_timeout(limit);
+    e.message = format!(
+        "the upstream sent no response head within {} ms (upstream.response_head_timeout_ms)",
+        limit.as_millis()
+    );
+    e
+}
+
+/// A transport error in words, without any header or body content, naming the upstream only redacted.
+fn describe(e: &reqwest::Error, config: &UpstreamConfig) -> String {
+    let base = config.shown_url();
     let what = if e.is_connect() {
         "could not connect to"
     } else if e.is_timeout() {
@@ -205,7 +274,7 @@ fn describe(e: &reqwest::Error, base: &str) -> String {
     let mut source = std::error::Error::source(e);
     let mut detail = String::new();
     while let Some(s) = source {
-        detail = s.to_string();
+        detail = redact_urls_in(&s.to_string());
         source = s.source();
     }
     if detail.is_empty() {
@@ -213,6 +282,21 @@ fn describe(e: &reqwest::Error, base: &str) -> String {
     } else {
         format!("{what} the upstream {base}: {detail}")
     }
+}
+
+/// Any `scheme://...` word in an error text, redacted (library errors sometimes quote the URL).
+pub fn redact_urls_in(text: &str) -> String {
+    text.split(' ')
+        .map(|w| {
+            if w.contains("://") {
+                let trimmed = w.trim_start_matches(['(', '"', '\'']).trim_end_matches([')', '"', '\'', ',', ':']);
+                w.replace(trimmed, &crate::config::redact_url(trimmed))
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Copies upstream response headers worth returning (rate limits, request ids, model) to the client response.

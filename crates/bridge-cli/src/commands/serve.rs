@@ -27,9 +27,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let file_name = args.store.config.clone().unwrap_or_default();
     let mut config = Config::resolve(settings, file_text.as_deref(), &file_name, super::default_data_dir())?;
     super::chatgpt_env::apply(&mut config)?;
-    std::fs::create_dir_all(&config.data_dir)
+    bridge_auth::file::create_private_dir(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    let upstream = config.upstream.url.clone();
+    let upstream = config.upstream.shown_url();
     let server = bridge_core::bind(config).await?;
     let addr = server.local_addr()?;
     tracing::info!(%addr, %upstream, store = server.state().store.kind(), "codex-bridge ready");

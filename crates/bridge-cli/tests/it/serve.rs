@@ -119,3 +119,44 @@ fn config_file_and_environment_are_read() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("bridge.toml") && stderr.contains("lisen"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_answers_with_600_idle_sockets_under_a_512_descriptor_limit() {
+    let emulator = codex_emulator::spawn(codex_emulator::EmulatorConfig::default()).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let upstream = format!("{}/v1", emulator.base_url());
+    let args = ["--listen", "127.0.0.1:0", "--upstream", &upstream, "--upstream-auth", "passthrough"];
+    let data_arg = ["--data-dir", data.to_str().unwrap()];
+    let serve = Serve::start_command(command_with_fd_limit(home.path(), 512), &[&args[..], &data_arg[..]].concat());
+    let addr = serve.url.trim_start_matches("http://").to_owned();
+    // This test process needs its own 600 descriptors.
+    let _ = rlimit::increase_nofile_limit(4096);
+    let mut idle = Vec::new();
+    for _ in 0..600 {
+        match tokio::time::timeout(std::time::Duration::from_secs(2), tokio::net::TcpStream::connect(&addr)).await {
+            Ok(Ok(s)) => idle.push(s),
+            other => panic!("connect {} failed: {other:?}", idle.len()),
+        }
+    }
+    // Before the cap, accept() failed with EMFILE from here on and /health never answered.
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let r = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            reqwest::Client::new().get(format!("{}/health", serve.url)).send(),
+        )
+        .await
+        .expect("/health must answer under the descriptor limit")
+        .unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+    }
+    // And a real turn still goes through.
+    let sse = turn(&serve.url, capture_body("codex-exec__s1-t1__r01__POST-v1-responses.json")).await;
+    assert!(sse.contains("event: response.completed"));
+    drop(idle);
+    let status = serve.terminate();
+    assert!(status.success(), "serve exited with {status}");
+    emulator.shutdown().await;
+}

@@ -10,7 +10,17 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_codex-bridge");
 
 /// A `codex-bridge` command with a clean environment (no inherited CODEX_BRIDGE_* settings).
 pub fn command(home: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
+    clean(Command::new(BIN), home)
+}
+
+/// `codex-bridge ARGS` started by `sh` under `ulimit -n nofile`, with the same clean environment.
+pub fn command_with_fd_limit(home: &Path, nofile: u32) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""), BIN]);
+    clean(cmd, home)
+}
+
+fn clean(mut cmd: Command, home: &Path) -> Command {
     for (k, _) in std::env::vars() {
         if k.starts_with("CODEX_BRIDGE_") || k == "OPENAI_API_KEY" {
             cmd.env_remove(k);
@@ -29,8 +39,12 @@ pub struct Serve {
 impl Serve {
     /// Starts `serve` with `args` and waits (at most 20 s) for its listening line.
     pub fn start(home: &Path, args: &[&str]) -> Self {
-        let mut child =
-            command(home).arg("serve").args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+        Self::start_command(command(home), args)
+    }
+
+    /// Starts `cmd serve ARGS` (see [`command_with_fd_limit`]) and waits for its listening line.
+    pub fn start_command(mut cmd: Command, args: &[&str]) -> Self {
+        let mut child = cmd.arg("serve").args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

@@ -83,3 +83,47 @@ fn chatgpt_mode_defaults_to_the_codex_backend_with_shaping() {
     let typo = "[upstream.codex]\ninstruction = \"codex\"\n";
     assert!(Config::resolve(settings(), Some(typo), Path::new("x"), PathBuf::new()).is_err());
 }
+
+#[test]
+fn empty_or_blank_access_tokens_are_refused() {
+    for file in ["access_tokens = [\"\"]", "access_tokens = [\"ok\", \"  \"]"] {
+        let err = Config::resolve(settings(), Some(file), Path::new("x"), PathBuf::new()).unwrap_err();
+        assert!(matches!(err, ConfigError::EmptyAccessToken(_)), "{file}: {err}");
+    }
+    let s = Settings { access_tokens: Some("a,,b".into()), ..settings() };
+    assert!(matches!(Config::resolve(s, None, Path::new("x"), PathBuf::new()), Err(ConfigError::EmptyAccessToken(2))));
+    // An empty list in the environment is "no tokens", and a non-loopback listener still refuses to start.
+    let s = Settings { access_tokens: Some(" ".into()), listen: Some("0.0.0.0:0".into()), ..settings() };
+    assert!(matches!(Config::resolve(s, None, Path::new("x"), PathBuf::new()), Err(ConfigError::OpenWithoutTokens(_))));
+}
+
+#[test]
+fn urls_are_shown_without_credentials() {
+    assert_eq!(redact_url("http://user:pass@host:8/v1"), "http://***@host:8/v1");
+    assert_eq!(redact_url("https://h/v1?api_key=abc&x=1&token=t#frag"), "https://h/v1?api_key=***&x=1&token=***#frag");
+    assert_eq!(redact_url("https://api.openai.com/v1"), "https://api.openai.com/v1");
+    assert_eq!(redact_url("http://a@b@host/p"), "http://***@host/p");
+    let err = Config::resolve(
+        Settings { upstream: Some("ftp://u:secretpw@h".into()), ..settings() },
+        None,
+        Path::new("x"),
+        PathBuf::new(),
+    )
+    .unwrap_err();
+    assert!(!err.to_string().contains("secretpw"), "{err}");
+}
+
+#[test]
+fn server_limits_have_defaults_and_refuse_nonsense() {
+    let c = Config::resolve(settings(), None, Path::new("x"), PathBuf::new()).unwrap();
+    assert_eq!(c.server.max_connections, 1024);
+    assert_eq!(c.server.idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.upstream.retry_budget, Duration::from_secs(15));
+    assert_eq!(c.upstream.response_head_timeout, c.upstream.idle_timeout);
+    let err = Config::resolve(settings(), Some("[server]\nidle_timeout_ms = 0\n"), Path::new("x"), PathBuf::new())
+        .unwrap_err();
+    assert!(err.to_string().contains("server.idle_timeout_ms"), "{err}");
+    let file = "body_limit_bytes = 1000\n[server]\nmax_inflight_body_bytes = 999\n";
+    let err = Config::resolve(settings(), Some(file), Path::new("x"), PathBuf::new()).unwrap_err();
+    assert!(err.to_string().contains("max_inflight_body_bytes"), "{err}");
+}

@@ -12,6 +12,7 @@ mod codex_errors;
 mod codex_prompts;
 mod codex_shape;
 mod errors;
+mod hardening;
 mod identity;
 mod identity_edges;
 mod identity_lineage;

@@ -27,7 +27,7 @@ pub fn read(dir: &Path, key: &str) -> Option<(String, Meta)> {
 
 /// Writes the metadata, and the text when given.
 pub fn write(dir: &Path, key: &str, text: Option<&str>, meta: &Meta) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    bridge_auth::file::create_private_dir(dir)?;
     if let Some(text) = text {
         atomic(dir, key, text.as_bytes())?;
     }
