@@ -5,6 +5,7 @@
 //! Everything runs on loopback with bounded request counts and stops by itself. Numbers are only
 //! meaningful from a release build (`cargo run --release -p codex-bridge -- bench ...`).
 
+pub mod amplification;
 pub mod cache;
 pub mod chart;
 pub mod load;

@@ -127,6 +127,22 @@ impl BridgeProcess {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Stops the bridge with SIGTERM (it flushes its recorder and journal) and waits up to 60 s for it.
+    pub fn terminate(mut self) -> Result<(), BenchError> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().map_err(|e| BenchError::Other(e.to_string()))?;
+        if !sent.success() {
+            return Err(BenchError::Other(format!("kill -TERM {pid} failed")));
+        }
+        for _ in 0..600 {
+            if self.child.try_wait().map_err(|e| BenchError::Other(e.to_string()))?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Err(BenchError::Other("codex-bridge serve did not stop within 60 s of SIGTERM".to_owned()))
+    }
 }
 
 impl Drop for BridgeProcess {

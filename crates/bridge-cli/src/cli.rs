@@ -64,6 +64,21 @@ pub enum BenchCommand {
     Cache(BenchCacheArgs),
     /// Added latency, time to first byte, throughput and memory of the bridge.
     Overhead(BenchOverheadArgs),
+    /// Memory and disk one large request costs the bridge (many input items; one huge prompt).
+    Amplification(BenchAmplificationArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchAmplificationArgs {
+    /// Input items of each request on the memory side (100000 is about 9.2 MB).
+    #[arg(long, default_value_t = 100_000)]
+    pub items: usize,
+    /// Prompt size in bytes on the disk side.
+    #[arg(long, default_value_t = 30_000_000)]
+    pub prompt_bytes: usize,
+    /// One JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -61,8 +61,13 @@ pub fn router(state: Arc<EmulatorState>) -> Router {
         .route("/emulator/oauth/revoke", post(admin::revoke))
         .route("/emulator/releases", post(admin::publish))
         .fallback(admin::fallback)
+        // Large prompts (tens of MB) must reach the validation and the model, not axum's 2 MB default.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
+
+/// Largest request body the emulator reads (the bridge's default limit is 32 MiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// A running emulator (from [`spawn`]).
 #[derive(Debug)]

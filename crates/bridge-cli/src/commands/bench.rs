@@ -6,13 +6,26 @@ use anyhow::Context as _;
 use bridge_bench::{cache, overhead, workload};
 use codex_emulator::RoutingMode;
 
-use crate::cli::{BenchCacheArgs, BenchCommand, BenchOverheadArgs, RoutingArg};
+use crate::cli::{BenchAmplificationArgs, BenchCacheArgs, BenchCommand, BenchOverheadArgs, RoutingArg};
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Cache(args) => cache_bench(args).await,
         BenchCommand::Overhead(args) => overhead_bench(args).await,
+        BenchCommand::Amplification(args) => amplification_bench(args).await,
     }
+}
+
+async fn amplification_bench(args: BenchAmplificationArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the codex-bridge binary to start")?;
+    let report = bridge_bench::amplification::run(&exe, args.items, args.prompt_bytes).await?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+    } else {
+        write!(out, "{}", bridge_bench::amplification::table(&report))?;
+    }
+    Ok(())
 }
 
 async fn cache_bench(args: BenchCacheArgs) -> anyhow::Result<()> {

@@ -34,11 +34,16 @@ pub struct Fingerprint {
 impl Fingerprint {
     /// Fingerprints a parsed request. A string `input` counts as one user message.
     pub fn of(request: &ResponsesRequest) -> Self {
-        let items: Vec<Value> = match request.raw("input").map(|r| serde_json::from_str::<Value>(r.get())) {
-            Some(Ok(Value::Array(items))) => items,
-            Some(Ok(Value::String(text))) => vec![serde_json::json!({"role": "user", "content": text})],
-            _ => Vec::new(),
+        // Items are decoded one at a time, so the decoded form held at once is one item, not the input.
+        let raw_items = request.input_items().ok().flatten().unwrap_or_default();
+        let string_input = match request.raw("input").map(|r| serde_json::from_str::<Value>(r.get())) {
+            Some(Ok(Value::String(text))) => Some(serde_json::json!({"role": "user", "content": text})),
+            _ => None,
         };
+        let items = raw_items
+            .iter()
+            .map(|raw| serde_json::from_str::<Value>(raw.get()).unwrap_or(Value::Null))
+            .chain(string_input);
         let field = |name: &str| {
             request
                 .raw(name)
@@ -53,17 +58,15 @@ impl Fingerprint {
         stable.update(&instructions);
         stable.update(&tools);
         let (mut shared, mut own) = ([0u8; 16], [0u8; 16]);
-        for (i, item) in items.iter().enumerate() {
+        let mut bytes = Vec::new();
+        for (i, item) in items.enumerate() {
             let id = item.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let without_id = match item {
-                Value::Object(map) => {
-                    let mut m = map.clone();
-                    m.remove("id");
-                    Value::Object(m)
-                }
-                other => other.clone(),
-            };
-            let d = digest(&canonical(&without_id));
+            bytes.clear();
+            match &item {
+                Value::Object(map) => write_object(map, Some("id"), &mut bytes),
+                other => write_canonical(other, &mut bytes),
+            }
+            let d = digest(&bytes);
             shared = link(&shared, &d);
             own = link(&own, &link(&d, &digest(id.as_bytes())));
             fp.shared.push(shared);
@@ -103,24 +106,26 @@ pub fn canonical(value: &Value) -> Vec<u8> {
     out
 }
 
+/// An object's canonical form, leaving out the key `skip` (the same bytes as removing it first).
+fn write_object(map: &serde_json::Map<String, Value>, skip: Option<&str>, out: &mut Vec<u8>) {
+    let mut entries: Vec<(&String, &Value)> = map.iter().filter(|(k, _)| Some(k.as_str()) != skip).collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    out.push(b'{');
+    for (i, (k, v)) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // A key encodes exactly as a JSON string value does.
+        let _ = serde_json::to_writer(&mut *out, k);
+        out.push(b':');
+        write_canonical(v, out);
+    }
+    out.push(b'}');
+}
+
 fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push(b'{');
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(&Value::String((*k).clone()), out);
-                out.push(b':');
-                if let Some(v) = map.get(*k) {
-                    write_canonical(v, out);
-                }
-            }
-            out.push(b'}');
-        }
+        Value::Object(map) => write_object(map, None, out),
         Value::Array(items) => {
             out.push(b'[');
             for (i, v) in items.iter().enumerate() {
@@ -131,7 +136,9 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
-        scalar => out.extend_from_slice(scalar.to_string().as_bytes()),
+        scalar => {
+            let _ = serde_json::to_writer(&mut *out, scalar);
+        }
     }
 }
 
