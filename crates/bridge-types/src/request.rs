@@ -320,4 +320,6 @@ impl ResponsesRequest {
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
