@@ -32,7 +32,7 @@ fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
 }
 
-/// Every corpus entry as `(file name, bytes)`, sorted by name, read once.
+/// Every corpus entry (dotfiles excepted) as `(file name, bytes)`, sorted by name, read once.
 fn corpus() -> &'static [(String, Vec<u8>)] {
     static CORPUS: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
     CORPUS.get_or_init(|| {
@@ -42,6 +42,7 @@ fn corpus() -> &'static [(String, Vec<u8>)] {
                 let path = entry.unwrap().path();
                 (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&path).unwrap())
             })
+            .filter(|(name, _)| !name.starts_with('.')) // .gitattributes
             .collect();
         entries.sort();
         entries
