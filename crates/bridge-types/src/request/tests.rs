@@ -174,7 +174,7 @@ mod large {
 
     #[test]
     fn large_input_items() {
-        let item = r#"{"type":"message","role":"user","content":[{"type":"input_text","text":"hi"}]}"#;
+        let item = r#"{"role":"user","content":"hi"}"#;
         let items = vec![item; 100_000].join(",");
         let body = format!("{{\"model\":\"m\",\"input\":[{items}]}}");
         let req =
