@@ -342,7 +342,8 @@ proptest! {
     fn generated_json_agrees_with_the_reference(fields in json_text(4), deep in json_text(40)) {
         // As a top-level object with a model (so it may be accepted), and as a nested value.
         let as_object = fields.strip_prefix('{').map(|rest| format!("{{\"model\":\"m\",{rest}")).unwrap_or_default();
-        for body in [as_object.replace("\"m\",}", "\"m\"}"), format!("{{\"model\":\"m\",\"x\":{fields},\"y\":{deep}}}")] {
+        let nested = format!("{{\"model\":\"m\",\"x\":{fields},\"y\":{deep}}}");
+        for body in [as_object.replace("\"m\",}", "\"m\"}"), nested] {
             let _ = check(body.as_bytes());
         }
     }
