@@ -1,8 +1,12 @@
 //! [`ResponsesRequest`]: an ordered, lazily decoded view of a Responses API request body.
 //!
 //! Invariants:
-//! - Parsing checks that the body is one JSON object without duplicate top-level keys, and that the fields
-//!   the bridge relies on have the documented types; a failure names the JSON path (`input[2]`, `stream`).
+//! - Parsing checks that the body is one JSON object without duplicate keys at any depth, and that the fields
+//!   the bridge relies on have the documented types; a failure names the JSON path (`input[2]`, `stream`,
+//!   `metadata.a` for a duplicate key).
+//! - Parsing is linear in the body size whatever its shape (many keys, deep nesting, long strings, many items):
+//!   one serde_json pass collects the top-level fields into an index map, one scan checks every object for
+//!   duplicate keys ([`unique`]), and field lookups by name are hash lookups.
 //! - Field order is kept. An unchanged request serialises back to the same key order and the same value bytes
 //!   (only insignificant whitespace between top-level tokens may differ), and callers forward the original
 //!   bytes when nothing changed ([`ResponsesRequest::is_modified`]).
@@ -10,9 +14,12 @@
 
 use std::fmt;
 
-use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
+use indexmap::IndexMap;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
+
+mod unique;
 
 /// Why a request body was refused. `param` is the JSON path of the offending value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,7 +39,7 @@ impl RequestError {
 /// The top-level fields of a request, in order, each as raw JSON text.
 #[derive(Debug, Clone)]
 pub struct ResponsesRequest {
-    fields: Vec<(String, Box<RawValue>)>,
+    fields: IndexMap<String, Box<RawValue>>,
     modified: bool,
 }
 
@@ -72,7 +79,12 @@ const KNOWN: &[(&str, Kind)] = &[
     ("max_output_tokens", Kind::Integer),
 ];
 
-struct Fields(Vec<(String, Box<RawValue>)>);
+/// The top-level fields in order, and whether a key repeated (the first value is kept; [`unique`] then reports
+/// the duplicate with its path).
+struct Fields {
+    fields: IndexMap<String, Box<RawValue>>,
+    duplicate: bool,
+}
 
 impl<'de> Deserialize<'de> for Fields {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -83,15 +95,17 @@ impl<'de> Deserialize<'de> for Fields {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
-                let mut fields: Vec<(String, Box<RawValue>)> = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                let mut fields = IndexMap::with_capacity(map.size_hint().unwrap_or(16));
+                let mut duplicate = false;
                 while let Some(key) = map.next_key::<String>()? {
-                    if fields.iter().any(|(k, _)| *k == key) {
-                        return Err(de::Error::custom(format!("duplicate key `{key}`")));
-                    }
                     let value: Box<RawValue> = map.next_value()?;
-                    fields.push((key, value));
+                    if fields.contains_key(&key) {
+                        duplicate = true;
+                    } else {
+                        fields.insert(key, value);
+                    }
                 }
-                Ok(Fields(fields))
+                Ok(Fields { fields, duplicate })
             }
         }
         deserializer.deserialize_map(FieldsVisitor)
@@ -108,11 +122,28 @@ impl ResponsesRequest {
                 code: "invalid_json",
             });
         }
-        let Fields(fields) = serde_json::from_slice(body).map_err(|e| RequestError {
+        let Fields { fields, duplicate } = serde_json::from_slice(body).map_err(|e| RequestError {
             message: format!("invalid JSON body: {e}"),
             param: None,
             code: "invalid_json",
         })?;
+        // serde_json accepted the body, so the duplicate scan may rely on its structure.
+        if let Some(dup) = unique::first_duplicate(body) {
+            let unique::Duplicate { path, key, top_level, line, column } = dup;
+            let at = if top_level { String::new() } else { format!(" `{path}`,") };
+            return Err(RequestError::at(
+                path,
+                format!("invalid JSON body: duplicate key `{key}` at{at} line {line} column {column}"),
+                "invalid_json",
+            ));
+        }
+        if duplicate {
+            return Err(RequestError {
+                message: "invalid JSON body: duplicate top-level key".into(),
+                param: None,
+                code: "invalid_json",
+            });
+        }
         let request = Self { fields, modified: false };
         request.check()?;
         Ok(request)
@@ -176,7 +207,7 @@ impl ResponsesRequest {
 
     /// The raw JSON text of a top-level field.
     pub fn raw(&self, key: &str) -> Option<&RawValue> {
-        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_ref())
+        self.fields.get(key).map(AsRef::as_ref)
     }
 
     /// Decodes one top-level field; `Ok(None)` when absent or `null`.
@@ -218,7 +249,7 @@ impl ResponsesRequest {
 
     /// Top-level keys in order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.fields.iter().map(|(k, _)| k.as_str())
+        self.fields.keys().map(String::as_str)
     }
 
     /// Sets a field: replaced in place when present, appended at the end otherwise.
@@ -230,14 +261,14 @@ impl ResponsesRequest {
 
     /// Sets a field to already-serialised JSON.
     pub fn set_raw(&mut self, key: &str, raw: Box<RawValue>) {
-        match self.fields.iter_mut().find(|(k, _)| k == key) {
-            Some((_, v)) if v.get() == raw.get() => {}
-            Some((_, v)) => {
+        match self.fields.get_mut(key) {
+            Some(v) if v.get() == raw.get() => {}
+            Some(v) => {
                 *v = raw;
                 self.modified = true;
             }
             None => {
-                self.fields.push((key.to_owned(), raw));
+                self.fields.insert(key.to_owned(), raw);
                 self.modified = true;
             }
         }
@@ -245,19 +276,20 @@ impl ResponsesRequest {
 
     /// Removes a field, returning its raw value.
     pub fn remove(&mut self, key: &str) -> Option<Box<RawValue>> {
-        let pos = self.fields.iter().position(|(k, _)| k == key)?;
+        let value = self.fields.shift_remove(key)?;
         self.modified = true;
-        Some(self.fields.remove(pos).1)
+        Some(value)
     }
 
     /// Renames a field in place (keeping its position), e.g. `promptCacheKey` to `prompt_cache_key`.
     /// Does nothing when `from` is absent or `to` already exists.
     pub fn rename(&mut self, from: &str, to: &str) {
-        if self.raw(to).is_some() {
+        if self.fields.contains_key(to) {
             return;
         }
-        if let Some((k, _)) = self.fields.iter_mut().find(|(k, _)| k == from) {
-            to.clone_into(k);
+        if let Some(index) = self.fields.get_index_of(from)
+            && self.fields.replace_index(index, to.to_owned()).is_ok()
+        {
             self.modified = true;
         }
     }
@@ -287,5 +319,7 @@ impl ResponsesRequest {
     }
 }
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;

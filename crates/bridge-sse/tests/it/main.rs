@@ -1,7 +1,11 @@
-//! Integration tests of the public bridge-sse API: encoder output and
-//! proptest properties of the decoder under arbitrary chunking.
+//! Integration tests of the public bridge-sse API: encoder output,
+//! proptest properties of the decoder under arbitrary chunking, and the
+//! fuzz-style properties over the corpus in `tests/corpus/` (`fuzz`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod encode;
+mod fuzz;
 mod props;
 
 use bridge_sse::{SseDecoder, SseEvent};
