@@ -32,7 +32,8 @@ const MAX_CWDS: usize = 10_000;
 pub struct JournalOptions {
     /// Record sessions at all (rollouts, history, project state).
     pub enabled: bool,
-    /// `[history] max_bytes`; `None` or 0 keeps everything.
+    /// `[history] max_bytes` ([`crate::history::DEFAULT_MAX_BYTES`] by default); `None` or 0 keeps
+    /// everything.
     pub history_max_bytes: Option<u64>,
     /// Append a drift note for the model at the tail of the input (opt-in).
     pub drift_note: bool,
@@ -46,7 +47,7 @@ impl Default for JournalOptions {
     fn default() -> Self {
         Self {
             enabled: true,
-            history_max_bytes: None,
+            history_max_bytes: Some(crate::history::DEFAULT_MAX_BYTES),
             drift_note: false,
             git_timeout: Duration::from_millis(500),
             git_cache: Duration::from_millis(1000),

@@ -11,6 +11,23 @@ use serde_json::{Value, json};
 
 use crate::support::{Options, Reply, ScriptedUpstream, TestBridge, client, sse_reply};
 
+/// The journal settings a config file text resolves to.
+fn journal_config(file: &str) -> bridge_journal::JournalOptions {
+    let settings = bridge_core::Settings {
+        upstream_auth: Some(bridge_core::UpstreamAuth::Passthrough),
+        ..bridge_core::Settings::default()
+    };
+    bridge_core::Config::resolve(settings, Some(file), Path::new("t.toml"), PathBuf::from("/d")).unwrap().journal
+}
+
+#[test]
+fn history_is_capped_unless_the_cap_is_zero() {
+    assert_eq!(journal_config("").history_max_bytes, Some(10 * 1024 * 1024), "absent: 10 MiB");
+    assert_eq!(journal_config("[history]\n").history_max_bytes, Some(10 * 1024 * 1024));
+    assert_eq!(journal_config("[history]\nmax_bytes = 5000\n").history_max_bytes, Some(5000));
+    assert_eq!(journal_config("[history]\nmax_bytes = 0\n").history_max_bytes, None, "0 keeps everything");
+}
+
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
