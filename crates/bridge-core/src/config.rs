@@ -105,6 +105,8 @@ struct FileJournal {
     drift_note: Option<bool>,
     git_timeout_ms: Option<u64>,
     git_cache_ms: Option<u64>,
+    /// Directories git may run under (default: the home directory; `[]`: never).
+    project_roots: Option<Vec<PathBuf>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -283,6 +285,7 @@ fn journal_options(journal: &FileJournal, history: &FileHistory) -> bridge_journ
         drift_note: journal.drift_note.unwrap_or(defaults.drift_note),
         git_timeout: journal.git_timeout_ms.map_or(defaults.git_timeout, Duration::from_millis),
         git_cache: journal.git_cache_ms.map_or(defaults.git_cache, Duration::from_millis),
+        project_roots: journal.project_roots.clone().unwrap_or(defaults.project_roots),
     }
 }
 
