@@ -53,7 +53,7 @@ pub struct JournalOptions {
     /// How long a git snapshot is reused.
     pub git_cache: Duration,
     /// `[journal] project_roots`: git runs only in repositories at or under one of these (a leading `~` is
-    /// the home directory). Default: the home directory (`$HOME`); empty: git never runs.
+    /// the home directory). Default: the home directory (`$HOME`, unless it is `/`); empty: git never runs.
     pub project_roots: Vec<PathBuf>,
 }
 
@@ -65,7 +65,8 @@ impl Default for JournalOptions {
             drift_note: false,
             git_timeout: Duration::from_millis(500),
             git_cache: Duration::from_millis(1000),
-            project_roots: home_dir().into_iter().collect(),
+            // A service account's `HOME=/` would allow every directory: no default root then.
+            project_roots: home_dir().filter(|h| h.parent().is_some()).into_iter().collect(),
         }
     }
 }
