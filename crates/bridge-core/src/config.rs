@@ -91,7 +91,8 @@ struct FileConfig {
     journal: FileJournal,
 }
 
-/// `[history]`: the `history.jsonl` cap (Codex's `history.max_bytes`).
+/// `[history]`: the `history.jsonl` cap (Codex's `history.max_bytes`); absent: 10 MiB
+/// (`bridge_journal::history::DEFAULT_MAX_BYTES`), 0: no cap.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileHistory {
@@ -106,6 +107,8 @@ struct FileJournal {
     drift_note: Option<bool>,
     git_timeout_ms: Option<u64>,
     git_cache_ms: Option<u64>,
+    /// Directories git may run under (default: the home directory; `[]`: never).
+    project_roots: Option<Vec<PathBuf>>,
 }
 
 /// `[server]`: what one client connection or request may hold, and for how long.
@@ -433,10 +436,11 @@ fn journal_options(journal: &FileJournal, history: &FileHistory) -> bridge_journ
     let defaults = bridge_journal::JournalOptions::default();
     bridge_journal::JournalOptions {
         enabled: journal.enabled.unwrap_or(defaults.enabled),
-        history_max_bytes: history.max_bytes.filter(|m| *m > 0),
+        history_max_bytes: history.max_bytes.map_or(defaults.history_max_bytes, |m| Some(m).filter(|m| *m > 0)),
         drift_note: journal.drift_note.unwrap_or(defaults.drift_note),
         git_timeout: journal.git_timeout_ms.map_or(defaults.git_timeout, Duration::from_millis),
         git_cache: journal.git_cache_ms.map_or(defaults.git_cache, Duration::from_millis),
+        project_roots: journal.project_roots.clone().unwrap_or(defaults.project_roots),
     }
 }
 

@@ -5,6 +5,10 @@
 //! - Before the upstream call the only work is reading the session id and working directory (a header,
 //!   or a byte search of the body), and [`bridge_journal::Journal::check_git`] (bounded, cached); no store
 //!   or journal file is touched.
+//! - The working directory a client names is only a hint: git runs for it only when it resolves under
+//!   `[journal] project_roots`, and the drift header and note only compare the session with what that same
+//!   session saw of that same project (bridge-journal's runtime), so no session learns another project's
+//!   branch or commit.
 //! - The drift note is appended after the last input item; the bytes of every earlier item are unchanged,
 //!   so the cached prefix stays the same.
 //! - Finished turns go to the journal's bounded channel from the pump task, after the stream ended.
@@ -63,7 +67,7 @@ pub async fn before_upstream(
         .map(str::to_owned)
         .or_else(|| cwd_in_body(original));
     let git = match &cwd {
-        Some(dir) => journal.check_git(dir).await,
+        Some(dir) => journal.check_git(&session, dir).await,
         None => None,
     };
     if let Some(drift) = git.as_ref().and_then(|g| g.drift.as_ref()) {

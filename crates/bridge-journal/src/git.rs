@@ -2,6 +2,11 @@
 //! recorded snapshot and the current one.
 //!
 //! Invariants:
+//! - For a working directory a client names, [`find_root_within`] canonicalises it first (no `..` or symlink
+//!   escape) and only accepts a git root at or under one of the allowed project roots; the bridge runs no
+//!   git anywhere else.
+//! - git never looks above the root it runs in (`GIT_CEILING_DIRECTORIES` is the root's parent) and runs
+//!   with `core.fsmonitor` off, so a repository's configuration cannot make `git status` start a program.
 //! - A snapshot is one `git status --porcelain=v2 --branch --untracked-files=no` call; every call runs with
 //!   a timeout and its process is killed when the timeout fires.
 //! - Classifying a drift costs at most two extra `git merge-base --is-ancestor` calls, and only when the
@@ -76,19 +81,71 @@ impl Drift {
 }
 
 /// The git root of `cwd` (canonicalized, so the bridge and the CLI name a project the same way): the
-/// nearest ancestor (or itself) holding `.git`.
+/// nearest ancestor (or itself) holding `.git`. For a directory the user chose (the CLI's `--project`);
+/// a directory a client names goes through [`find_root_within`].
 pub fn find_root(cwd: &Path) -> Option<PathBuf> {
     let cwd = cwd.canonicalize().ok()?;
     cwd.ancestors().find(|dir| dir.join(".git").exists()).map(Path::to_path_buf)
 }
 
+/// Why a working directory has no project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoRoot {
+    /// The path does not exist or cannot be resolved.
+    Unresolvable,
+    /// The resolved path is not under any allowed project root.
+    OutsideRoots(PathBuf),
+    /// No `.git` between the directory and the project root that contains it.
+    NotARepository(PathBuf),
+}
+
+/// The git root of `cwd` when it lies inside `roots` (canonical paths, see [`canonical_roots`]): `cwd` is
+/// canonicalised (resolving `..` and symlinks), must be at or under one of `roots`, and the nearest
+/// ancestor holding `.git` is searched only up to that root, so a repository above the roots (a home
+/// directory kept in git, say) is never used either.
+pub fn find_root_within(cwd: &Path, roots: &[PathBuf]) -> Result<PathBuf, NoRoot> {
+    let cwd = cwd.canonicalize().map_err(|_| NoRoot::Unresolvable)?;
+    // The outermost root containing cwd bounds the search (roots may nest).
+    let Some(bound) = roots.iter().filter(|r| cwd.starts_with(r)).min_by_key(|r| r.components().count()) else {
+        return Err(NoRoot::OutsideRoots(cwd));
+    };
+    cwd.ancestors()
+        .take_while(|dir| dir.starts_with(bound))
+        .find(|dir| dir.join(".git").exists())
+        .map(Path::to_path_buf)
+        .ok_or(NoRoot::NotARepository(cwd))
+}
+
+/// `roots` made absolute and canonical: a leading `~` is the home directory (`home`); roots that are
+/// relative or do not exist are left out with a warning (a root that does not exist yet counts after the
+/// next start).
+pub fn canonical_roots(roots: &[PathBuf], home: Option<&Path>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for root in roots {
+        let expanded = match (root.strip_prefix("~"), home) {
+            (Ok(rest), Some(home)) => home.join(rest),
+            _ => root.clone(),
+        };
+        if !expanded.is_absolute() {
+            tracing::warn!(root = %root.display(), "[journal] project_roots entry is not absolute; ignored");
+            continue;
+        }
+        match expanded.canonicalize() {
+            Ok(canonical) => out.push(canonical),
+            Err(e) => tracing::warn!(root = %root.display(), error = %e, "[journal] project_roots entry ignored"),
+        }
+    }
+    out
+}
+
 /// Runs `git -C root args…` with a timeout; returns the exit code and stdout.
 async fn git(root: &Path, args: &[&str], timeout: Duration) -> Result<(i32, String), JournalError> {
-    let child = tokio::process::Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(args)
-        .env("GIT_OPTIONAL_LOCKS", "0")
+    let mut command = tokio::process::Command::new("git");
+    command.arg("-C").arg(root).args(["-c", "core.fsmonitor=false"]).args(args).env("GIT_OPTIONAL_LOCKS", "0");
+    if let Some(parent) = root.parent() {
+        command.env("GIT_CEILING_DIRECTORIES", parent);
+    }
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -151,6 +208,43 @@ async fn is_ancestor(root: &Path, a: &str, b: &str, timeout: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roots_bound_the_search_for_a_repository() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        let allowed = base.join("home");
+        let repo = allowed.join("repo");
+        std::fs::create_dir_all(repo.join(".git")).unwrap();
+        std::fs::create_dir_all(repo.join("src")).unwrap();
+        std::fs::create_dir_all(allowed.join("plain")).unwrap();
+        std::fs::create_dir_all(base.join("outside/.git")).unwrap();
+        std::fs::create_dir_all(base.join(".git")).unwrap(); // a repository above the root
+        let roots = canonical_roots(&[allowed.clone(), PathBuf::from("relative"), base.join("missing")], None);
+        assert_eq!(roots, std::slice::from_ref(&allowed));
+
+        assert_eq!(find_root_within(&repo.join("src"), &roots), Ok(repo.clone()));
+        assert_eq!(find_root_within(&repo.join("src/../src"), &roots), Ok(repo.clone()));
+        assert_eq!(
+            find_root_within(&allowed.join("repo/../../outside"), &roots),
+            Err(NoRoot::OutsideRoots(base.join("outside"))),
+            "`..` out of the root"
+        );
+        std::os::unix::fs::symlink(base.join("outside"), allowed.join("link")).unwrap();
+        assert_eq!(find_root_within(&allowed.join("link"), &roots), Err(NoRoot::OutsideRoots(base.join("outside"))));
+        assert_eq!(
+            find_root_within(&allowed.join("plain"), &roots),
+            Err(NoRoot::NotARepository(allowed.join("plain"))),
+            "the repository above the root is not used"
+        );
+        assert_eq!(find_root_within(&allowed.join("nope"), &roots), Err(NoRoot::Unresolvable));
+        assert!(find_root_within(&repo, &[]).is_err(), "no roots, no git");
+        // A sibling whose name starts like the root is not under it.
+        std::fs::create_dir_all(base.join("home2/r/.git")).unwrap();
+        assert!(matches!(find_root_within(&base.join("home2/r"), &roots), Err(NoRoot::OutsideRoots(_))));
+        let home = canonical_roots(&[PathBuf::from("~/repo")], Some(&allowed));
+        assert_eq!(home, [repo]);
+    }
 
     #[test]
     fn parses_porcelain_v2() {

@@ -1,5 +1,4 @@
-//! Session persistence and project memory for codex-bridge (DESIGN.md §6, the Codex persistence gap
-//! analysis in shared/seeds):
+//! Session persistence and project memory for codex-bridge:
 //!
 //! - [`rollout`]: rollouts in the Codex layout and line schema (`sessions/YYYY/MM/DD/rollout-*.jsonl`), and
 //!   [`rollout_index`], the writer's compact index of them by thread id;
@@ -7,13 +6,14 @@
 //! - [`project`] and [`rollup`]: layered project state (`project_state.json` plus short-term
 //!   `sessions/<stamp>_<branch>.json`);
 //! - [`tasks`], [`plan`], [`render`]: the task graph fed by `update_plan` / `todowrite`;
-//! - [`git`]: project roots, snapshots and drift classification;
+//! - [`git`]: project roots (bounded by the configured `project_roots`), snapshots and drift classification;
 //! - [`runtime`] and [`turn`]: the background writer the bridge hands finished turns to, and the bounded,
 //!   cached git check it runs before the upstream call;
 //! - [`digest`]: Markdown journals of sessions; [`resolve`]: the ways forward `doctor` offers after a drift.
 //!
 //! Invariants: appends never leave a torn line; rewrites are atomic; files holding prompts are 0600;
-//! nothing here runs on the request path except [`runtime::Journal::check_git`].
+//! nothing here runs on the request path except [`runtime::Journal::check_git`], which runs git only under
+//! the configured project roots and compares a session only with what that session saw of that project.
 
 pub mod clock;
 pub mod digest;

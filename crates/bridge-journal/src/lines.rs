@@ -1,6 +1,11 @@
 //! The records one turn adds to a rollout, in the Codex 0.169.0 shapes (`session_meta`, `event_msg`
-//! `task_started` / `token_count` / `task_complete`, `turn_context`, `response_item`, `compacted`), and the
-//! text helpers the journal needs from items.
+//! `task_started` / `user_message` / `token_count` / `task_complete`, `turn_context`, `response_item`,
+//! `compacted`), and the text helpers the journal needs from items.
+//!
+//! Invariant: a prompt's text is stored once per rollout. The `response_item` (or `compacted`) line holds
+//! it in full, as the model saw it, and is what `codex resume` rebuilds the conversation from; the
+//! `user_message` event only repeats it up to [`USER_MESSAGE_MAX_BYTES`] and then ends in a marker
+//! ([`user_message`]), because Codex needs that event to list the rollout but only shows it.
 
 use serde_json::{Map, Value, json};
 
@@ -70,6 +75,28 @@ pub fn session_meta(
         meta["git"] = json!({"commit_hash": g.head, "branch": g.branch});
     }
     meta
+}
+
+/// How much of a prompt the `user_message` event repeats. Typed prompts fit whole; a pasted 30 MB prompt
+/// costs 4 KiB here instead of a second 30 MB.
+pub const USER_MESSAGE_MAX_BYTES: usize = 4096;
+
+/// The `event_msg` `user_message` payload (`{type, message, images}`): Codex lists a rollout (`resume
+/// --last`, the picker) only if its head has one, and shows its text as the thread's preview. A text longer
+/// than [`USER_MESSAGE_MAX_BYTES`] is cut at a character boundary and ends in
+/// `…[codex-bridge: N of M bytes; the full prompt is in the turn's message item]`.
+pub fn user_message(text: &str) -> Value {
+    let message = if text.len() <= USER_MESSAGE_MAX_BYTES {
+        text.to_owned()
+    } else {
+        let kept = text.get(..text.floor_char_boundary(USER_MESSAGE_MAX_BYTES)).unwrap_or_default();
+        format!(
+            "{kept}…[codex-bridge: {} of {} bytes; the full prompt is in the turn's message item]",
+            kept.len(),
+            text.len()
+        )
+    };
+    json!({"type": "user_message", "message": message, "images": null})
 }
 
 /// The `turn_context` payload. The bridge does not know the client's approval and sandbox settings; it

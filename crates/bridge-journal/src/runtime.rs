@@ -5,9 +5,17 @@
 //! - [`Journal::record`] only queues; all file work happens on the writer thread, after the upstream
 //!   was called. The channel is bounded: a full queue makes the stream task wait, nothing is dropped.
 //! - [`Journal::check_git`] is the one step allowed before the upstream call: at most one bounded `git`
-//!   call per project per `git_cache` interval (plus the ancestry checks when a drift is found). The
-//!   recorded state it compares with is held in memory, loaded from the projects' checkpoints at start.
-//! - A drift is reported once: the check adopts the new state as the recorded one.
+//!   call per project per `git_cache` interval (plus the ancestry checks when a drift is found), and only
+//!   for a working directory whose canonical path is under `project_roots`
+//!   ([`crate::git::find_root_within`]); anywhere else no git runs and the turn is journaled without git
+//!   state.
+//! - A client-named path is resolved to its project again after `git_cache`, so a path that now leads to
+//!   another repository never keeps the old project's state.
+//! - A session is only ever compared with what that same session saw of that same project: the recorded
+//!   state is kept per (session, project root), in memory, loaded at start from the sessions' short-term
+//!   files. A session's first turn in a project records and reports nothing, so a session never receives
+//!   branch or commit names recorded by another session or for another project.
+//! - A drift is reported once per session: the check adopts the new state as that session's recorded one.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::git::{self, Drift, GitSnapshot};
+use crate::git::{self, Drift, GitSnapshot, NoRoot};
 use crate::project::all_projects;
 use crate::turn::{TurnRecord, Writer};
 
@@ -26,13 +34,17 @@ use crate::turn::{TurnRecord, Writer};
 const QUEUE: usize = 64;
 /// Distinct working directories remembered before the cwd → root map is cleared.
 const MAX_CWDS: usize = 10_000;
+/// (session, project) states remembered before the map is cleared (each ~200 bytes; a session that lost its
+/// entry records again on its next turn and misses at most one drift).
+const MAX_SEEN: usize = 100_000;
 
 /// Journal settings (the `[journal]` and `[history]` config sections).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalOptions {
     /// Record sessions at all (rollouts, history, project state).
     pub enabled: bool,
-    /// `[history] max_bytes`; `None` or 0 keeps everything.
+    /// `[history] max_bytes` ([`crate::history::DEFAULT_MAX_BYTES`] by default); `None` or 0 keeps
+    /// everything.
     pub history_max_bytes: Option<u64>,
     /// Append a drift note for the model at the tail of the input (opt-in).
     pub drift_note: bool,
@@ -40,16 +52,21 @@ pub struct JournalOptions {
     pub git_timeout: Duration,
     /// How long a git snapshot is reused.
     pub git_cache: Duration,
+    /// `[journal] project_roots`: git runs only in repositories at or under one of these (a leading `~` is
+    /// the home directory). Default: the home directory (`$HOME`, unless it is `/`); empty: git never runs.
+    pub project_roots: Vec<PathBuf>,
 }
 
 impl Default for JournalOptions {
     fn default() -> Self {
         Self {
             enabled: true,
-            history_max_bytes: None,
+            history_max_bytes: Some(crate::history::DEFAULT_MAX_BYTES),
             drift_note: false,
             git_timeout: Duration::from_millis(500),
             git_cache: Duration::from_millis(1000),
+            // A service account's `HOME=/` would allow every directory: no default root then.
+            project_roots: home_dir().filter(|h| h.parent().is_some()).into_iter().collect(),
         }
     }
 }
@@ -67,11 +84,20 @@ enum Message {
     Flush(oneshot::Sender<()>),
 }
 
+/// The invoking user's home directory (`$HOME`), if set.
+fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
+}
+
 #[derive(Default)]
 struct Watch {
-    roots: HashMap<String, Option<PathBuf>>,
+    /// Working directory as the client named it → when it was resolved and its project root (`None`: no
+    /// git for it); reused for `git_cache`.
+    roots: HashMap<String, (Instant, Option<PathBuf>)>,
+    /// The current state of a project root, reused for `git_cache`.
     snapshots: HashMap<PathBuf, (Instant, GitSnapshot)>,
-    recorded: HashMap<PathBuf, GitSnapshot>,
+    /// What each session last saw of each project: (session, root) → state.
+    seen: HashMap<(String, PathBuf), GitSnapshot>,
 }
 
 /// Handle to the running journal; cheap to clone.
@@ -79,16 +105,24 @@ struct Watch {
 pub struct Journal {
     tx: mpsc::Sender<Message>,
     options: Arc<JournalOptions>,
+    /// `options.project_roots`, canonical.
+    roots: Arc<[PathBuf]>,
     watch: Arc<Mutex<Watch>>,
 }
 
 impl Journal {
-    /// Loads the recorded git checkpoints and starts the writer thread.
+    /// Loads what each session last saw of its project (the short-term files) and starts the writer thread.
     pub fn start(data_dir: &Path, options: JournalOptions) -> Self {
+        let roots: Arc<[PathBuf]> = git::canonical_roots(&options.project_roots, home_dir().as_deref()).into();
         let mut watch = Watch::default();
-        for (project, state) in all_projects(data_dir) {
-            if let Some(git) = state.last_git() {
-                watch.recorded.insert(project.root.clone(), git.clone());
+        for (project, _) in all_projects(data_dir) {
+            // Oldest first: a session's newest file wins.
+            for (_, state) in project.short_term_files() {
+                if watch.seen.len() >= MAX_SEEN {
+                    break;
+                }
+                let git = GitSnapshot { branch: state.branch, head: state.head, dirty: false };
+                watch.seen.insert((state.session_id, project.root.clone()), git);
             }
         }
         let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
@@ -107,7 +141,7 @@ impl Journal {
                 }
             }
         });
-        Self { tx, options: Arc::new(options), watch: Arc::new(Mutex::new(watch)) }
+        Self { tx, options: Arc::new(options), roots, watch: Arc::new(Mutex::new(watch)) }
     }
 
     /// The settings.
@@ -115,21 +149,34 @@ impl Journal {
         &self.options
     }
 
-    /// Resolves the project of `cwd` and compares its git state with the recorded one (bounded, cached).
-    /// `None` when `cwd` is not inside a git repository or git did not answer in time.
-    pub async fn check_git(&self, cwd: &str) -> Option<TurnGit> {
-        let (root, cached) = {
-            let mut watch = self.watch.lock().ok()?;
-            if watch.roots.len() >= MAX_CWDS && !watch.roots.contains_key(cwd) {
-                watch.roots.clear();
+    /// Resolves the project of `cwd` and compares its git state with what `session` last saw of that
+    /// project (bounded, cached). `None` when `cwd` is outside `project_roots`, not inside a git repository,
+    /// or git did not answer in time. `drift` is `None` on the session's first turn in the project.
+    pub async fn check_git(&self, session: &str, cwd: &str) -> Option<TurnGit> {
+        let fresh = |at: &Instant| at.elapsed() < self.options.git_cache;
+        // The path → root answer expires like a snapshot: a path that now leads elsewhere (a moved symlink, a
+        // replaced directory) must not keep serving the project it led to before.
+        let known = {
+            let watch = self.watch.lock().ok()?;
+            watch.roots.get(cwd).filter(|(at, _)| fresh(at)).map(|(_, root)| root.clone())
+        };
+        let root = match known {
+            Some(root) => root,
+            None => {
+                // Resolved outside the lock: canonicalising and looking for `.git` are file system calls.
+                let root = locate(cwd, &self.roots);
+                let mut watch = self.watch.lock().ok()?;
+                if watch.roots.len() >= MAX_CWDS && !watch.roots.contains_key(cwd) {
+                    watch.roots.clear();
+                    watch.snapshots.clear();
+                }
+                watch.roots.insert(cwd.to_owned(), (Instant::now(), root.clone()));
+                root
             }
-            let root = watch.roots.entry(cwd.to_owned()).or_insert_with(|| git::find_root(Path::new(cwd))).clone()?;
-            let cached = watch
-                .snapshots
-                .get(&root)
-                .filter(|(at, _)| at.elapsed() < self.options.git_cache)
-                .map(|(_, s)| s.clone());
-            (root, cached)
+        }?;
+        let cached = {
+            let watch = self.watch.lock().ok()?;
+            watch.snapshots.get(&root).filter(|(at, _)| fresh(at)).map(|(_, s)| s.clone())
         };
         let snapshot = match cached {
             Some(s) => s,
@@ -144,13 +191,22 @@ impl Journal {
         let recorded = {
             let mut watch = self.watch.lock().ok()?;
             watch.snapshots.insert(root.clone(), (Instant::now(), snapshot.clone()));
-            watch.recorded.insert(root.clone(), snapshot.clone())
+            let key = (session.to_owned(), root.clone());
+            if watch.seen.len() >= MAX_SEEN && !watch.seen.contains_key(&key) {
+                watch.seen.clear();
+            }
+            watch.seen.insert(key, snapshot.clone())
         };
         let drift = match recorded {
             Some(old) => git::classify(&root, &old, &snapshot, self.options.git_timeout).await,
             None => None,
         };
         Some(TurnGit { root, snapshot, drift })
+    }
+
+    /// The canonical project roots git may run under.
+    pub fn project_roots(&self) -> &[PathBuf] {
+        &self.roots
     }
 
     /// Queues a finished turn for the writer (waits if the queue is full).
@@ -165,6 +221,24 @@ impl Journal {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Message::Flush(done)).await.is_ok() {
             let _ = wait.await;
+        }
+    }
+}
+
+/// The project root of a client-named `cwd`, or `None` (with a debug line saying why) when git must not
+/// run for it.
+fn locate(cwd: &str, roots: &[PathBuf]) -> Option<PathBuf> {
+    match git::find_root_within(Path::new(cwd), roots) {
+        Ok(root) => Some(root),
+        Err(NoRoot::OutsideRoots(resolved)) => {
+            tracing::debug!(cwd, resolved = %resolved.display(),
+                "working directory outside [journal] project_roots: no git runs, turns are journaled without git state");
+            None
+        }
+        Err(NoRoot::NotARepository(_)) => None,
+        Err(NoRoot::Unresolvable) => {
+            tracing::debug!(cwd, "working directory does not resolve: turns are journaled without git state");
+            None
         }
     }
 }

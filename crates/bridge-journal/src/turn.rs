@@ -162,8 +162,9 @@ impl Writer {
         }
         let prompt = lines::user_prompt(&prompt_items);
         if let Some(text) = &prompt {
-            // Codex lists a rollout (`resume --last`, the picker) only if its head has a user_message event.
-            records.push(("event_msg", json!({"type": "user_message", "message": text, "images": null})));
+            // Codex lists a rollout (`resume --last`, the picker) only if its head has a user_message event; the
+            // full text is already in the response_item (or compacted) line, so the event carries a preview.
+            records.push(("event_msg", lines::user_message(text)));
         }
         for item in &turn.output_items {
             records.push(("response_item", item.clone()));

@@ -11,6 +11,23 @@ use serde_json::{Value, json};
 
 use crate::support::{Options, Reply, ScriptedUpstream, TestBridge, client, sse_reply};
 
+/// The journal settings a config file text resolves to.
+fn journal_config(file: &str) -> bridge_journal::JournalOptions {
+    let settings = bridge_core::Settings {
+        upstream_auth: Some(bridge_core::UpstreamAuth::Passthrough),
+        ..bridge_core::Settings::default()
+    };
+    bridge_core::Config::resolve(settings, Some(file), Path::new("t.toml"), PathBuf::from("/d")).unwrap().journal
+}
+
+#[test]
+fn history_is_capped_unless_the_cap_is_zero() {
+    assert_eq!(journal_config("").history_max_bytes, Some(10 * 1024 * 1024), "absent: 10 MiB");
+    assert_eq!(journal_config("[history]\n").history_max_bytes, Some(10 * 1024 * 1024));
+    assert_eq!(journal_config("[history]\nmax_bytes = 5000\n").history_max_bytes, Some(5000));
+    assert_eq!(journal_config("[history]\nmax_bytes = 0\n").history_max_bytes, None, "0 keeps everything");
+}
+
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
@@ -48,9 +65,21 @@ fn fixture() -> Fixture {
     Fixture { _tmp: tmp, root, data }
 }
 
+/// A bridge on `data` whose `[journal] project_roots` is `data`'s parent (the fixture's temporary
+/// directory: test repositories are under /tmp, not the home directory of the default).
 async fn bridge(upstream: &str, data: &Path, file: &str) -> TestBridge {
-    let file = format!("[journal]\ngit_cache_ms = 0\n{file}");
+    bridge_with_roots(upstream, data, &[data.parent().unwrap()], file).await
+}
+
+async fn bridge_with_roots(upstream: &str, data: &Path, roots: &[&Path], file: &str) -> TestBridge {
+    let roots: Vec<String> = roots.iter().map(|r| toml_string(&r.to_string_lossy())).collect();
+    let file = format!("[journal]\ngit_cache_ms = 0\nproject_roots = [{}]\n{file}", roots.join(", "));
     TestBridge::with(upstream, Options { file, data_dir: Some(data.to_owned()), ..Options::default() }).await
+}
+
+/// `text` as a TOML basic string.
+fn toml_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap()
 }
 
 fn user(text: &str) -> Value {
@@ -245,4 +274,91 @@ async fn the_opt_in_drift_note_is_appended_after_unchanged_items() {
     assert!(note["content"][0]["text"].as_str().unwrap().starts_with("<git_drift>"));
     // Without a drift, nothing is appended.
     assert_eq!(serde_json::from_slice::<Value>(&seen[0].body).unwrap()["input"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn project_roots_default_to_home_and_can_be_set() {
+    let home: Vec<PathBuf> = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|h| h != Path::new("/") && !h.as_os_str().is_empty())
+        .into_iter()
+        .collect();
+    assert_eq!(journal_config("").project_roots, home);
+    assert_eq!(journal_config("[journal]\nproject_roots = []\n").project_roots, Vec::<PathBuf>::new());
+    let set = journal_config("[journal]\nproject_roots = [\"/srv/a\", \"~/code\"]\n").project_roots;
+    assert_eq!(set, [PathBuf::from("/srv/a"), PathBuf::from("~/code")]);
+}
+
+/// A working directory outside `[journal] project_roots` (named directly, or through `..` from inside a
+/// root) runs no git: the turns are journaled without git state and no drift header comes back, however
+/// the repository changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cwd_outside_the_project_roots_runs_no_git() {
+    let fx = fixture();
+    let allowed = fx.data.parent().unwrap().join("allowed");
+    std::fs::create_dir_all(&allowed).unwrap();
+    let upstream = ScriptedUpstream::start().await;
+    let b = bridge_with_roots(&upstream.url(), &fx.data, &[&allowed], "").await;
+    let escape = allowed.join("..").join("repo");
+    for (n, cwd) in [&fx.root, &fx.root, &escape, &escape].into_iter().enumerate() {
+        upstream.push(Reply::Sse(sse_reply("ok", 10, Some(0))));
+        let (drift, _) = turn(&b, "ses_out", cwd, &[user(&format!("turn {n}"))], &[]).await;
+        assert!(drift.is_none(), "turn {n} in {}: {drift:?}", cwd.display());
+        commit(&fx.root, &format!("f{n}.txt"));
+    }
+    settle(&b).await;
+    b.stop().await;
+    let files = all(&fx.data);
+    assert_eq!(files.len(), 1, "the session is journaled");
+    let lines = read_lines(&files[0]).unwrap();
+    assert_eq!(lines.iter().filter(|l| l["payload"]["type"] == "task_started").count(), 4);
+    assert!(lines[0]["payload"].get("git").is_none(), "no git state: {}", lines[0]["payload"]);
+    assert!(!fx.data.join("projects").exists(), "no project state for a directory outside the roots");
+}
+
+/// Session B, naming project Y, never receives project X's branch or commit, and a session naming X for the
+/// first time is not compared with what another session recorded there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_never_receives_another_projects_git_state() {
+    let fx = fixture(); // X = fx.root, on main
+    git(&fx.root, &["checkout", "-q", "-b", "secret-x"]);
+    let y = fx.data.parent().unwrap().join("y");
+    std::fs::create_dir_all(&y).unwrap();
+    git(&y, &["init", "-q", "-b", "main"]);
+    commit(&y, "y.txt");
+    let upstream = ScriptedUpstream::start().await;
+    let b = bridge(&upstream.url(), &fx.data, "").await;
+    let go = async |session: &str, cwd: &Path, text: &str| {
+        upstream.push(Reply::Sse(sse_reply("ok", 10, Some(0))));
+        turn(&b, session, cwd, &[user(text)], &[]).await.0
+    };
+    assert!(go("ses_a", &fx.root, "a1").await.is_none());
+    commit(&fx.root, "x1.txt");
+    let own = go("ses_a", &fx.root, "a2").await.unwrap();
+    assert!(own.starts_with("new-commits; from=secret-x@"), "a session is told about its own project: {own}");
+    commit(&fx.root, "x2.txt");
+
+    assert!(go("ses_b", &y, "b1").await.is_none(), "a first turn in Y reports nothing");
+    commit(&fx.root, "x3.txt");
+    commit(&y, "y2.txt");
+    let theirs = go("ses_b", &y, "b2").await.unwrap();
+    assert!(theirs.starts_with("new-commits; from=main@") && theirs.contains("to=main@"), "{theirs}");
+    let x_head = git(&fx.root, &["rev-parse", "HEAD"]);
+    assert!(!theirs.contains("secret-x") && !theirs.contains(&x_head[..7]), "{theirs}");
+    // Session c names X for the first time: ses_a's recorded state is not its baseline.
+    assert!(go("ses_c", &fx.root, "c1").await.is_none());
+    settle(&b).await;
+    b.stop().await;
+
+    let sessions = |root: &Path| -> Vec<String> {
+        let mut ids: Vec<String> =
+            ProjectDir::new(&fx.data, root).short_term_files().into_iter().map(|(_, s)| s.session_id).collect();
+        ids.sort();
+        ids
+    };
+    let (x, y) = (fx.root.canonicalize().unwrap(), y.canonicalize().unwrap());
+    assert_eq!(sessions(&x), ["ses_a", "ses_c"]);
+    assert_eq!(sessions(&y), ["ses_b"]);
+    let events = ProjectDir::new(&fx.data, &y).load().unwrap().drift_events;
+    assert!(events.iter().all(|e| e.drift.from.branch.as_deref() == Some("main")), "{events:?}");
 }

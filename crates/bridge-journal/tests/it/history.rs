@@ -119,3 +119,28 @@ fn sigkill_during_appends_never_leaves_a_broken_line() {
     let (entries, _) = History::new(dir.path(), None).read().unwrap();
     assert!(entries.len() > 15, "the children appended");
 }
+
+/// No entry can take more than an eighth of the cap: prompts far larger than the cap keep the file under
+/// it and leave room for the prompts before them.
+#[test]
+fn entries_larger_than_the_cap_are_cut_and_the_cap_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let max = 64 * 1024u64;
+    let history = History::new(dir.path(), Some(max));
+    for n in 0..20 {
+        history.append(&entry(0, n)).unwrap();
+    }
+    for n in 20..23 {
+        let text = format!("{n} {}", "big\n".repeat(100_000));
+        history.append(&HistoryEntry { session_id: "s0".into(), ts: n, text }).unwrap();
+        let len = std::fs::metadata(history.path()).unwrap().len();
+        assert!(len <= max, "after a 400 KB prompt the file is {len} bytes");
+    }
+    let (entries, bad) = history.read().unwrap();
+    assert_eq!(bad, 0);
+    assert_eq!(entries.iter().map(|e| e.ts).collect::<Vec<_>>(), (0..23).collect::<Vec<_>>(), "nothing dropped");
+    let big = entries.last().unwrap();
+    assert!(big.text.starts_with("22 big\n") && big.text.ends_with("…[codex-bridge: cut from 400003 bytes]"));
+    let line = serde_json::to_string(big).unwrap().len() as u64 + 1;
+    assert!(line <= max / 8, "{line} bytes");
+}

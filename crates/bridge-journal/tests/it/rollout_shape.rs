@@ -196,3 +196,46 @@ fn a_retried_input_is_not_a_rewrite() {
     let history = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
     assert_eq!(history.matches("do the thing").count(), 1);
 }
+
+/// A large prompt is stored once: in full in its `response_item` line, and only as a short preview in the
+/// `user_message` event Codex needs to list the rollout (finding 9: 30 MB prompts wrote 63 MB rollouts).
+/// With the default `[history]` cap its history line is cut to an eighth of the cap.
+#[test]
+fn a_large_prompt_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = JournalOptions::default();
+    assert_eq!(options.history_max_bytes, Some(10 * 1024 * 1024), "history.jsonl is capped by default");
+    let mut writer = Writer::new(dir.path(), &options);
+    let prompt = "fix this \"log\":\n".repeat(128 * 1024); // 2 MiB, with characters JSON escapes
+    let escaped = serde_json::to_string(&prompt).unwrap().len() as u64;
+    writer.apply(turn("ses-big", &[user(&prompt)], vec![assistant("ok")], None)).unwrap();
+    writer
+        .apply(turn("ses-big", &[user(&prompt), assistant("ok"), user("and now?")], vec![assistant("k")], None))
+        .unwrap();
+
+    let path = all(dir.path()).remove(0);
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size > escaped && size < escaped + 16 * 1024, "rollout {size} bytes for a {escaped}-byte prompt");
+    let lines = read_lines(&path).unwrap();
+    let item = lines.iter().find(|l| l["type"] == "response_item").unwrap();
+    assert_eq!(item["payload"]["content"][0]["text"], prompt.as_str(), "the message item keeps the full text");
+    let events: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["payload"]["type"] == "user_message")
+        .map(|l| l["payload"]["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(events.len(), 2);
+    assert!(events[0].len() < 4200 && prompt.starts_with(events[0].split('…').next().unwrap()), "{}", events[0].len());
+    assert!(events[0].ends_with(&format!("of {} bytes; the full prompt is in the turn's message item]", prompt.len())));
+    assert_eq!(events[1], "and now?", "short prompts are repeated whole");
+
+    let history = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
+    let first = history.lines().next().unwrap();
+    assert!(first.len() as u64 <= 10 * 1024 * 1024 / 8, "history line of {} bytes", first.len());
+    assert!(
+        first.ends_with(&format!("…[codex-bridge: cut from {} bytes]\"}}", prompt.len())),
+        "{}",
+        &first[first.len() - 80..]
+    );
+    assert!(history.lines().nth(1).unwrap().contains("and now?"));
+}
