@@ -136,9 +136,22 @@ pub async fn run(bridge_exe: &Path, items: usize, prompt_bytes: usize) -> Result
     let bridge = BridgeProcess::spawn(bridge_exe, &upstream, &data.join("memory"))?;
     let url = format!("{}/v1/responses", bridge.url);
     send(&client, &url, many_items_body(4, "warm-up")).await?;
-    let settle = || tokio::time::sleep(Duration::from_millis(1500));
+    let pid = bridge.pid();
+    // The bookkeeping (tracker, journal, store writes) runs after each response: wait until the resident
+    // set holds still for two seconds (at most a minute) before reading it.
+    let settle = || async move {
+        let mut last = rss_kib(pid);
+        for _ in 0..60 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let now = rss_kib(pid);
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+    };
     settle().await;
-    let rss_before = rss_kib(bridge.pid());
+    let rss_before = rss_kib(pid);
     let body = many_items_body(items, "many-items-0");
     let body_bytes = body.len();
     eprintln!("bench amplification: one request of {items} items ({} MB)", body_bytes / 1_000_000);

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::JournalError;
 use crate::clock::Utc;
@@ -79,12 +79,27 @@ impl Rollout {
         self.next_ordinal == 0
     }
 
-    /// Appends `(type, payload)` records stamped `at`, as one durable write.
-    pub fn append(&mut self, records: &[(&str, Value)], at: &Utc) -> Result<(), JournalError> {
-        let mut buf = Vec::new();
+    /// Appends `(type, payload)` records stamped `at`, as one durable write; `size_hint` is the expected size
+    /// of the lines (the buffer is reserved once rather than grown by doubling).
+    pub fn append<P: serde::Serialize>(
+        &mut self,
+        records: &[(&str, P)],
+        size_hint: usize,
+        at: &Utc,
+    ) -> Result<(), JournalError> {
+        #[derive(serde::Serialize)]
+        struct Line<'a, P> {
+            timestamp: &'a str,
+            ordinal: u64,
+            #[serde(rename = "type")]
+            kind: &'a str,
+            payload: &'a P,
+        }
+        let mut buf = Vec::with_capacity(size_hint + records.len() * 96);
         let mut ordinal = self.next_ordinal;
+        let timestamp = at.iso();
         for (kind, payload) in records {
-            let line = json!({"timestamp": at.iso(), "ordinal": ordinal, "type": kind, "payload": payload});
+            let line = Line { timestamp: &timestamp, ordinal, kind, payload };
             serde_json::to_writer(&mut buf, &line).map_err(JournalError::Json)?;
             buf.push(b'\n');
             ordinal += 1;

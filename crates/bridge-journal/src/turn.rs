@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::JournalError;
@@ -40,6 +42,86 @@ pub struct TurnRecord {
     pub output_items: Vec<Value>,
     pub usage: Option<TokenUsage>,
     pub started_ms: i64,
+}
+
+/// The fields of a request body the journal reads; everything else is skipped unparsed.
+#[derive(Deserialize)]
+struct BodyView<'a> {
+    model: Option<String>,
+    instructions: Option<String>,
+    #[serde(borrow)]
+    input: Option<&'a RawValue>,
+}
+
+/// One input item: raw JSON from the body, or a value the journal made (a string input's message).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Item<'a> {
+    Raw(&'a RawValue),
+    Owned(Box<Value>),
+}
+
+impl<'a> Item<'a> {
+    /// A raw item, kept raw unless it spans lines (a pretty-printed body): a rollout line must be one line.
+    fn from_raw(raw: &'a RawValue) -> Self {
+        if raw.get().contains(['\n', '\r']) {
+            Item::Owned(Box::new(serde_json::from_str(raw.get()).unwrap_or(Value::Null)))
+        } else {
+            Item::Raw(raw)
+        }
+    }
+
+    /// The item decoded (a copy of one item at a time).
+    fn value(&self) -> Value {
+        match self {
+            Item::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            Item::Owned(v) => (**v).clone(),
+        }
+    }
+
+    /// The item's JSON text.
+    fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Item::Raw(raw) => std::borrow::Cow::Borrowed(raw.get()),
+            Item::Owned(v) => std::borrow::Cow::Owned(v.to_string()),
+        }
+    }
+}
+
+/// A rollout line's payload, written without building one value tree for the whole input (small: one per
+/// input item is held until the turn's lines are written).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Payload<'a> {
+    Value(Box<Value>),
+    Borrowed(&'a Value),
+    Item(&'a Item<'a>),
+    Compacted(Compacted<'a>),
+}
+
+/// The payload of a `compacted` line (`message` is always empty, as Codex writes it).
+struct Compacted<'a>(&'a [Item<'a>]);
+
+impl Serialize for Compacted<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("message", "")?;
+        map.serialize_entry("replacement_history", self.0)?;
+        map.end()
+    }
+}
+
+impl Payload<'_> {
+    fn value(v: Value) -> Self {
+        Payload::Value(Box::new(v))
+    }
+}
+
+/// The prompt of a turn: the last user message among `items` with real text (see [`lines::user_prompt`]),
+/// decoding items from the end only until it is found.
+fn last_user_prompt(items: &[Item<'_>]) -> Option<String> {
+    items.iter().rev().find_map(|item| lines::user_prompt(std::slice::from_ref(&item.value())))
 }
 
 struct ProjectCtx {
@@ -96,15 +178,24 @@ impl Writer {
         }
         let now = Utc::now();
         let thread = thread_uuid(&turn.session);
-        let body: Value = serde_json::from_slice(&turn.body).map_err(JournalError::Json)?;
-        let input: Vec<Value> = match body.get("input") {
-            Some(Value::Array(items)) => items.clone(),
-            Some(Value::String(s)) => {
-                vec![json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": s}]})]
+        // Only the fields used here are decoded; input items stay raw JSON and are decoded one at a time
+        // where their content matters, so a large input is held once (the body) rather than as value trees.
+        let body: BodyView<'_> = serde_json::from_slice(&turn.body).map_err(JournalError::Json)?;
+        let input: Vec<Item<'_>> = match body.input {
+            Some(raw) if raw.get().starts_with('[') => serde_json::from_str::<Vec<&RawValue>>(raw.get())
+                .map_err(JournalError::Json)?
+                .into_iter()
+                .map(Item::from_raw)
+                .collect(),
+            Some(raw) if raw.get().starts_with('"') => {
+                let s: String = serde_json::from_str(raw.get()).map_err(JournalError::Json)?;
+                let message =
+                    json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": s}]});
+                vec![Item::Owned(Box::new(message))]
             }
             _ => Vec::new(),
         };
-        let model = body.get("model").and_then(Value::as_str).unwrap_or_default();
+        let model = body.model.as_deref().unwrap_or_default();
         let cwd = turn.cwd.clone().unwrap_or_default();
         let known = self.sessions.get_mut(&turn.session).and_then(|c| c.rollout.take());
         let rollout = match known {
@@ -113,61 +204,65 @@ impl Writer {
         };
         let input_hash = {
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            std::hash::Hash::hash(&serde_json::to_string(&input).unwrap_or_default(), &mut h);
+            for item in &input {
+                std::hash::Hash::hash(&item.text(), &mut h);
+            }
             std::hash::Hasher::finish(&h)
         };
         let ctx = self.sessions.entry(turn.session.clone()).or_default();
         let retry = ctx.last_input == Some(input_hash);
         ctx.last_input = Some(input_hash);
         let mut rollout = rollout;
-        let mut records: Vec<(&str, Value)> = Vec::new();
-        let leading = lines::leading_developer_text(&input);
+        let mut records: Vec<(&str, Payload<'_>)> = Vec::with_capacity(input.len() + turn.output_items.len() + 8);
+        let first: Vec<Value> = input.first().map(Item::value).into_iter().collect();
+        let leading = lines::leading_developer_text(&first);
         if rollout.is_empty() {
-            let base = body.get("instructions").and_then(Value::as_str).map(str::to_owned).or_else(|| leading.clone());
+            let base = body.instructions.clone().or_else(|| leading.clone());
             rollout.base_instructions = base.clone();
             let originator = turn.originator.as_deref().unwrap_or("codex-bridge");
             let git = turn.git.as_ref().map(|(_, g)| g);
-            records.push(("session_meta", lines::session_meta(&thread, &now, &cwd, originator, base.as_deref(), git)));
+            records.push((
+                "session_meta",
+                Payload::value(lines::session_meta(&thread, &now, &cwd, originator, base.as_deref(), git)),
+            ));
         }
-        let skip = usize::from(
-            leading.is_some() && leading == rollout.base_instructions && body.get("instructions").is_none(),
-        );
+        let skip =
+            usize::from(leading.is_some() && leading == rollout.base_instructions && body.instructions.is_none());
         let turn_id = fresh_uuid(&thread);
         records.push((
             "event_msg",
-            json!({"type": "task_started", "turn_id": turn_id, "started_at": turn.started_ms / 1000}),
+            Payload::value(json!({"type": "task_started", "turn_id": turn_id, "started_at": turn.started_ms / 1000})),
         ));
-        records.push(("turn_context", lines::turn_context(&turn_id, &cwd, model)));
+        records.push(("turn_context", Payload::value(lines::turn_context(&turn_id, &cwd, model))));
         let from = skip + rollout.recorded_items;
         // The items this turn adds; after a rewrite (compaction, edit, fork) the whole input is recorded as a
         // `compacted` replacement history and the trailing user messages count as the turn's new prompt.
-        let (new_items, prompt_items): (Vec<Value>, Vec<Value>) = if from <= input.len() {
-            (input[from..].to_vec(), input[from..].to_vec())
+        let (new_items, prompt_items): (&[Item<'_>], &[Item<'_>]) = if from <= input.len() {
+            (&input[from..], &input[from..])
         } else if retry {
             // The same input as the last turn (a client retry): nothing new to record, no second prompt.
-            (Vec::new(), Vec::new())
+            (&[], &[])
         } else {
-            let history: Vec<Value> = input.iter().skip(skip).cloned().collect();
+            let history = &input[skip.min(input.len())..];
             rollout.recorded_items = history.len();
             let tail = history
                 .iter()
-                .rposition(|i| i.get("role").and_then(Value::as_str) != Some("user"))
+                .rposition(|i| i.value().get("role").and_then(Value::as_str) != Some("user"))
                 .map_or(0, |p| p + 1);
-            let prompt_items = history[tail..].to_vec();
-            records.push(("compacted", json!({"message": "", "replacement_history": history})));
-            (Vec::new(), prompt_items)
+            records.push(("compacted", Payload::Compacted(Compacted(history))));
+            (&[], &history[tail..])
         };
-        for item in &new_items {
-            records.push(("response_item", item.clone()));
+        for item in new_items {
+            records.push(("response_item", Payload::Item(item)));
         }
-        let prompt = lines::user_prompt(&prompt_items);
+        let prompt = last_user_prompt(prompt_items);
         if let Some(text) = &prompt {
             // Codex lists a rollout (`resume --last`, the picker) only if its head has a user_message event; the
             // full text is already in the response_item (or compacted) line, so the event carries a preview.
-            records.push(("event_msg", lines::user_message(text)));
+            records.push(("event_msg", Payload::value(lines::user_message(text))));
         }
         for item in &turn.output_items {
-            records.push(("response_item", item.clone()));
+            records.push(("response_item", Payload::Borrowed(item)));
         }
         if let Some(usage) = turn.usage {
             let last = usage.to_codex();
@@ -175,19 +270,21 @@ impl Writer {
             rollout.total_usage = Some(total.clone());
             records.push((
                 "event_msg",
-                json!({"type": "token_count",
-                "info": {"total_token_usage": total, "last_token_usage": last}, "rate_limits": null}),
+                Payload::value(json!({"type": "token_count",
+                "info": {"total_token_usage": total, "last_token_usage": last}, "rate_limits": null})),
             ));
         }
         let reply = lines::assistant_text(&turn.output_items);
         records.push((
             "event_msg",
-            json!({"type": "task_complete", "turn_id": turn_id, "last_agent_message": reply,
+            Payload::value(json!({"type": "task_complete", "turn_id": turn_id, "last_agent_message": reply,
             "started_at": turn.started_ms / 1000, "completed_at": now.unix_secs(),
-            "duration_ms": (now.unix_ms - turn.started_ms).max(0)}),
+            "duration_ms": (now.unix_ms - turn.started_ms).max(0)})),
         ));
-        rollout.append(&records, &now)?;
-        rollout.recorded_items += new_items.len() + turn.output_items.len();
+        let added = new_items.len();
+        rollout.append(&records, turn.body.len(), &now)?;
+        drop(records);
+        rollout.recorded_items += added + turn.output_items.len();
         ctx.rollout = Some(rollout);
 
         if let Some(text) = &prompt {

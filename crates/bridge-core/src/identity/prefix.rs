@@ -36,10 +36,11 @@ impl Fingerprint {
     pub fn of(request: &ResponsesRequest) -> Self {
         // Items are decoded one at a time, so the decoded form held at once is one item, not the input.
         let raw_items = request.input_items().ok().flatten().unwrap_or_default();
-        let string_input = match request.raw("input").map(|r| serde_json::from_str::<Value>(r.get())) {
-            Some(Ok(Value::String(text))) => Some(serde_json::json!({"role": "user", "content": text})),
-            _ => None,
-        };
+        let string_input = request
+            .raw("input")
+            .filter(|r| r.get().starts_with('"'))
+            .and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+            .map(|text| serde_json::json!({"role": "user", "content": text}));
         let items = raw_items
             .iter()
             .map(|raw| serde_json::from_str::<Value>(raw.get()).unwrap_or(Value::Null))

@@ -239,3 +239,22 @@ fn a_large_prompt_is_stored_once() {
     );
     assert!(history.lines().nth(1).unwrap().contains("and now?"));
 }
+
+#[test]
+fn a_pretty_printed_body_still_gives_one_line_per_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = Writer::new(dir.path(), &JournalOptions::default());
+    let mut record = turn("ses-pretty", &[user("first"), assistant("ok"), user("second")], vec![assistant("k")], None);
+    let body: Value = serde_json::from_slice(&record.body).unwrap();
+    record.body = serde_json::to_vec_pretty(&body).unwrap().into();
+    writer.apply(record).unwrap();
+    let path = all(dir.path()).remove(0);
+    let text = std::fs::read_to_string(&path).unwrap();
+    for line in text.lines() {
+        let parsed: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(parsed["type"].is_string());
+    }
+    let items: Vec<Value> = read_lines(&path).unwrap().into_iter().filter(|l| l["type"] == "response_item").collect();
+    assert_eq!(items.len(), 4, "three input items and the reply");
+    assert_eq!(items[2]["payload"]["content"][0]["text"], "second");
+}
