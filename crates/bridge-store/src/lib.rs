@@ -40,6 +40,9 @@ pub enum StoreError {
     /// The Redis backend failed (connection, command, script, ...). Never names a password.
     #[error("redis store: {0}")]
     Redis(String),
+    /// The store did not answer in time, or is known to be down and was not asked (see bridge-core's guard).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// Something read back from the store is not what this crate wrote (bad JSON, non-integer counter, ...).
     #[error("store data is corrupt: {0}")]
     Corrupt(String),
