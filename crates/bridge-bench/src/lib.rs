@@ -1,6 +1,7 @@
 //! Measurement for codex-bridge: the overhead benchmark (the same requests straight to the emulator and
 //! through the bridge, interleaved), the emulator capacity check, the workload generator, the cache
-//! benchmark (client-direct vs bridge vs limit) and the demo built on it.
+//! benchmark (client-direct vs bridge vs limit) and the demo built on it; the store-outage benchmark (Redis up vs
+//! killed) and the crash-loss harness (SIGKILLs under load against the usage store).
 //!
 //! Everything runs on loopback with bounded request counts and stops by itself. Numbers are only
 //! meaningful from a release build (`cargo run --release -p codex-bridge -- bench ...`).
@@ -8,10 +9,13 @@
 pub mod amplification;
 pub mod cache;
 pub mod chart;
+pub mod crash_loss;
 pub mod load;
 pub mod overhead;
 pub mod progress;
+pub mod redis;
 pub mod stats;
+pub mod store_outage;
 pub mod trace;
 pub mod workload;
 

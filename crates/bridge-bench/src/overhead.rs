@@ -93,6 +93,11 @@ pub struct BridgeProcess {
 impl BridgeProcess {
     /// Starts `exe serve` against `upstream` with its data in `data_dir`, waiting for the listening line.
     pub fn spawn(exe: &Path, upstream: &str, data_dir: &Path) -> Result<Self, BenchError> {
+        Self::spawn_with(exe, upstream, data_dir, &[])
+    }
+
+    /// [`BridgeProcess::spawn`] with more `serve` arguments (e.g. `--store URL`).
+    pub fn spawn_with(exe: &Path, upstream: &str, data_dir: &Path, extra: &[String]) -> Result<Self, BenchError> {
         let start = |message: String| BenchError::Start { what: "codex-bridge serve", message };
         let mut child = Command::new(exe)
             .args([
@@ -106,6 +111,7 @@ impl BridgeProcess {
                 "--data-dir",
             ])
             .arg(data_dir)
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -142,6 +148,12 @@ impl BridgeProcess {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         Err(BenchError::Other("codex-bridge serve did not stop within 60 s of SIGTERM".to_owned()))
+    }
+
+    /// SIGKILLs the process (a crash: nothing is flushed) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

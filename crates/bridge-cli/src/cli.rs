@@ -66,17 +66,53 @@ pub enum BenchCommand {
     Overhead(BenchOverheadArgs),
     /// Memory and disk one large request costs the bridge (many input items; one huge prompt).
     Amplification(BenchAmplificationArgs),
+    /// /v1/responses throughput on a Redis store: Redis up, killed, restarted (one bridge process).
+    StoreOutage(BenchStoreOutageArgs),
+    /// SIGKILLs `serve` under load and counts completed responses missing from the usage store.
+    CrashLoss(BenchCrashLossArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct BenchAmplificationArgs {
-    /// Input items of each request on the memory side (100000 is about 9.2 MB).
+    /// Input items of each request on the memory side (100000 is about 13.5 MB).
     #[arg(long, default_value_t = 100_000)]
     pub items: usize,
     /// Prompt size in bytes on the disk side.
     #[arg(long, default_value_t = 30_000_000)]
     pub prompt_bytes: usize,
     /// One JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchStoreOutageArgs {
+    /// Requests per phase.
+    #[arg(long, default_value_t = 6000)]
+    pub requests: usize,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// One JSON object per line per phase.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchCrashLossArgs {
+    /// SIGKILLs (rounds of 1-2.5 s of load each).
+    #[arg(long, default_value_t = 10)]
+    pub kills: usize,
+    /// Sessions driven in parallel (one request in flight each).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Seed of the kill moments.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Store URL passed to `serve --store` (default: SQLite in the run's data directory).
+    #[arg(long)]
+    pub store: Option<String>,
+    /// One JSON object per line per round, then the summary.
     #[arg(long)]
     pub json: bool,
 }

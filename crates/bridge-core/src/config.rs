@@ -74,6 +74,7 @@ struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     store: Option<String>,
+    store_timeout_ms: Option<u64>,
     access_tokens: Option<Vec<String>>,
     body_limit_bytes: Option<usize>,
     models: Option<Vec<String>>,
@@ -254,6 +255,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Store URL (`sqlite://`, `redis://`, `memory://`); `None` is SQLite in the data directory.
     pub store: Option<String>,
+    /// Bound on one store call on the request path (`store_timeout_ms`, see `store_guard`).
+    pub store_timeout: Duration,
     pub access_tokens: Vec<Secret>,
     pub body_limit_bytes: usize,
     /// Models listed at `/v1/models`; empty means "ask the upstream".
@@ -370,6 +373,7 @@ impl Config {
             chatgpt: crate::codex::settings::resolve_chatgpt(file.chatgpt, &data_dir),
             data_dir,
             store: settings.store.or(file.store),
+            store_timeout: file.store_timeout_ms.map_or(crate::store_guard::DEFAULT_TIMEOUT, Duration::from_millis),
             access_tokens,
             body_limit_bytes,
             models: file.models.unwrap_or_default(),

@@ -37,6 +37,7 @@ pub mod router;
 pub mod server;
 pub mod shape;
 pub mod state;
+pub mod store_guard;
 pub mod tracker;
 pub mod upstream;
 

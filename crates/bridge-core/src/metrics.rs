@@ -84,6 +84,18 @@ const HELP: &[(&str, &str, &str)] = &[
         "counter",
         "Git drift seen before a turn, by kind (branch-switch, new-commits, reset, rebase).",
     ),
+    ("codex_bridge_store_up", "gauge", "1 while the store answers, 0 during an outage."),
+    ("codex_bridge_store_outages_total", "counter", "Times the store went down (a failed or timed-out call)."),
+    (
+        "codex_bridge_store_read_fallbacks_total",
+        "counter",
+        "Store calls that failed or were not sent (store down); the caller fell back as if the value were absent.",
+    ),
+    (
+        "codex_bridge_store_writes_dropped_total",
+        "counter",
+        "Queued store writes dropped, by reason (queue_full, store_error, stopped).",
+    ),
 ];
 
 impl Metrics {

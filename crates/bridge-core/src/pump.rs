@@ -344,13 +344,11 @@ pub fn error_event(code: &str, message: &str) -> Bytes {
 /// Records usage, metrics and the exchange row.
 pub async fn finish(exchange: Exchange, usage: Option<Usage>) {
     let Exchange { state, mut record, route, started, overhead, turn, journal, items, slot, body_permit } = exchange;
-    if let Some(turn) = journal.filter(|_| (200..300).contains(&record.status)) {
-        crate::journal_hook::finish(&state, turn, items, usage.as_ref()).await;
-    }
     let metrics = &state.metrics;
     metrics.observe("codex_bridge_overhead_seconds", &[("route", route)], overhead);
     let model = metrics.model_label(record.model.as_deref());
-    let usage = usage.unwrap_or_default();
+    let reported = usage;
+    let usage = reported.unwrap_or_default();
     for (kind, value) in [
         ("input", usage.input_tokens),
         ("cached", usage.cached_tokens),
@@ -369,7 +367,15 @@ pub async fn finish(exchange: Exchange, usage: Option<Usage>) {
     record.output_tokens = usage.output_tokens;
     record.reasoning_tokens = usage.reasoning_tokens;
     record.total_tokens = usage.total_tokens;
-    if let Some(turn) = turn.filter(|_| (200..300).contains(&record.status)) {
+    // The usage row is queued first: it never waits behind the journal writer's back-pressure, so a crash
+    // loses only what the recorder had not yet committed (docs/BENCHMARKS.md, crash loss).
+    let ok = (200..300).contains(&record.status);
+    tracing::debug!(request_id = %record.request_id, elapsed_ms = started.elapsed().as_millis() as u64, "exchange finished");
+    state.recorder.record(record).await;
+    if let Some(turn) = journal.filter(|_| ok) {
+        crate::journal_hook::finish(&state, turn, items, reported.as_ref()).await;
+    }
+    if let Some(turn) = turn.filter(|_| ok) {
         let cx = crate::tracker::Context {
             store: state.store.as_ref(),
             recorder: &state.recorder,
@@ -378,8 +384,6 @@ pub async fn finish(exchange: Exchange, usage: Option<Usage>) {
         };
         state.tracker.observe(&cx, turn, &usage).await;
     }
-    tracing::debug!(request_id = %record.request_id, elapsed_ms = started.elapsed().as_millis() as u64, "exchange finished");
-    state.recorder.record(record).await;
     drop(slot);
     drop(body_permit);
 }

@@ -12,12 +12,14 @@ use crate::config::Config;
 use crate::identity::IdentityEngine;
 use crate::metrics::Metrics;
 use crate::recorder::Recorder;
+use crate::store_guard::GuardedStore;
 use crate::tracker::Tracker;
 use crate::upstream::Upstream;
 
 /// Exchanges admitted but not yet recorded (streaming, or waiting for the tracker, journal and recorder).
-/// When the store or the journal is slower than the traffic, the next request waits for a slot rather than
-/// piling up finished exchanges in memory.
+/// When the journal is slower than the traffic, the next request waits for a slot rather than piling up
+/// finished exchanges in memory. The store cannot hold slots: its calls are bounded by the guard's timeouts
+/// and the recorder never waits (it drops and counts instead).
 pub const MAX_OPEN_EXCHANGES: usize = 512;
 
 /// Cloned into every handler; everything inside is shared.
@@ -28,6 +30,7 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub upstream: Upstream,
+    /// The configured backend behind [`crate::store_guard::GuardedStore`] (timeouts, outage tracking).
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
@@ -54,10 +57,12 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// Assembles the state; the recorder task starts here.
+    /// Assembles the state; `store` is wrapped in the guard and the recorder task starts here.
     pub fn new(config: Config, upstream: Upstream, store: Arc<dyn Store>) -> Self {
         let metrics = Arc::new(Metrics::default());
-        let recorder = Recorder::start(store.clone());
+        let guarded = Arc::new(GuardedStore::new(store, config.store_timeout, metrics.clone()));
+        let recorder = Recorder::start(guarded.clone(), metrics.clone());
+        let store: Arc<dyn Store> = guarded;
         let identity = IdentityEngine::new(config.cache.clone(), store.clone());
         let tracker = Tracker::new(config.cache.clone());
         let journal =

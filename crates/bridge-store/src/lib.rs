@@ -11,6 +11,10 @@
 //! - Values are opaque bytes or JSON given by the caller; the store never interprets them
 //!   (except counters written by [`Store::incr`], which are decimal ASCII).
 //! - A key whose TTL has passed reads as absent everywhere (`get`, `keys`, `put_if_absent`, `incr`).
+//! - [`Store::write_batch`] applies its [`WriteOp`]s in order with the same meaning as the single calls, as one
+//!   unit: SQLite one `BEGIN IMMEDIATE` transaction (all or nothing), Redis one `MULTI`/`EXEC` pipeline (one
+//!   round trip, no other client's command in between), memory one lock. No other writer's entries land
+//!   between two entries of one batch.
 
 mod clock;
 mod memory;
@@ -36,6 +40,9 @@ pub enum StoreError {
     /// The Redis backend failed (connection, command, script, ...). Never names a password.
     #[error("redis store: {0}")]
     Redis(String),
+    /// The store did not answer in time, or is known to be down and was not asked (see bridge-core's guard).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// Something read back from the store is not what this crate wrote (bad JSON, non-integer counter, ...).
     #[error("store data is corrupt: {0}")]
     Corrupt(String),
@@ -109,6 +116,19 @@ pub struct LogEntry {
     pub body: String,
 }
 
+/// One write of a [`Store::write_batch`]; each means what the single call of the same name means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    /// [`Store::put`].
+    Put { ns: String, key: String, value: Vec<u8>, ttl: Option<Duration> },
+    /// [`Store::put_if_absent`] (whether it wrote is not reported).
+    PutIfAbsent { ns: String, key: String, value: Vec<u8>, ttl: Option<Duration> },
+    /// [`Store::append`] (the assigned `seq` is not reported).
+    Append { log: String, ts_ms: i64, body: String },
+    /// [`Store::record_usage`].
+    Usage(Box<UsageRecord>),
+}
+
 /// The one storage interface. Namespaces (`ns`) are short fixed strings chosen by callers
 /// (`"lineage"`, `"prefix"`, ...); keys are arbitrary UTF-8.
 #[async_trait::async_trait]
@@ -147,6 +167,11 @@ pub trait Store: Send + Sync + 'static {
     async fn record_usage(&self, record: &UsageRecord) -> StoreResult<()>;
     /// Reads usage rows, newest first (by `ts_ms`; rows with equal `ts_ms` latest recorded first).
     async fn usage(&self, query: &UsageQuery) -> StoreResult<Vec<UsageRecord>>;
+
+    /// Applies `ops` in order as one unit (one transaction / pipeline / lock; see the crate invariants). An
+    /// empty batch does nothing. On SQLite an error leaves none of the batch written; on Redis a command that
+    /// fails at run time does not undo the others (Redis has no rollback).
+    async fn write_batch(&self, ops: &[WriteOp]) -> StoreResult<()>;
 }
 
 /// Opens the store named by `url`:

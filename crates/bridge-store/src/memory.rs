@@ -1,7 +1,7 @@
 //! In-memory backend: every map behind one `Mutex`, gone when the process exits. Meant for tests
 //! and throwaway runs.
 //!
-//! Invariants: each trait call takes the lock once, so every operation is atomic; expired entries
+//! Invariants: each trait call takes the lock once, so every operation (a whole batch too) is atomic; expired entries
 //! read as absent and are dropped when touched, plus a full sweep every [`SWEEP_EVERY`] writes so
 //! keys never read again do not pile up.
 
@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::clock::{deadline_ms, now_ms};
-use crate::{LogEntry, Store, StoreError, StoreResult, UsageQuery, UsageRecord, parse_counter};
+use crate::{LogEntry, Store, StoreError, StoreResult, UsageQuery, UsageRecord, WriteOp, parse_counter};
 
 /// Number of key-value writes between two sweeps of expired entries.
 const SWEEP_EVERY: u32 = 256;
@@ -73,6 +73,25 @@ impl Inner {
             self.kv.retain(|_, e| e.is_live(now));
         }
     }
+
+    fn put(&mut self, ns: &str, key: &str, value: &[u8], ttl: Option<Duration>) {
+        self.write(ns, key, Entry { value: value.to_vec(), expires_at_ms: deadline_ms(ttl) });
+    }
+
+    fn put_if_absent(&mut self, ns: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> bool {
+        if self.live_entry(ns, key).is_some() {
+            return false;
+        }
+        self.put(ns, key, value, ttl);
+        true
+    }
+
+    fn append(&mut self, log: &str, ts_ms: i64, body: &str) -> u64 {
+        let entries = self.logs.entry(log.to_owned()).or_default();
+        let seq = entries.len() as u64 + 1;
+        entries.push(LogEntry { seq, ts_ms, body: body.to_owned() });
+        seq
+    }
 }
 
 #[async_trait::async_trait]
@@ -86,18 +105,12 @@ impl Store for MemoryStore {
     }
 
     async fn put(&self, ns: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> StoreResult<()> {
-        let entry = Entry { value: value.to_vec(), expires_at_ms: deadline_ms(ttl) };
-        self.lock().write(ns, key, entry);
+        self.lock().put(ns, key, value, ttl);
         Ok(())
     }
 
     async fn put_if_absent(&self, ns: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> StoreResult<bool> {
-        let mut inner = self.lock();
-        if inner.live_entry(ns, key).is_some() {
-            return Ok(false);
-        }
-        inner.write(ns, key, Entry { value: value.to_vec(), expires_at_ms: deadline_ms(ttl) });
-        Ok(true)
+        Ok(self.lock().put_if_absent(ns, key, value, ttl))
     }
 
     async fn delete(&self, ns: &str, key: &str) -> StoreResult<()> {
@@ -138,11 +151,7 @@ impl Store for MemoryStore {
     }
 
     async fn append(&self, log: &str, ts_ms: i64, body: &str) -> StoreResult<u64> {
-        let mut inner = self.lock();
-        let entries = inner.logs.entry(log.to_owned()).or_default();
-        let seq = entries.len() as u64 + 1;
-        entries.push(LogEntry { seq, ts_ms, body: body.to_owned() });
-        Ok(seq)
+        Ok(self.lock().append(log, ts_ms, body))
     }
 
     async fn read_log(&self, log: &str, after: u64, limit: usize) -> StoreResult<Vec<LogEntry>> {
@@ -183,5 +192,22 @@ impl Store for MemoryStore {
             rows.truncate(query.limit);
         }
         Ok(rows.into_iter().cloned().collect())
+    }
+
+    async fn write_batch(&self, ops: &[WriteOp]) -> StoreResult<()> {
+        let mut inner = self.lock();
+        for op in ops {
+            match op {
+                WriteOp::Put { ns, key, value, ttl } => inner.put(ns, key, value, *ttl),
+                WriteOp::PutIfAbsent { ns, key, value, ttl } => {
+                    inner.put_if_absent(ns, key, value, *ttl);
+                }
+                WriteOp::Append { log, ts_ms, body } => {
+                    inner.append(log, *ts_ms, body);
+                }
+                WriteOp::Usage(record) => inner.usage.push((**record).clone()),
+            }
+        }
+        Ok(())
     }
 }

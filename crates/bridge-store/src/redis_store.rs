@@ -10,7 +10,8 @@
 //!   record's JSON.
 //!
 //! Invariants: read-modify-writes run as Lua scripts ([`scripts`]), which Redis executes
-//! atomically; key listings use `SCAN`, never `KEYS`; error messages show the URL without its
+//! atomically; a batch is one `MULTI`/`EXEC` pipeline (its scripts sent with `EVAL`); key listings use
+//! `SCAN`, never `KEYS`; error messages show the URL without its
 //! password and never echo a reply (replies may hold stored values).
 
 mod scripts;
@@ -23,7 +24,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, ErrorKind, RedisError, Value};
 
 use crate::clock::ttl_ms;
-use crate::{LogEntry, Store, StoreError, StoreResult, UsageQuery, UsageRecord};
+use crate::{LogEntry, Store, StoreError, StoreResult, UsageQuery, UsageRecord, WriteOp};
 
 /// Prefix of every key this backend writes.
 const PREFIX: &str = "codex-bridge:";
@@ -167,6 +168,20 @@ fn set_cmd(key: &str, value: &[u8], ttl: Option<Duration>, only_if_absent: bool)
     cmd
 }
 
+/// The keys of a usage row's script: the recording counter, the all-rows set, the session's set if any.
+fn usage_keys(record: &UsageRecord) -> Vec<String> {
+    let mut keys = vec![format!("{PREFIX}usage:seq"), usage_all_key()];
+    if let Some(session) = &record.session_id {
+        keys.push(usage_session_key(session));
+    }
+    keys
+}
+
+/// A usage row's JSON member payload.
+fn usage_json(record: &UsageRecord) -> StoreResult<String> {
+    serde_json::to_string(record).map_err(|e| StoreError::Redis(format!("encode usage row: {e}")))
+}
+
 /// Parses a log member `"{seq}:{ts_ms}:{body}"`.
 fn parse_log_member(member: &[u8]) -> StoreResult<LogEntry> {
     let corrupt = || StoreError::Corrupt("malformed log entry in redis".to_owned());
@@ -266,12 +281,11 @@ impl Store for RedisStore {
     }
 
     async fn record_usage(&self, record: &UsageRecord) -> StoreResult<()> {
-        let json = serde_json::to_string(record).map_err(|e| StoreError::Redis(format!("encode usage row: {e}")))?;
+        let json = usage_json(record)?;
         let mut conn = self.conn.clone();
         let mut invocation = scripts::RECORD_USAGE.prepare_invoke();
-        invocation.key(format!("{PREFIX}usage:seq")).key(usage_all_key());
-        if let Some(session) = &record.session_id {
-            invocation.key(usage_session_key(session));
+        for key in usage_keys(record) {
+            invocation.key(key);
         }
         let _: Value = invocation
             .arg(record.ts_ms)
@@ -291,6 +305,39 @@ impl Store for RedisStore {
         }
         let members: Vec<Vec<u8>> = self.query("ZREVRANGEBYSCORE", &cmd).await?;
         members.iter().map(|m| parse_usage_member(m)).collect()
+    }
+
+    async fn write_batch(&self, ops: &[WriteOp]) -> StoreResult<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for op in ops {
+            match op {
+                WriteOp::Put { ns, key, value, ttl } => {
+                    pipe.add_command(set_cmd(&kv_key(ns, key), value, *ttl, false)).ignore();
+                }
+                WriteOp::PutIfAbsent { ns, key, value, ttl } => {
+                    pipe.add_command(set_cmd(&kv_key(ns, key), value, *ttl, true)).ignore();
+                }
+                WriteOp::Append { log, ts_ms, body } => {
+                    pipe.cmd("EVAL").arg(scripts::APPEND_SRC).arg(1).arg(log_key(log)).arg(*ts_ms).arg(body).ignore();
+                }
+                WriteOp::Usage(record) => {
+                    let keys = usage_keys(record);
+                    pipe.cmd("EVAL")
+                        .arg(scripts::RECORD_USAGE_SRC)
+                        .arg(keys.len())
+                        .arg(keys)
+                        .arg(record.ts_ms)
+                        .arg(usage_json(record)?)
+                        .ignore();
+                }
+            }
+        }
+        let mut conn = self.conn.clone();
+        pipe.exec_async(&mut conn).await.map_err(|e| self.error("write_batch", &e))
     }
 }
 

@@ -4,6 +4,7 @@
 //! - Every read-modify-write (`put_if_absent`, `incr`, `assign_ordinal`, `append`) runs in a
 //!   `BEGIN IMMEDIATE` transaction, so it is atomic also against other processes or other
 //!   [`SqliteStore`] handles on the same file (`busy_timeout` makes them wait, up to 5 s).
+//! - A batch ([`Store::write_batch`]) is one such transaction: all of it commits, or none.
 //! - Rows whose `expires_at_ms` has passed read as absent; writes purge them lazily.
 //! - Blocking SQLite calls run on `spawn_blocking`, one at a time per handle (the connection sits
 //!   behind a mutex).
@@ -19,7 +20,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use crate::clock::{deadline_ms, now_ms};
-use crate::{LogEntry, Store, StoreError, StoreResult, UsageQuery, UsageRecord, parse_counter};
+use crate::{LogEntry, Store, StoreError, StoreResult, UsageQuery, UsageRecord, WriteOp, parse_counter};
 
 /// How long a write waits for another writer's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -142,6 +143,37 @@ fn purge_expired(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// `put` inside a write transaction.
+fn put_tx(tx: &Transaction<'_>, ns: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> rusqlite::Result<()> {
+    tx.prepare_cached("INSERT OR REPLACE INTO kv (ns, key, value, expires_at_ms) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![ns, key, value, deadline_ms(ttl)])?;
+    Ok(())
+}
+
+/// `put_if_absent` inside a write transaction that already purged expired rows; true if it wrote.
+fn put_if_absent_tx(
+    tx: &Transaction<'_>,
+    ns: &str,
+    key: &str,
+    value: &[u8],
+    ttl: Option<Duration>,
+) -> rusqlite::Result<bool> {
+    let written = tx
+        .prepare_cached("INSERT OR IGNORE INTO kv (ns, key, value, expires_at_ms) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![ns, key, value, deadline_ms(ttl)])?;
+    Ok(written == 1)
+}
+
+/// `append` inside a write transaction; returns the entry's `seq`.
+fn append_tx(tx: &Transaction<'_>, log: &str, ts_ms: i64, body: &str) -> rusqlite::Result<u64> {
+    let seq: u64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM log_entries WHERE log = ?1")?
+        .query_row([log], |row| row.get(0))?;
+    tx.prepare_cached("INSERT INTO log_entries (log, seq, ts_ms, body) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![log, seq, ts_ms, body])?;
+    Ok(seq)
+}
+
 /// SQLite's `LIMIT` for our "0 = no limit".
 fn sql_limit(limit: usize) -> i64 {
     if limit == 0 { -1 } else { i64::try_from(limit).unwrap_or(i64::MAX) }
@@ -168,8 +200,7 @@ impl Store for SqliteStore {
         self.run(move |conn| {
             let tx = write_tx(conn)?;
             purge_expired(&tx, now_ms())?;
-            tx.prepare_cached("INSERT OR REPLACE INTO kv (ns, key, value, expires_at_ms) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![ns, key, value, deadline_ms(ttl)])?;
+            put_tx(&tx, &ns, &key, &value, ttl)?;
             tx.commit()?;
             Ok(())
         })
@@ -181,11 +212,9 @@ impl Store for SqliteStore {
         self.run(move |conn| {
             let tx = write_tx(conn)?;
             purge_expired(&tx, now_ms())?;
-            let written = tx
-                .prepare_cached("INSERT OR IGNORE INTO kv (ns, key, value, expires_at_ms) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![ns, key, value, deadline_ms(ttl)])?;
+            let written = put_if_absent_tx(&tx, &ns, &key, &value, ttl)?;
             tx.commit()?;
-            Ok(written == 1)
+            Ok(written)
         })
         .await
     }
@@ -275,11 +304,7 @@ impl Store for SqliteStore {
         let (log, body) = (log.to_owned(), body.to_owned());
         self.run(move |conn| {
             let tx = write_tx(conn)?;
-            let seq: u64 = tx
-                .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM log_entries WHERE log = ?1")?
-                .query_row([&log], |row| row.get(0))?;
-            tx.prepare_cached("INSERT INTO log_entries (log, seq, ts_ms, body) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![log, seq, ts_ms, body])?;
+            let seq = append_tx(&tx, &log, ts_ms, &body)?;
             tx.commit()?;
             Ok(seq)
         })
@@ -326,5 +351,33 @@ impl Store for SqliteStore {
     async fn usage(&self, query: &UsageQuery) -> StoreResult<Vec<UsageRecord>> {
         let query = query.clone();
         self.run(move |conn| usage::select(conn, &query, sql_limit(query.limit))).await
+    }
+
+    async fn write_batch(&self, ops: &[WriteOp]) -> StoreResult<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let ops = ops.to_vec();
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            if ops.iter().any(|op| matches!(op, WriteOp::Put { .. } | WriteOp::PutIfAbsent { .. })) {
+                purge_expired(&tx, now_ms())?;
+            }
+            for op in &ops {
+                match op {
+                    WriteOp::Put { ns, key, value, ttl } => put_tx(&tx, ns, key, value, *ttl)?,
+                    WriteOp::PutIfAbsent { ns, key, value, ttl } => {
+                        put_if_absent_tx(&tx, ns, key, value, *ttl)?;
+                    }
+                    WriteOp::Append { log, ts_ms, body } => {
+                        append_tx(&tx, log, *ts_ms, body)?;
+                    }
+                    WriteOp::Usage(record) => usage::insert(&tx, record)?,
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
     }
 }

@@ -1,23 +1,29 @@
-//! `codex-bridge bench cache|overhead`: run a benchmark and print a table, or JSON lines with `--json`.
+//! `codex-bridge bench cache|overhead|amplification|store-outage|crash-loss`: run a benchmark and print a table, or JSON lines
+//! with `--json`.
 
 use std::io::Write as _;
 
 use anyhow::Context as _;
-use bridge_bench::{cache, overhead, workload};
+use bridge_bench::{cache, crash_loss, overhead, store_outage, workload};
 use codex_emulator::RoutingMode;
 
-use crate::cli::{BenchAmplificationArgs, BenchCacheArgs, BenchCommand, BenchOverheadArgs, RoutingArg};
+use crate::cli::{
+    BenchAmplificationArgs, BenchCacheArgs, BenchCommand, BenchCrashLossArgs, BenchOverheadArgs, BenchStoreOutageArgs,
+    RoutingArg,
+};
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Cache(args) => cache_bench(args).await,
         BenchCommand::Overhead(args) => overhead_bench(args).await,
         BenchCommand::Amplification(args) => amplification_bench(args).await,
+        BenchCommand::StoreOutage(args) => store_outage_bench(args).await,
+        BenchCommand::CrashLoss(args) => crash_loss_bench(args).await,
     }
 }
 
 async fn amplification_bench(args: BenchAmplificationArgs) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("cannot find the codex-bridge binary to start")?;
+    let exe = bridge_exe()?;
     let report = bridge_bench::amplification::run(&exe, args.items, args.prompt_bytes).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -25,6 +31,84 @@ async fn amplification_bench(args: BenchAmplificationArgs) -> anyhow::Result<()>
     } else {
         write!(out, "{}", bridge_bench::amplification::table(&report))?;
     }
+    Ok(())
+}
+
+fn bridge_exe() -> anyhow::Result<std::path::PathBuf> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; numbers are only meaningful from `cargo run --release`");
+    }
+    std::env::current_exe().context("cannot find the codex-bridge binary to start")
+}
+
+async fn store_outage_bench(args: BenchStoreOutageArgs) -> anyhow::Result<()> {
+    let phases = store_outage::run(&bridge_exe()?, args.requests, args.concurrency).await?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for p in &phases {
+            writeln!(out, "{}", serde_json::to_string(p)?)?;
+        }
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<16} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
+        "phase", "reqs", "rps", "p50", "p99", "max", "dropped", "usage rows"
+    )?;
+    for p in &phases {
+        let rows = p.usage_rows.map_or_else(|| "-".to_owned(), |r| r.to_string());
+        writeln!(
+            out,
+            "{:<16} {:>6} {:>9.1} {:>7}us {:>7}us {:>7}us {:>9} {:>10}",
+            p.phase, p.requests, p.rps, p.p50_us, p.p99_us, p.max_us, p.writes_dropped, rows
+        )?;
+    }
+    if let (Some(up), Some(killed)) = (phases.first(), phases.get(1)) {
+        writeln!(out, "killed / up throughput: {:.2}", killed.rps / up.rps.max(f64::MIN_POSITIVE))?;
+    }
+    Ok(())
+}
+
+async fn crash_loss_bench(args: BenchCrashLossArgs) -> anyhow::Result<()> {
+    let (rounds, summary) =
+        crash_loss::run(&bridge_exe()?, args.kills, args.concurrency, args.seed, args.store.as_deref()).await?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for r in &rounds {
+            writeln!(out, "{}", serde_json::to_string(r)?)?;
+        }
+        writeln!(out, "{}", serde_json::to_string(&summary)?)?;
+        return Ok(());
+    }
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0} ms"));
+    writeln!(
+        out,
+        "{:>5} {:>7} {:>9} {:>7} {:>12} {:>12}",
+        "round", "ran", "completed", "missing", "loss window", "newest gap"
+    )?;
+    for r in &rounds {
+        writeln!(
+            out,
+            "{:>5} {:>5}ms {:>9} {:>7} {:>12} {:>12}",
+            r.round,
+            r.ran_ms,
+            r.completed,
+            r.missing,
+            ms(r.loss_window_ms),
+            ms(r.newest_missing_ms)
+        )?;
+    }
+    writeln!(
+        out,
+        "{} kills, store {}: {} of {} completed responses missing ({:.2}%), at ~{} completions/s; largest loss window {:.0} ms",
+        summary.rounds,
+        summary.store,
+        summary.missing,
+        summary.completed,
+        summary.missing_pct,
+        summary.completed_per_s,
+        summary.max_loss_window_ms
+    )?;
     Ok(())
 }
 

@@ -264,8 +264,8 @@ impl IdentityEngine {
 /// The response header carrying an identity warning to the client.
 pub const WARNING_HEADER: &str = "x-codex-bridge-warning";
 
-/// Resolves a request's identity for the proxy: logs and counts a fallback warning; if the store fails,
-/// logs it and degrades to the store-free identity (own key, no fork numbering) rather than failing the
+/// Resolves a request's identity for the proxy: logs and counts a fallback warning; if the store fails
+/// (down or slower than `store_timeout_ms`: see [`crate::store_guard`]), degrades to the store-free identity (own key, no fork numbering) rather than failing the
 /// request.
 pub async fn for_request(
     state: &crate::state::AppState,
@@ -276,7 +276,12 @@ pub async fn for_request(
     let identity = match state.identity.resolve(request, headers, client, crate::state::now_ms()).await {
         Ok(i) => i,
         Err(e) => {
-            tracing::error!(error = %e, "lineage lookup failed; using the session's own key");
+            // An outage was logged once by the store guard and is counted there; only other errors log here.
+            if crate::store_guard::is_outage(&e) {
+                tracing::debug!(error = %e, "store unavailable; using the session's own key");
+            } else {
+                tracing::error!(error = %e, "lineage lookup failed; using the session's own key");
+            }
             let engine =
                 IdentityEngine::new(state.identity.config.clone(), Arc::new(bridge_store::MemoryStore::default()));
             engine.resolve(request, headers, client, crate::state::now_ms()).await.map_err(|e| {

@@ -243,9 +243,7 @@ async fn explicit_forks_are_numbered_and_survive_a_restart() {
     restarted.stop().await;
 }
 
-#[path = "../../../bridge-store/tests/it/redis_server.rs"]
-#[allow(dead_code)]
-mod redis_server;
+use crate::redis_server;
 
 #[tokio::test]
 async fn two_bridges_sharing_redis_agree_on_fork_ordinals() {

@@ -3,6 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod codex_support;
+/// bridge-store's throwaway `redis-server` (Redis tests skip without it unless `CODEX_BRIDGE_REQUIRE_REDIS=1`).
+#[path = "../../../bridge-store/tests/it/redis_server.rs"]
+mod redis_server;
 mod support;
 
 mod access;
@@ -20,5 +23,6 @@ mod identity_props;
 mod identity_side_requests;
 mod instructions;
 mod journal;
+mod store_outage;
 mod streaming;
 mod tracker_memory;

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bridge_store::{LogEntry, Store, UsageQuery, UsageRecord};
+use bridge_store::{LogEntry, Store, UsageQuery, UsageRecord, WriteOp};
 
 const SHORT_TTL: Duration = Duration::from_millis(80);
 /// Sleep long enough for [`SHORT_TTL`] to have passed, with margin for a busy machine.
@@ -190,6 +190,85 @@ pub async fn usage(s: &dyn Store) {
     let s1_limited = s.usage(&UsageQuery { session_id: Some("s1".to_owned()), limit: 1 }).await.unwrap();
     assert_eq!(ids(s1_limited), ["r3b"]);
     assert!(s.usage(&UsageQuery { session_id: Some("none".to_owned()), limit: 0 }).await.unwrap().is_empty());
+}
+
+fn put_op(ns: &str, key: &str, value: &[u8], ttl: Option<Duration>, only_if_absent: bool) -> WriteOp {
+    let (ns, key, value) = (ns.to_owned(), key.to_owned(), value.to_vec());
+    if only_if_absent { WriteOp::PutIfAbsent { ns, key, value, ttl } } else { WriteOp::Put { ns, key, value, ttl } }
+}
+
+fn append_op(log: &str, ts_ms: i64, body: &str) -> WriteOp {
+    WriteOp::Append { log: log.to_owned(), ts_ms, body: body.to_owned() }
+}
+
+pub async fn batch(s: &dyn Store) {
+    s.write_batch(&[]).await.unwrap();
+    s.put("b", "kept", b"old", None).await.unwrap();
+    s.append("blog", 1, "before").await.unwrap();
+    s.record_usage(&usage_row("u0", 5, Some("s"))).await.unwrap();
+    let full = UsageRecord { input_tokens: Some(7), cached_tokens: Some(0), ..usage_row("u2", 5, Some("s")) };
+    let ops = [
+        put_op("b", "k", b"one", None, false),
+        put_op("b", "k", b"two", None, false), // later ops see earlier ones: last put wins
+        put_op("b", "kept", b"new", None, true), // present before the batch: not written
+        put_op("b", "fresh", b"first", None, true),
+        put_op("b", "fresh", b"second", None, true), // written earlier in this batch: not written
+        put_op("b", "short", b"v", Some(SHORT_TTL), false),
+        put_op("b:x", "y", b"ns", Some(LONG_TTL), false),
+        append_op("blog", 2, "in: batch"),
+        append_op("blog2", 3, "other log"),
+        append_op("blog", 4, "last"),
+        WriteOp::Usage(Box::new(usage_row("u1", 5, Some("s")))),
+        WriteOp::Usage(Box::new(full.clone())),
+        WriteOp::Usage(Box::new(usage_row("u3", 1, None))),
+    ];
+    s.write_batch(&ops).await.unwrap();
+    let get = |key: &'static str| async move { s.get("b", key).await.unwrap() };
+    assert_eq!(get("k").await.as_deref(), Some(&b"two"[..]));
+    assert_eq!(get("kept").await.as_deref(), Some(&b"old"[..]));
+    assert_eq!(get("fresh").await.as_deref(), Some(&b"first"[..]));
+    assert_eq!(get("short").await.as_deref(), Some(&b"v"[..]));
+    assert_eq!(s.get("b:x", "y").await.unwrap().as_deref(), Some(&b"ns"[..]));
+    assert_eq!(s.get("b", "x:y").await.unwrap(), None);
+    let log = s.read_log("blog", 0, 0).await.unwrap();
+    let entries: Vec<(u64, i64, &str)> = log.iter().map(|e| (e.seq, e.ts_ms, e.body.as_str())).collect();
+    assert_eq!(entries, [(1, 1, "before"), (2, 2, "in: batch"), (3, 4, "last")]);
+    assert_eq!(s.read_log("blog2", 0, 0).await.unwrap().len(), 1);
+    let ids = |rows: Vec<UsageRecord>| rows.into_iter().map(|r| r.request_id).collect::<Vec<_>>();
+    let rows = s.usage(&UsageQuery::default()).await.unwrap();
+    assert_eq!(ids(rows.clone()), ["u2", "u1", "u0", "u3"], "recording order kept among equal times");
+    assert_eq!(rows[0], full);
+    let session = s.usage(&UsageQuery { session_id: Some("s".to_owned()), limit: 0 }).await.unwrap();
+    assert_eq!(ids(session), ["u2", "u1", "u0"]);
+    tokio::time::sleep(PAST_SHORT_TTL).await;
+    assert_eq!(get("short").await, None, "a batch put keeps its TTL");
+    // Expired keys are absent for a batch's put_if_absent too.
+    s.write_batch(&[put_op("b", "short", b"again", None, true)]).await.unwrap();
+    assert_eq!(get("short").await.as_deref(), Some(&b"again"[..]));
+}
+
+/// Batches from two handles racing on one log: seqs stay dense and each batch's entries are contiguous.
+pub async fn concurrent_batches(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    let (tasks, batches, per_batch) = (4, 10, 5);
+    on_both(&a, &b, tasks, |store, t| async move {
+        for i in 0..batches {
+            let ops: Vec<WriteOp> = (0..per_batch).map(|j| append_op("race", 0, &format!("{t}/{i}/{j}"))).collect();
+            store.write_batch(&ops).await.unwrap();
+        }
+    })
+    .await;
+    let log = a.read_log("race", 0, 0).await.unwrap();
+    assert_eq!(
+        log.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=(tasks * batches * per_batch) as u64).collect::<Vec<_>>()
+    );
+    for chunk in log.chunks(per_batch) {
+        let batch_of = |e: &LogEntry| e.body.rsplit_once('/').map(|(batch, _)| batch.to_owned()).unwrap();
+        let first = batch_of(&chunk[0]);
+        assert!(chunk.iter().all(|e| batch_of(e) == first), "another batch interleaved: {chunk:?}");
+        let order: Vec<String> = chunk.iter().map(|e| e.body.rsplit_once('/').unwrap().1.to_owned()).collect();
+        assert_eq!(order, ["0", "1", "2", "3", "4"]);
+    }
 }
 
 pub async fn handles_see_each_other(a: Arc<dyn Store>, b: Arc<dyn Store>) {

@@ -20,9 +20,9 @@ macro_rules! conformance_for {
     ($backend:ident) => {
         mod $backend {
             conformance_for!(@single $backend: get_put_overwrite_delete, ttl_expiry, put_if_absent,
-                keys_prefix_limit_order, incr, assign_ordinal, append_read_log, logs_by_prefix, usage);
+                keys_prefix_limit_order, incr, assign_ordinal, append_read_log, logs_by_prefix, usage, batch);
             conformance_for!(@pair $backend: handles_see_each_other, concurrent_ordinals,
-                concurrent_append_incr_put_if_absent);
+                concurrent_append_incr_put_if_absent, concurrent_batches);
         }
     };
     (@single $backend:ident: $($check:ident),*) => {$(

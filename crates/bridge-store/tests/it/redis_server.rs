@@ -16,7 +16,8 @@ const STARTUP_LIMIT: Duration = Duration::from_secs(5);
 pub struct RedisServer {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    binary: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl RedisServer {
@@ -46,27 +47,39 @@ impl RedisServer {
     fn try_start(binary: &PathBuf) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let child = Command::new(binary)
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        let mut server = Self { child, port, _dir: dir };
+        let child = spawn(binary, port, &dir);
+        let mut server = Self { child, port, binary: binary.clone(), dir };
+        server.wait_ready().then_some(server) // dropping `server` kills it
+    }
+
+    /// True once the server answers PING; false if it exited (most likely the port was taken) or took too long.
+    fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + STARTUP_LIMIT;
         while Instant::now() < deadline {
-            if server.child.try_wait().expect("try_wait").is_some() {
-                return None; // exited, most likely the port was taken
+            if self.child.try_wait().expect("try_wait").is_some() {
+                return false;
             }
-            if ping(port) {
-                return Some(server);
+            if ping(self.port) {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        None // dropping `server` kills it
+        false
+    }
+
+    /// Kills the server (SIGKILL), as an outage would.
+    #[allow(dead_code)] // used by bridge-core's outage test, which includes this file
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port (its data is gone: nothing is persisted).
+    #[allow(dead_code)] // used by bridge-core's outage test, which includes this file
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(&self.binary, self.port, &self.dir);
+        assert!(self.wait_ready(), "redis-server did not come back on port {}", self.port);
     }
 
     /// `redis://127.0.0.1:PORT/`.
@@ -80,6 +93,18 @@ impl Drop for RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn(binary: &PathBuf, port: u16, dir: &tempfile::TempDir) -> Child {
+    Command::new(binary)
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn redis-server")
 }
 
 fn ping(port: u16) -> bool {
