@@ -117,14 +117,7 @@ fn bytes_under(dir: &Path, want: &dyn Fn(&Path) -> bool) -> u64 {
 
 /// Runs both sides; `items` input items for the memory side, `prompt_bytes` for the disk side.
 pub async fn run(bridge_exe: &Path, items: usize, prompt_bytes: usize) -> Result<Report, BenchError> {
-    let config = codex_emulator::EmulatorConfig {
-        tokenizer: codex_emulator::TokenizerMode::Fast,
-        log_capacity: 4,
-        ..Default::default()
-    };
-    let emulator = codex_emulator::spawn(config)
-        .await
-        .map_err(|e| BenchError::Start { what: "emulator", message: e.to_string() })?;
+    let emulator = crate::fast_emulator(4).await?;
     let upstream = format!("{}/v1", emulator.base_url());
     let data = std::env::temp_dir().join(format!("codex-bridge-bench-amp-{}", std::process::id()));
     let client = reqwest::Client::builder()

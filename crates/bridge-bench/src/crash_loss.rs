@@ -60,14 +60,7 @@ pub async fn run(
     seed: u64,
     store: Option<&str>,
 ) -> Result<(Vec<Round>, Summary), BenchError> {
-    let config = codex_emulator::EmulatorConfig {
-        tokenizer: codex_emulator::TokenizerMode::Fast,
-        log_capacity: 16,
-        ..Default::default()
-    };
-    let emulator = codex_emulator::spawn(config)
-        .await
-        .map_err(|e| BenchError::Start { what: "emulator", message: e.to_string() })?;
+    let emulator = crate::fast_emulator(16).await?;
     let upstream = format!("{}/v1", emulator.base_url());
     let data = std::env::temp_dir().join(format!("codex-bridge-bench-crash-{}", std::process::id()));
     let extra: Vec<String> = store.map(|s| vec!["--store".to_owned(), s.to_owned()]).unwrap_or_default();

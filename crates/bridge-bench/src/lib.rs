@@ -29,3 +29,14 @@ pub enum BenchError {
     #[error("{0}")]
     Other(String),
 }
+
+/// The emulator every overhead-style benchmark measures against: fast tokenizer (the bridge's cost is the
+/// subject, not tokenizing), a request log of `log_capacity` entries, on a free loopback port.
+pub async fn fast_emulator(log_capacity: usize) -> Result<codex_emulator::RunningEmulator, BenchError> {
+    let config = codex_emulator::EmulatorConfig {
+        tokenizer: codex_emulator::TokenizerMode::Fast,
+        log_capacity,
+        ..Default::default()
+    };
+    codex_emulator::spawn(config).await.map_err(|e| BenchError::Start { what: "emulator", message: e.to_string() })
+}

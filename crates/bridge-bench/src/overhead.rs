@@ -188,14 +188,7 @@ pub struct Report {
 /// Runs the benchmark. `bridge_exe` is the `codex-bridge` binary to start; `rounds` alternating phases
 /// per side and case.
 pub async fn run(bridge_exe: &Path, cases: &[Case], rounds: usize, sessions: usize) -> Result<Report, BenchError> {
-    let config = codex_emulator::EmulatorConfig {
-        tokenizer: codex_emulator::TokenizerMode::Fast,
-        log_capacity: 16,
-        ..Default::default()
-    };
-    let emulator = codex_emulator::spawn(config)
-        .await
-        .map_err(|e| BenchError::Start { what: "emulator", message: e.to_string() })?;
+    let emulator = crate::fast_emulator(16).await?;
     let upstream = format!("{}/v1", emulator.base_url());
     let data = std::env::temp_dir().join(format!("codex-bridge-bench-{}", std::process::id()));
     let bridge = BridgeProcess::spawn(bridge_exe, &upstream, &data)?;

@@ -36,14 +36,7 @@ pub struct PhaseResult {
 
 /// Runs the three phases with `requests` requests each at `concurrency`.
 pub async fn run(bridge_exe: &Path, requests: usize, concurrency: usize) -> Result<Vec<PhaseResult>, BenchError> {
-    let config = codex_emulator::EmulatorConfig {
-        tokenizer: codex_emulator::TokenizerMode::Fast,
-        log_capacity: 16,
-        ..Default::default()
-    };
-    let emulator = codex_emulator::spawn(config)
-        .await
-        .map_err(|e| BenchError::Start { what: "emulator", message: e.to_string() })?;
+    let emulator = crate::fast_emulator(16).await?;
     let upstream = format!("{}/v1", emulator.base_url());
     let data = std::env::temp_dir().join(format!("codex-bridge-bench-outage-{}", std::process::id()));
     let mut redis = RedisProcess::start(data.join("redis"))?;
