@@ -15,10 +15,19 @@ use std::path::{Path, PathBuf};
 
 use crate::JournalError;
 
-/// Opens `path` for appending (created 0600 with its parent directories).
+/// Creates `dir` and its missing parents with mode 0700 (they hold prompts); an existing one keeps its mode.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Opens `path` for appending (created 0600 with its parent directories, 0700).
 pub fn open_append(path: &Path) -> Result<File, JournalError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| JournalError::io(dir, e))?;
+        create_private_dir(dir).map_err(|e| JournalError::io(dir, e))?;
     }
     let file = OpenOptions::new()
         .read(true)
@@ -68,7 +77,7 @@ pub fn append_durably(file: &mut File, path: &Path, lines: &[u8]) -> Result<(), 
 /// Writes `bytes` to `path` atomically (temporary file, sync, rename), mode 0600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), JournalError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| JournalError::io(dir, e))?;
+    create_private_dir(dir).map_err(|e| JournalError::io(dir, e))?;
     let tmp = temp_path(path);
     let result = (|| {
         let mut file = OpenOptions::new()

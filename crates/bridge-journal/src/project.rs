@@ -209,7 +209,7 @@ impl ProjectDir {
 
     /// Read-modify-write of the long-term state under the project lock.
     pub fn update<R>(&self, edit: impl FnOnce(&mut ProjectState) -> R) -> Result<R, JournalError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| JournalError::io(&self.dir, e))?;
+        crate::fsutil::create_private_dir(&self.dir).map_err(|e| JournalError::io(&self.dir, e))?;
         let _lock = DirLock::acquire(&self.dir)?;
         let mut state = self.load()?;
         state.root = self.root.to_string_lossy().into_owned();

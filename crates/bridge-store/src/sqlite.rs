@@ -100,7 +100,11 @@ fn detail(f: Failure) -> String {
 fn open_connection(path: &Path) -> Result<Connection, Failure> {
     let io = |e: std::io::Error| StoreError::Sqlite(e.to_string());
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io)?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(io)?;
     }
     create_private(path).map_err(io)?;
     let mut conn = Connection::open(path)?;

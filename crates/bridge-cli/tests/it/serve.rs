@@ -160,3 +160,51 @@ async fn health_answers_with_600_idle_sockets_under_a_512_descriptor_limit() {
     assert!(status.success(), "serve exited with {status}");
     emulator.shutdown().await;
 }
+
+#[test]
+fn the_startup_line_never_shows_upstream_credentials_and_the_data_dir_is_private() {
+    use std::io::{BufRead, BufReader};
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("fresh").join("data");
+    let mut child = command(home.path())
+        .env("RUST_LOG", "info")
+        .args(["serve", "--listen", "127.0.0.1:0", "--upstream-auth", "passthrough", "--data-dir"])
+        .arg(&data)
+        .args(["--upstream", "http://alice:hunter2secret@127.0.0.1:9/v1?api_key=zzz-query-secret"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let ready = line.contains("codex-bridge ready");
+            let _ = tx.send(line);
+            if ready {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(20)) {
+        let ready = line.contains("codex-bridge ready");
+        seen.push(line);
+        if ready {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = seen.join("\n");
+    assert!(text.contains("codex-bridge ready"), "{text}");
+    assert!(text.contains("***@127.0.0.1:9"), "{text}");
+    for secret in ["hunter2secret", "alice", "zzz-query-secret"] {
+        assert!(!text.contains(secret), "{secret} in the log: {text}");
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    for dir in [&data, &data.parent().unwrap().to_owned()] {
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} has mode {mode:o}", dir.display());
+    }
+}

@@ -257,4 +257,11 @@ fn a_pretty_printed_body_still_gives_one_line_per_record() {
     let items: Vec<Value> = read_lines(&path).unwrap().into_iter().filter(|l| l["type"] == "response_item").collect();
     assert_eq!(items.len(), 4, "three input items and the reply");
     assert_eq!(items[2]["payload"]["content"][0]["text"], "second");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut dir_of = path.parent();
+    while let Some(d) = dir_of.filter(|d| d.starts_with(dir.path()) && *d != dir.path()) {
+        let mode = std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} has mode {mode:o}", d.display());
+        dir_of = d.parent();
+    }
 }
