@@ -8,6 +8,9 @@
 //! earliest completion whose row is missing to the kill. That window is the durability promise ("at most the
 //! last N ms of completed turns are lost").
 //!
+//! The journal is measured the same way: a session's turns in its rollout (`task_complete` lines) against the
+//! responses it saw complete (the journal writer applies a session's turns in order too).
+//!
 //! Bounded: `kills` rounds of 1-2.5 s of load each; nothing is left running.
 
 use std::path::Path;
@@ -35,6 +38,10 @@ pub struct Round {
     pub loss_window_ms: Option<f64>,
     /// Kill time minus the completion time of the newest missing response.
     pub newest_missing_ms: Option<f64>,
+    /// Completed responses without a turn in their session's rollout.
+    pub journal_missing: usize,
+    /// Kill time minus the completion time of the earliest response missing from the rollouts.
+    pub journal_loss_window_ms: Option<f64>,
 }
 
 /// All rounds together.
@@ -49,6 +56,10 @@ pub struct Summary {
     pub missing_pct: f64,
     /// The largest loss window of any round: N of the promise.
     pub max_loss_window_ms: f64,
+    pub journal_missing: usize,
+    pub journal_missing_pct: f64,
+    /// The largest journal loss window of any round.
+    pub max_journal_loss_window_ms: f64,
     pub completed_per_s: f64,
 }
 
@@ -93,11 +104,18 @@ pub async fn run(
         let opened = bridge_store::open(store, &data).await.map_err(|e| BenchError::Other(e.to_string()))?;
         let (mut completed, mut missing) = (0, 0);
         let (mut earliest, mut newest): (Option<Instant>, Option<Instant>) = (None, None);
+        let turns = journaled_turns(&data);
+        let (mut journal_missing, mut journal_earliest): (usize, Option<Instant>) = (0, None);
         for (session, done) in sessions {
             let done: Vec<Instant> = done.into_iter().filter(|t| *t <= killed_at).collect();
-            let query = UsageQuery { session_id: Some(session), limit: 0 };
+            let query = UsageQuery { session_id: Some(session.clone()), limit: 0 };
             let rows = opened.usage(&query).await.map_err(|e| BenchError::Other(e.to_string()))?.len();
             completed += done.len();
+            let journaled = turns.get(&bridge_journal::clock::thread_uuid(&session)).copied().unwrap_or(0);
+            if let Some(first_missing) = done.get(journaled) {
+                journal_missing += done.len() - journaled;
+                journal_earliest = Some(journal_earliest.map_or(*first_missing, |e| e.min(*first_missing)));
+            }
             if let Some(first_missing) = done.get(rows) {
                 missing += done.len() - rows;
                 earliest = Some(earliest.map_or(*first_missing, |e| e.min(*first_missing)));
@@ -114,12 +132,16 @@ pub async fn run(
             missing,
             loss_window_ms: ms(earliest),
             newest_missing_ms: ms(newest),
+            journal_missing,
+            journal_loss_window_ms: ms(journal_earliest),
         });
     }
     let _ = std::fs::remove_dir_all(&data);
     emulator.shutdown().await;
     let completed: usize = rounds.iter().map(|r| r.completed).sum();
     let missing: usize = rounds.iter().map(|r| r.missing).sum();
+    let journal_missing: usize = rounds.iter().map(|r| r.journal_missing).sum();
+    let pct = |n: usize| if completed == 0 { 0.0 } else { (n as f64 * 10_000.0 / completed as f64).round() / 100.0 };
     let summary = Summary {
         case: "crash-loss",
         store: store.unwrap_or("sqlite (data dir)").to_owned(),
@@ -127,11 +149,26 @@ pub async fn run(
         concurrency,
         completed,
         missing,
-        missing_pct: if completed == 0 { 0.0 } else { (missing as f64 * 10_000.0 / completed as f64).round() / 100.0 },
+        missing_pct: pct(missing),
         max_loss_window_ms: rounds.iter().filter_map(|r| r.loss_window_ms).fold(0.0, f64::max),
+        journal_missing,
+        journal_missing_pct: pct(journal_missing),
+        max_journal_loss_window_ms: rounds.iter().filter_map(|r| r.journal_loss_window_ms).fold(0.0, f64::max),
         completed_per_s: (completed as f64 / load_time.as_secs_f64().max(1e-9)).round(),
     };
     Ok((rounds, summary))
+}
+
+/// Turns recorded per thread id: `task_complete` lines of each rollout under `data`.
+fn journaled_turns(data: &Path) -> std::collections::HashMap<String, usize> {
+    let mut turns = std::collections::HashMap::new();
+    for path in bridge_journal::rollout::all(data) {
+        let Some(thread) = bridge_journal::rollout::thread_of(&path).map(str::to_owned) else { continue };
+        let lines = bridge_journal::rollout::read_lines(&path).unwrap_or_default();
+        let done = lines.iter().filter(|l| l["type"] == "event_msg" && l["payload"]["type"] == "task_complete").count();
+        *turns.entry(thread).or_insert(0) += done;
+    }
+    turns
 }
 
 /// Sends requests of `session` one after another until `stop` or an error (the kill); returns when each

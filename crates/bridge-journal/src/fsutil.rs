@@ -1,9 +1,10 @@
 //! File primitives every journal file goes through.
 //!
 //! Invariants:
-//! - Appends write whole lines with one `write_all` on an `O_APPEND` descriptor, then `sync_data`; a
-//!   torn tail left by a crash (bytes after the last newline) is cut off before the next append, so a
-//!   reader never sees a partial line followed by more lines.
+//! - Appends write whole lines with one `write_all` on an `O_APPEND` descriptor, then `sync_data` (inside
+//!   [`with_deferred_syncs`], once per file when the batch ends instead); a torn tail left by a crash (bytes
+//!   after the last newline) is cut off before the next append, so a reader never sees a partial line
+//!   followed by more lines.
 //! - Rewrites go to a temporary file in the same directory, are synced, then renamed over the target:
 //!   a reader sees the old file or the new one, never a mix.
 //! - Files that may hold prompts are created with mode 0600.
@@ -68,9 +69,40 @@ pub fn repair_tail(file: &mut File, path: &Path) -> Result<u64, JournalError> {
     Ok(keep)
 }
 
-/// Appends `lines` (each must end with `\n`) in one write and syncs the data.
+thread_local! {
+    /// Files appended to inside [`with_deferred_syncs`] on this thread, synced when it returns.
+    static DEFERRED: std::cell::RefCell<Option<std::collections::BTreeSet<PathBuf>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `work` with the appends' `sync_data` deferred: each file appended to is synced once when `work`
+/// returns (a batch of turns costs one sync per file, not one per line). A process crash loses nothing by
+/// this (written data is in the page cache); a power loss may lose the batch, as it could lose the last
+/// append before. Returns `work`'s result and the first sync error, if any.
+pub fn with_deferred_syncs<R>(work: impl FnOnce() -> R) -> (R, Result<(), JournalError>) {
+    DEFERRED.with(|d| *d.borrow_mut() = Some(std::collections::BTreeSet::new()));
+    let result = work();
+    let paths = DEFERRED.with(|d| d.borrow_mut().take()).unwrap_or_default();
+    let mut synced = Ok(());
+    for path in paths {
+        let sync = OpenOptions::new().append(true).open(&path).and_then(|f| f.sync_data());
+        if let Err(e) = sync
+            && synced.is_ok()
+        {
+            synced = Err(JournalError::io(&path, e));
+        }
+    }
+    (result, synced)
+}
+
+/// Appends `lines` (each must end with `\n`) in one write and syncs the data (or defers the sync, see
+/// [`with_deferred_syncs`]).
 pub fn append_durably(file: &mut File, path: &Path, lines: &[u8]) -> Result<(), JournalError> {
     file.write_all(lines).map_err(|e| JournalError::io(path, e))?;
+    let deferred = DEFERRED.with(|d| d.borrow_mut().as_mut().map(|set| set.insert(path.to_owned())).is_some());
+    if deferred {
+        return Ok(());
+    }
     file.sync_data().map_err(|e| JournalError::io(path, e))
 }
 

@@ -32,6 +32,8 @@ use crate::turn::{TurnRecord, Writer};
 /// is short: at 64 turns of 1 MiB it holds 64 MiB (at 1024 it let the bridge reach 1.2 GiB of RSS under
 /// `bench overhead`'s 1 MiB case).
 const QUEUE: usize = 64;
+/// Turns applied between two syncs at most.
+const MAX_BATCH: usize = 256;
 /// Distinct working directories remembered before the cwd → root map is cleared.
 const MAX_CWDS: usize = 10_000;
 /// (session, project) states remembered before the map is cleared (each ~200 bytes; a session that lost its
@@ -128,16 +130,34 @@ impl Journal {
         let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
         let mut writer = Writer::new(data_dir, &options);
         tokio::task::spawn_blocking(move || {
-            while let Some(message) = rx.blocking_recv() {
-                match message {
-                    Message::Turn(turn) => {
-                        if let Err(e) = writer.apply(*turn) {
-                            tracing::error!(error = %e, "could not journal a turn");
+            // Everything queued is applied as one batch with one sync per file at its end, so the backlog
+            // (what a crash loses) stays as short as the writes themselves; flushes are answered after it.
+            while let Some(first) = rx.blocking_recv() {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(message) => batch.push(message),
+                        Err(_) => break,
+                    }
+                }
+                let mut flushed = Vec::new();
+                let ((), synced) = crate::fsutil::with_deferred_syncs(|| {
+                    for message in batch {
+                        match message {
+                            Message::Turn(turn) => {
+                                if let Err(e) = writer.apply(*turn) {
+                                    tracing::error!(error = %e, "could not journal a turn");
+                                }
+                            }
+                            Message::Flush(done) => flushed.push(done),
                         }
                     }
-                    Message::Flush(done) => {
-                        let _ = done.send(());
-                    }
+                });
+                if let Err(e) = synced {
+                    tracing::error!(error = %e, "could not sync a journal file");
+                }
+                for done in flushed {
+                    let _ = done.send(());
                 }
             }
         });

@@ -83,19 +83,21 @@ async fn crash_loss_bench(args: BenchCrashLossArgs) -> anyhow::Result<()> {
     let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0} ms"));
     writeln!(
         out,
-        "{:>5} {:>7} {:>9} {:>7} {:>12} {:>12}",
-        "round", "ran", "completed", "missing", "loss window", "newest gap"
+        "{:>5} {:>7} {:>9} {:>7} {:>12} {:>12} {:>11} {:>14}",
+        "round", "ran", "completed", "missing", "loss window", "newest gap", "journal mis", "journal window"
     )?;
     for r in &rounds {
         writeln!(
             out,
-            "{:>5} {:>5}ms {:>9} {:>7} {:>12} {:>12}",
+            "{:>5} {:>5}ms {:>9} {:>7} {:>12} {:>12} {:>11} {:>14}",
             r.round,
             r.ran_ms,
             r.completed,
             r.missing,
             ms(r.loss_window_ms),
-            ms(r.newest_missing_ms)
+            ms(r.newest_missing_ms),
+            r.journal_missing,
+            ms(r.journal_loss_window_ms)
         )?;
     }
     writeln!(
@@ -108,6 +110,11 @@ async fn crash_loss_bench(args: BenchCrashLossArgs) -> anyhow::Result<()> {
         summary.missing_pct,
         summary.completed_per_s,
         summary.max_loss_window_ms
+    )?;
+    writeln!(
+        out,
+        "journal (rollouts): {} missing ({:.2}%); largest loss window {:.0} ms",
+        summary.journal_missing, summary.journal_missing_pct, summary.max_journal_loss_window_ms
     )?;
     Ok(())
 }
