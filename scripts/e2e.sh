@@ -20,7 +20,8 @@ echo "CODEX_BRIDGE_CLIENTS_BIN=$CODEX_BRIDGE_CLIENTS_BIN"
 
 step "build"
 cargo build -p codex-bridge
-CODEX_BRIDGE_BIN="$(pwd)/target/debug/codex-bridge"
+target_dir="${CARGO_TARGET_DIR:-$(pwd)/target}"
+CODEX_BRIDGE_BIN="$target_dir/debug/codex-bridge"
 export CODEX_BRIDGE_BIN
 cargo nextest run -p bridge-e2e --no-run
 
