@@ -75,24 +75,29 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// Runs `work` with the appends' `sync_data` deferred: each file appended to is synced once when `work`
-/// returns (a batch of turns costs one sync per file, not one per line). A process crash loses nothing by
-/// this (written data is in the page cache); a power loss may lose the batch, as it could lose the last
-/// append before. Returns `work`'s result and the first sync error, if any.
-pub fn with_deferred_syncs<R>(work: impl FnOnce() -> R) -> (R, Result<(), JournalError>) {
+/// Runs `work` with the appends' `sync_data` deferred: returns `work`'s result and the files appended to,
+/// for [`sync_files`] to sync once each (a batch of turns costs one sync per file, not one per line, and the
+/// writer need not wait for them). A process crash loses nothing by this (written data is in the page cache);
+/// a power loss may lose what is not synced yet.
+pub fn with_deferred_syncs<R>(work: impl FnOnce() -> R) -> (R, std::collections::BTreeSet<PathBuf>) {
     DEFERRED.with(|d| *d.borrow_mut() = Some(std::collections::BTreeSet::new()));
     let result = work();
     let paths = DEFERRED.with(|d| d.borrow_mut().take()).unwrap_or_default();
+    (result, paths)
+}
+
+/// Syncs the data of each file; the first error, after trying them all.
+pub fn sync_files<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> Result<(), JournalError> {
     let mut synced = Ok(());
     for path in paths {
-        let sync = OpenOptions::new().append(true).open(&path).and_then(|f| f.sync_data());
+        let sync = OpenOptions::new().append(true).open(path).and_then(|f| f.sync_data());
         if let Err(e) = sync
             && synced.is_ok()
         {
-            synced = Err(JournalError::io(&path, e));
+            synced = Err(JournalError::io(path, e));
         }
     }
-    (result, synced)
+    synced
 }
 
 /// Appends `lines` (each must end with `\n`) in one write and syncs the data (or defers the sync, see
