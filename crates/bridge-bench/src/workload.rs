@@ -1,4 +1,4 @@
-//! The workload generator: scenarios shaped like the real clients' traffic (../shared/captures), deterministic
+//! The workload generator: scenarios shaped like the real clients' traffic (fixtures/captures), deterministic
 //! from a seed.
 //!
 //! Codex sessions follow Codex 0.169: base instructions as the first developer message, an environment

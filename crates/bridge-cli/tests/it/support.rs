@@ -98,9 +98,9 @@ pub fn run(home: &Path, args: &[&str]) -> Output {
     command(home).args(args).output().unwrap()
 }
 
-/// The `body` of a capture file from ../shared/captures as compact JSON bytes.
+/// The `body` of a capture file from fixtures/captures as compact JSON bytes.
 pub fn capture_body(name: &str) -> Vec<u8> {
-    let path = format!("{}/../../../shared/captures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../fixtures/captures/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     serde_json::to_vec(&v["body"]).unwrap()

@@ -1,4 +1,4 @@
-//! Shaping a request for the Codex backend (DESIGN.md §3 step 6): `store:false`, `stream:true`, `include`
+//! Shaping a request for the Codex backend (README, "ChatGPT access"): `store:false`, `stream:true`, `include`
 //! gains `reasoning.encrypted_content` when reasoning is present, rejected parameters removed, model names
 //! normalized by the explicit table, `item_reference` items dropped, and in `codex` instructions mode the
 //! official instructions with the client's system prompt kept as a developer message and the bridge prompt.

@@ -1,4 +1,4 @@
-//! Identity hints found in a request, in the documented precedence (DESIGN.md §3 step 4):
+//! Identity hints found in a request, in the documented precedence (README, "Cache identity"):
 //! body `prompt_cache_key` / `promptCacheKey`; metadata ids; session headers; the parent header; fork hints.
 //!
 //! Invariants: one extraction feeds both the cache key and the session tracker (no second hint list);

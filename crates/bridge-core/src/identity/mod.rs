@@ -1,5 +1,5 @@
 //! The cache identity engine: one identity per request, from which the `prompt_cache_key` and the upstream
-//! affinity headers are derived (DESIGN.md §4).
+//! affinity headers are derived (README, "Cache identity").
 //!
 //! Precedence: a host key (kept verbatim) → a session id (`cache_<base>`) → with a fork hint, a parent or an
 //! implicitly detected fork, `cache_<root>-fork-<n>` → no identity at all, `cache_<hash>` of the stable

@@ -1,5 +1,5 @@
 //! The session tracker: per-session state in memory (bounded), each request classified against the
-//! session's previous one, and an outcome explaining the cached tokens once usage arrives (DESIGN.md §5).
+//! session's previous one, and an outcome explaining the cached tokens once usage arrives (README, "Cache identity").
 //!
 //! It runs after the upstream stream ended (in `pump::finish`), never on the request path. Its store writes
 //! (turn rows in the log `turns/<session>`, the session state, the per-item chain, the prefix index, a root's

@@ -248,9 +248,9 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
-/// Loads the `body` of a capture file from ../shared/captures as compact JSON bytes.
+/// Loads the `body` of a capture file from fixtures/captures as compact JSON bytes.
 pub fn capture_body(name: &str) -> Vec<u8> {
-    let path = format!("{}/../../../shared/captures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../fixtures/captures/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     serde_json::to_vec(&v["body"]).unwrap()

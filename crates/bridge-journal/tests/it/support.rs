@@ -7,7 +7,7 @@ use bridge_journal::TurnRecord;
 use bridge_journal::lines::TokenUsage;
 use serde_json::{Value, json};
 
-pub const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/captures/examples/");
+pub const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/captures/examples/");
 
 /// Runs git in `dir` and returns stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::common::{post_api, read_sse, start};
 
-const CAPTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/captures/");
+const CAPTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/captures/");
 
 fn fixture(name: &str) -> (Value, Vec<(String, String)>) {
     let text = std::fs::read_to_string(format!("{CAPTURES}{name}")).unwrap();

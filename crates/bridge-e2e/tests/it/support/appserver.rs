@@ -1,5 +1,5 @@
 //! A driver for `codex app-server`: JSONL JSON-RPC over stdio without the `"jsonrpc"` field, as
-//! /work/shared/clients/appserver_driver.py speaks it (`initialize`, `initialized`, `thread/start`,
+//! Codex 0.169's app-server speaks it (docs/reference/codex-wire.md) (`initialize`, `initialized`, `thread/start`,
 //! `turn/start`, then wait for the `turn/completed` notification; server requests are declined).
 //!
 //! Invariants: every wait is bounded ([`RPC_TIMEOUT`]); the app-server runs in its own process group and

@@ -115,7 +115,7 @@ pub fn agent_messages(run: &ClientRun) -> Vec<String> {
         .collect()
 }
 
-/// The custom-provider config of `/work/shared/clients/configs/codex-custom`, pointed at `responses_base`.
+/// A custom-provider config (docs/reference/clients.md, the `codex-custom` variant), pointed at `responses_base`.
 fn config_toml(responses_base: &str) -> String {
     format!(
         r#"model = "{CODEX_MODEL}"

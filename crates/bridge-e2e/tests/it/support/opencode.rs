@@ -159,7 +159,7 @@ pub fn texts(run: &ClientRun) -> Vec<String> {
     run.events_of_type("text").filter_map(|e| e.pointer("/part/text")?.as_str().map(str::to_owned)).collect()
 }
 
-/// Config variant A of `/work/shared/clients/configs/`: the built-in `openai` provider re-pointed.
+/// Config variant A (docs/reference/clients.md): the built-in `openai` provider re-pointed.
 fn config_json(responses_base: &str) -> Value {
     json!({
         "$schema": "https://opencode.ai/config.json",
