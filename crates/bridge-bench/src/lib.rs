@@ -10,6 +10,7 @@ pub mod amplification;
 pub mod cache;
 pub mod chart;
 pub mod crash_loss;
+pub mod floor;
 pub mod load;
 pub mod overhead;
 pub mod progress;

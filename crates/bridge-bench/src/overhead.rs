@@ -3,6 +3,10 @@
 //!
 //! Latency is measured to the end of the SSE stream; TTFB to the first body byte. The emulator runs in
 //! process in fast-tokenizer mode so it is never the bottleneck (checked by the capacity case).
+//!
+//! When `nginx` is installed, a third side joins every round: nginx as a plain reverse proxy in front of the
+//! same emulator ([`crate::floor`]), the floor a proxy can reach on this machine. Each proxy's CPU time per
+//! request comes from `/proc` over its own phases.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -60,6 +64,14 @@ pub struct CaseResult {
     pub direct_ttfb_p99_us: u64,
     pub bridge_ttfb_p99_us: u64,
     pub requests: usize,
+    /// The nginx floor (absent when nginx is not installed).
+    pub nginx_p50_us: Option<u64>,
+    pub nginx_p99_us: Option<u64>,
+    pub nginx_rps: Option<f64>,
+    pub nginx_ttfb_p99_us: Option<u64>,
+    /// CPU time (user + system) per request of the proxy process over its phases.
+    pub nginx_cpu_us_per_request: Option<f64>,
+    pub bridge_cpu_us_per_request: Option<f64>,
 }
 
 /// Emulator throughput on its own (issue: the emulator must never be the bottleneck).
@@ -194,11 +206,23 @@ pub async fn run(bridge_exe: &Path, cases: &[Case], rounds: usize, sessions: usi
     let bridge = BridgeProcess::spawn(bridge_exe, &upstream, &data)?;
     let direct_url = format!("{upstream}/responses");
     let bridge_url = format!("{}/v1/responses", bridge.url);
+    let nginx =
+        match crate::floor::NginxProcess::start(&emulator.base_url().replace("http://", ""), &data.join("nginx")) {
+            Some(started) => Some(started?),
+            None => {
+                eprintln!(
+                    "bench overhead: nginx is not installed (apt-get install nginx-light); no floor side this run"
+                );
+                None
+            }
+        };
+    let nginx_url = nginx.as_ref().map(|n| format!("{}/v1/responses", n.url));
     let repo = data.join("project");
     if cases.iter().any(|c| c.git_project) {
         init_repo(&repo)?;
     }
-    let total: usize = cases.iter().map(|c| c.requests * 2).sum();
+    let sides = if nginx.is_some() { 3 } else { 2 };
+    let total: usize = cases.iter().map(|c| c.requests * sides).sum();
     let mut progress = Progress::new("bench overhead", total as u64);
     let mut results = Vec::new();
     let rounds = rounds.max(1);
@@ -214,19 +238,46 @@ pub async fn run(bridge_exe: &Path, cases: &[Case], rounds: usize, sessions: usi
         // Warm both paths (connections, emulator cache) outside the measurement.
         load::phase(&client, "emulator", &direct_url, body.clone(), &headers, warm, warm).await?;
         load::phase(&client, "bridge", &bridge_url, body.clone(), &headers, warm, warm).await?;
+        if let Some(url) = &nginx_url {
+            load::phase(&client, "nginx", url, body.clone(), &headers, warm, warm).await?;
+        }
         let per_round = case.requests.div_ceil(rounds);
-        let (mut direct, mut via) = (Vec::new(), Vec::new());
+        let (mut direct, mut via, mut floor) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut bridge_cpu, mut nginx_cpu) = (Some(Duration::ZERO), Some(Duration::ZERO));
         for _ in 0..rounds {
             direct.push(load::phase(&client, "emulator", &direct_url, body.clone(), &headers, per_round, c).await?);
             progress.inc(per_round as u64);
+            if let (Some(url), Some(n)) = (&nginx_url, &nginx) {
+                let before = crate::floor::cpu_time(n.pid());
+                floor.push(load::phase(&client, "nginx", url, body.clone(), &headers, per_round, c).await?);
+                nginx_cpu = add_cpu(nginx_cpu, before, crate::floor::cpu_time(n.pid()));
+                progress.inc(per_round as u64);
+            }
+            let before = crate::floor::cpu_time(bridge.pid());
             via.push(load::phase(&client, "bridge", &bridge_url, body.clone(), &headers, per_round, c).await?);
+            bridge_cpu = add_cpu(bridge_cpu, before, crate::floor::cpu_time(bridge.pid()));
             progress.inc(per_round as u64);
         }
-        results.push(summarise(case, &direct, &via));
+        let per_request = |cpu: Option<Duration>, phases: &[Phase]| {
+            let n: usize = phases.iter().map(|p| p.samples.len()).sum();
+            cpu.filter(|_| n > 0).map(|t| t.as_secs_f64() * 1e6 / n as f64)
+        };
+        let mut result = summarise(case, &direct, &via);
+        result.bridge_cpu_us_per_request = per_request(bridge_cpu, &via);
+        if nginx.is_some() {
+            let (total, ttfb) = (latencies(&floor, |s| s.total), latencies(&floor, |s| s.ttfb));
+            result.nginx_p50_us = Some(total.percentile_us(50.0));
+            result.nginx_p99_us = Some(total.percentile_us(99.0));
+            result.nginx_ttfb_p99_us = Some(ttfb.percentile_us(99.0));
+            result.nginx_rps = Some(rps(&floor));
+            result.nginx_cpu_us_per_request = per_request(nginx_cpu, &floor);
+        }
+        results.push(result);
     }
     progress.finish();
     let peak = peak_rss_kib(bridge.pid());
     drop(bridge);
+    drop(nginx);
     // Measured with the bridge gone: its journal may still be writing the last case's turns, and the figure is
     // the emulator's own capacity.
     let capacity = capacity(&direct_url).await?;
@@ -327,6 +378,15 @@ fn rps(phases: &[Phase]) -> f64 {
     if wall.is_zero() { 0.0 } else { (n as f64 / wall.as_secs_f64() * 10.0).round() / 10.0 }
 }
 
+/// Adds the CPU time between two readings (`None` once any reading failed).
+fn add_cpu(sum: Option<Duration>, before: Option<Duration>, after: Option<Duration>) -> Option<Duration> {
+    Some(sum? + after?.checked_sub(before?)?)
+}
+
+fn latencies(phases: &[Phase], pick: impl Fn(&load::Sample) -> Duration) -> Series {
+    Series::new(&phases.iter().flat_map(|p| p.samples.iter().map(&pick)).collect::<Vec<_>>())
+}
+
 fn summarise(case: &Case, direct: &[Phase], via: &[Phase]) -> CaseResult {
     let totals =
         |ps: &[Phase]| Series::new(&ps.iter().flat_map(|p| p.samples.iter().map(|s| s.total)).collect::<Vec<_>>());
@@ -351,5 +411,11 @@ fn summarise(case: &Case, direct: &[Phase], via: &[Phase]) -> CaseResult {
         direct_ttfb_p99_us: df.percentile_us(99.0),
         bridge_ttfb_p99_us: bf.percentile_us(99.0),
         requests: dt.len(),
+        nginx_p50_us: None,
+        nginx_p99_us: None,
+        nginx_rps: None,
+        nginx_ttfb_p99_us: None,
+        nginx_cpu_us_per_request: None,
+        bridge_cpu_us_per_request: None,
     }
 }

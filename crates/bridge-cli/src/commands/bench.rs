@@ -174,23 +174,41 @@ async fn overhead_bench(args: BenchOverheadArgs) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "{:<12} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
-        "case", "reqs", "dir p50", "dir p99", "br p50", "br p99", "add p99", "ttfb+p99", "dir rps", "br rps"
+        "{:<12} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10} {:>11} {:>11}",
+        "case",
+        "reqs",
+        "dir p50",
+        "dir p99",
+        "ngx p50",
+        "br p50",
+        "br p99",
+        "ttfb+p99",
+        "dir rps",
+        "ngx rps",
+        "br rps",
+        "ngx cpu/req",
+        "br cpu/req"
     )?;
+    let opt_us = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v}us"));
+    let opt_rps = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+    let opt_cpu = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.0}us"));
     for c in &report.cases {
         writeln!(
             out,
-            "{:<12} {:>6} {:>7}us {:>7}us {:>7}us {:>7}us {:>7}us {:>7}us {:>10.1} {:>10.1}",
+            "{:<12} {:>6} {:>7}us {:>7}us {:>9} {:>7}us {:>7}us {:>7}us {:>10.1} {:>10} {:>10.1} {:>11} {:>11}",
             c.case,
             c.requests,
             c.direct_p50_us,
             c.direct_p99_us,
+            opt_us(c.nginx_p50_us),
             c.bridge_p50_us,
             c.bridge_p99_us,
-            c.bridge_p99_us as i64 - c.direct_p99_us as i64,
             c.ttfb_added_p99_us,
             c.direct_rps,
-            c.bridge_rps
+            opt_rps(c.nginx_rps),
+            c.bridge_rps,
+            opt_cpu(c.nginx_cpu_us_per_request),
+            opt_cpu(c.bridge_cpu_us_per_request)
         )?;
     }
     writeln!(out, "emulator alone, 64 KiB at concurrency 16: {:.1} requests/s", report.capacity.emulator_rps)?;
