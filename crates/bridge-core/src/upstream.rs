@@ -172,7 +172,7 @@ impl Upstream {
             let retry_in = match &result {
                 Err(e) => {
                     if attempt >= self.config.max_retries {
-                        return Err(bad_gateway(self.attempts_note(describe(e, &self.config), started, attempt + 1)));
+                        return Err(bad_gateway(attempts_note(describe(e, &self.config), started, attempt + 1)));
                     }
                     metrics.inc("codex_bridge_upstream_retries_total", &[("reason", "connect")], 1);
                     backoff(attempt)
@@ -196,20 +196,13 @@ impl Upstream {
             if Instant::now() + retry_in >= budget_end {
                 return match result {
                     Ok(response) => Ok(response),
-                    Err(e) => Err(bad_gateway(self.attempts_note(describe(&e, &self.config), started, attempt + 1))),
+                    Err(e) => Err(bad_gateway(attempts_note(describe(&e, &self.config), started, attempt + 1))),
                 };
             }
             attempt += 1;
             tracing::debug!(attempt, wait_ms = retry_in.as_millis() as u64, "retrying upstream request");
             tokio::time::sleep(retry_in).await;
         }
-    }
-
-    fn attempts_note(&self, what: String, started: Instant, attempts: u32) -> String {
-        if attempts <= 1 {
-            return what;
-        }
-        format!("{what} (gave up after {attempts} attempts in {} ms)", started.elapsed().as_millis())
     }
 
     fn gave_up(&self, started: Instant, attempts: u32, why: &str) -> ApiError {
@@ -249,6 +242,14 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     }
     let secs = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<f64>().ok()?;
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// `what`, with the attempts and time spent when there was more than one attempt.
+fn attempts_note(what: String, started: Instant, attempts: u32) -> String {
+    if attempts <= 1 {
+        return what;
+    }
+    format!("{what} (gave up after {attempts} attempts in {} ms)", started.elapsed().as_millis())
 }
 
 /// 504 when an upstream attempt produced no response head in time.

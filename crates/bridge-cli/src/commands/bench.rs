@@ -34,6 +34,17 @@ async fn amplification_bench(args: BenchAmplificationArgs) -> anyhow::Result<()>
     Ok(())
 }
 
+/// One JSON object per line (the `--json` output of every benchmark).
+fn write_json_lines<'a, T: serde::Serialize + 'a>(
+    out: &mut impl std::io::Write,
+    items: impl IntoIterator<Item = &'a T>,
+) -> anyhow::Result<()> {
+    for item in items {
+        writeln!(out, "{}", serde_json::to_string(item)?)?;
+    }
+    Ok(())
+}
+
 fn bridge_exe() -> anyhow::Result<std::path::PathBuf> {
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; numbers are only meaningful from `cargo run --release`");
@@ -45,9 +56,7 @@ async fn store_outage_bench(args: BenchStoreOutageArgs) -> anyhow::Result<()> {
     let phases = store_outage::run(&bridge_exe()?, args.requests, args.concurrency).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        for p in &phases {
-            writeln!(out, "{}", serde_json::to_string(p)?)?;
-        }
+        write_json_lines(&mut out, &phases)?;
         return Ok(());
     }
     writeln!(
@@ -74,9 +83,7 @@ async fn crash_loss_bench(args: BenchCrashLossArgs) -> anyhow::Result<()> {
         crash_loss::run(&bridge_exe()?, args.kills, args.concurrency, args.seed, args.store.as_deref()).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        for r in &rounds {
-            writeln!(out, "{}", serde_json::to_string(r)?)?;
-        }
+        write_json_lines(&mut out, &rounds)?;
         writeln!(out, "{}", serde_json::to_string(&summary)?)?;
         return Ok(());
     }
@@ -148,9 +155,7 @@ async fn cache_bench(args: BenchCacheArgs) -> anyhow::Result<()> {
     }
     let mut out = std::io::stdout().lock();
     if args.json {
-        for r in &results {
-            writeln!(out, "{}", serde_json::to_string(r)?)?;
-        }
+        write_json_lines(&mut out, &results)?;
     } else {
         write!(out, "{}", cache::table(&results))?;
     }
@@ -165,9 +170,7 @@ async fn overhead_bench(args: BenchOverheadArgs) -> anyhow::Result<()> {
     let report = overhead::run(&exe, &overhead::default_cases(args.scale), args.rounds, args.sessions).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        for c in &report.cases {
-            writeln!(out, "{}", serde_json::to_string(c)?)?;
-        }
+        write_json_lines(&mut out, &report.cases)?;
         writeln!(out, "{}", serde_json::to_string(&report.capacity)?)?;
         writeln!(out, "{}", serde_json::to_string(&report.memory)?)?;
         return Ok(());
