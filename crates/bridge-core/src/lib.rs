@@ -1,39 +1,39 @@
 //! The codex-bridge gateway: router, handlers, upstream client, stream pump, usage recorder and metrics.
 //!
 //! # Life of a request (`POST /v1/responses`, alias `POST /backend-api/codex/responses`)
-//! 1. [`router`]: the access check ([`access`]) runs on every route except `/health`.
-//! 2. [`proxy::responses`] reads the body under the size limit (413) and parses it into a
-//!    [`bridge_types::ResponsesRequest`] (400 naming the JSON path).
-//! 3. [`identity`] resolves the request's cache identity (`prompt_cache_key` and upstream affinity headers).
-//!    The request is shaped for the upstream ([`shape`]): only what must change changes; an unchanged body is
-//!    forwarded as the client's original bytes.
-//! 4. [`upstream::Upstream::send`] forwards it with the upstream credential and retries connect errors,
-//!    429 with `Retry-After` and 5xx, all before the first byte reaches the client.
-//! 5. [`pump`] reads the SSE stream event by event (idle timeout per read, no total timeout), forwards each
-//!    event's raw bytes to the client as soon as it is complete, taps usage from `response.completed`, and
-//!    keeps reading to the end even when the client went away.
-//! 6. [`tracker`] classifies the finished request against its session and explains its cached tokens.
-//! 7. [`recorder`] writes the usage row to the store off the hot path (bounded channel), and
-//!    [`journal_hook`] hands the finished turn to bridge-journal (rollout, history, project state); its
-//!    bounded, cached git drift check is the one journal step before the upstream call.
+//! [`router`] runs the access check ([`access`]) on every route except `/health`; [`proxy`] (the HTTP
+//! transport) reads and parses the body once and hands it to [`pipeline`], which lists the phases in
+//! order: begin the [`exchange`] → identify ([`identity`]) → shape ([`shape`], [`codex`], [`journal_hook`])
+//! → upstream call ([`upstream`], [`credentials`]) → stream ([`pump`], into the transport's sink) →
+//! finish (exactly once: usage row via [`recorder`], journal turn, [`tracker`]).
+//!
+//! Layers (no module imports one above it): [`clock`], [`errors`], [`metrics`], [`config`] →
+//! [`store_guard`], [`recorder`], [`credentials`], [`codex`] → [`identity`], [`tracker`], [`upstream`],
+//! [`shape`], [`sent`], [`journal_hook`] → [`exchange`] → [`pump`] → [`state`] → [`pipeline`] →
+//! [`proxy`], [`models`], [`access`], [`router`], [`server`]. `tests/it/layers.rs` checks it.
 //!
 //! Invariants: nothing panics on client input; every error is OpenAI-shaped JSON; secrets never reach logs
 //! or error messages.
 
 pub mod access;
+pub mod clock;
 pub mod codex;
 pub mod config;
 pub mod connection;
+pub mod credentials;
 pub mod errors;
+pub mod exchange;
 pub mod identity;
 pub mod journal_hook;
 pub mod listener;
 pub mod metrics;
 pub mod models;
+pub mod pipeline;
 pub mod proxy;
 pub mod pump;
 pub mod recorder;
 pub mod router;
+pub mod sent;
 pub mod server;
 pub mod shape;
 pub mod state;

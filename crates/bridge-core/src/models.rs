@@ -11,7 +11,7 @@ use crate::state::AppState;
 
 /// Lists models.
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let codex_models = match state.upstream.codex() {
+    let codex_models = match state.codex.as_ref() {
         Some(c) if c.shaping.is_some() && state.config.models.is_empty() => crate::codex::models::listed(),
         _ => Vec::new(),
     };

@@ -1,4 +1,6 @@
-//! The Responses handler: read, parse, shape, forward, stream back. See the crate docs for the full path.
+//! The HTTP Responses transport: the ingress adapter (the body read under its size, time and budget
+//! limits, then parsed once) and the egress (SSE to a streaming client, one aggregated object for
+//! `stream:false`). The phases between are [`crate::pipeline`]'s.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,22 +9,20 @@ use axum::body::Body;
 use axum::extract::{Extension, MatchedPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bridge_store::UsageRecord;
-use bridge_types::{ApiError, ResponsesRequest, Usage};
-use bytes::{Bytes, BytesMut};
+use bridge_types::{ApiError, ResponsesRequest};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::connection::ConnectionHandle;
 use crate::errors::{HttpError, bad_request, json_response, too_large};
-use crate::pump::{self, Aggregated, ClientSink, Exchange, Sink, UpstreamEvents};
-use crate::state::{AppState, now_ms};
+use crate::pipeline::{Answer, Ingress, Reply};
+use crate::pump::{AggregateSink, Aggregated, SseSink};
+use crate::state::AppState;
 use crate::upstream::copy_response_headers;
 
 /// Events buffered between the pump and a slow client before the pump waits.
 const CLIENT_QUEUE: usize = 64;
-/// Largest non-streaming upstream body or error body the bridge reads.
-const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 /// Bodies larger than this are parsed on the blocking pool, so a big parse never delays other connections.
 const PARSE_OFF_WORKER_BYTES: usize = 256 * 1024;
 /// The error code of the 503 a request gets when the in-flight body budget is spent.
@@ -37,47 +37,36 @@ pub async fn responses(
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    let mut drift = None;
     let route: &'static str = match path.as_ref().map(MatchedPath::as_str) {
         Some("/backend-api/codex/responses") => "/backend-api/codex/responses",
         _ => "/v1/responses",
     };
-    let mut warning = None;
     let connection = connection.map(|Extension(c)| c);
-    let mut response = match handle(&state, route, &headers, body, connection, started, &mut warning, &mut drift).await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            let overloaded = e.code.as_deref() == Some(OVERLOADED);
-            let mut response = HttpError(e).into_response();
-            if overloaded {
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
+    let response = match ingress(&state, route, &headers, body, started).await {
+        Ok(ingress) => {
+            let Answer { notes, reply } = crate::pipeline::run(&state, ingress).await;
+            let mut response = match reply {
+                Ok(reply) => egress(&state, reply, connection).await,
+                Err(e) => error_response(e),
+            };
+            response.headers_mut().extend(notes);
             response
         }
+        Err(e) => error_response(e),
     };
-    if let Some(value) = drift {
-        response.headers_mut().insert(crate::journal_hook::DRIFT_HEADER, value);
-    }
-    if let Some(v) = warning.and_then(|w| HeaderValue::from_str(&w).ok()) {
-        response.headers_mut().insert(crate::identity::WARNING_HEADER, v);
-    }
     let status = response.status();
     state.metrics.inc("codex_bridge_requests_total", &[("route", route), ("status", status.as_str())], 1);
     response
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn handle(
+/// The HTTP ingress: the body read under its limits, parsed once.
+async fn ingress<'a>(
     state: &AppState,
     route: &'static str,
-    headers: &HeaderMap,
+    headers: &'a HeaderMap,
     body: Body,
-    connection: Option<ConnectionHandle>,
     started: Instant,
-    warning: &mut Option<String>,
-    drift: &mut Option<HeaderValue>,
-) -> Result<Response, ApiError> {
+) -> Result<Ingress<'a>, ApiError> {
     let limit = state.config.body_limit_bytes;
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -85,150 +74,59 @@ async fn handle(
         return Err(too_large(limit));
     }
     let (original, body_permit) = read_body(body, declared, state).await?;
-    let mut request = parse(&original).await?;
-    let client = client_name(headers);
-    let identity = crate::identity::for_request(state, &request, headers, client.as_deref()).await?;
-    *warning = identity.warning.clone();
-    let client_streams = crate::shape::for_upstream(&mut request, &state.upstream)
-        .and_then(|streams| crate::identity::apply_key(&mut request, &identity).map(|()| streams))
-        .map_err(|e| {
-            ApiError::new(500, bridge_types::ErrorKind::ServerError, format!("could not shape the request: {e}"))
-        })?;
-    let upstream_streams = client_streams || state.upstream.config().force_stream;
-    let record = UsageRecord {
-        request_id: state.request_id(),
-        ts_ms: now_ms(),
-        route: route.to_owned(),
-        status: 200,
-        streamed: client_streams,
-        model: request.model(),
-        session_id: Some(identity.session.clone()),
-        cache_key: Some(identity.key.clone()),
-        client,
-        input_tokens: None,
-        cached_tokens: None,
-        cache_write_tokens: None,
-        output_tokens: None,
-        reasoning_tokens: None,
-        total_tokens: None,
-    };
-    let hints = (record.session_id.clone(), record.client.clone());
-    let mut journal = crate::journal_hook::before_upstream(state, &mut request, headers, &original, hints).await;
-    let body = if request.is_modified() { Bytes::from(request.to_bytes()) } else { original };
-    drop(request);
-    if let Some(turn) = journal.as_mut() {
-        turn.body = body.clone();
-        *drift = turn.drift_header();
-    }
-    let mut upstream_headers = state.upstream.request_headers(headers, upstream_streams);
-    crate::identity::affinity_headers(&mut upstream_headers, &identity, state.config.cache.affinity);
-    let turn = crate::tracker::Turn {
-        identity,
-        body: body.clone(),
-        request_id: record.request_id.clone(),
-        ts_ms: record.ts_ms,
-        model: record.model.clone(),
-        client: record.client.clone(),
-    };
-    // Waits only when MAX_OPEN_EXCHANGES exchanges still have bookkeeping to do (a slow store or journal).
-    let slot = state.open_exchanges.clone().acquire_owned().await.ok();
-    let overhead = started.elapsed();
-    let sent = Instant::now();
-    let mut exchange = Exchange {
-        state: state.clone(),
-        record,
-        route,
-        started,
-        overhead,
-        turn: Some(turn),
-        journal,
-        items: Vec::new(),
-        slot,
-        body_permit: Some(body_permit),
-    };
-    let upstream = match state.upstream.send(upstream_headers, body, &state.metrics).await {
-        Ok(r) => r,
-        Err(e) => {
-            exchange.record.status = e.status;
-            pump::finish(exchange, None).await;
-            return Err(e);
-        }
-    };
-    state.metrics.observe("codex_bridge_upstream_latency_seconds", &[("route", route)], sent.elapsed());
-    let status = upstream.status().as_u16();
-    let upstream_headers = upstream.headers().clone();
-    let is_sse = upstream_headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    let idle = state.upstream.config().idle_timeout;
+    let request = parse(&original).await?;
+    Ok(Ingress { route, headers, original, request, started, body_permit })
+}
 
-    if !(200..300).contains(&status) || !is_sse {
-        let bytes = read_upstream_body(upstream, idle).await?;
-        let mut extra_headers = HeaderMap::new();
-        exchange.record.status = status;
-        let body = if (200..300).contains(&status) {
-            let usage = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("usage").map(Usage::from_json));
-            pump::finish(exchange, usage).await;
-            bytes
-        } else {
-            pump::finish(exchange, None).await;
-            Bytes::from(crate::codex::errors::map_upstream_error(status, &bytes, now_ms(), &mut extra_headers))
-        };
-        let mut response = json_response(status, String::new());
-        *response.body_mut() = Body::from(body);
-        copy_response_headers(&upstream_headers, response.headers_mut());
-        response.headers_mut().extend(extra_headers);
-        return Ok(response);
-    }
-
-    let mut events = UpstreamEvents::new(upstream, idle);
-    let first = match events.next().await {
-        Ok(Some(event)) => event,
-        Ok(None) => {
-            let e = crate::errors::bad_gateway("upstream closed the stream before sending any event");
-            exchange.record.status = e.status;
-            pump::finish(exchange, None).await;
-            return Err(e);
+/// The HTTP egress: a whole answer as is; a stream as SSE to a streaming client, else aggregated into one
+/// Responses object.
+async fn egress(state: &AppState, reply: Reply, connection: Option<ConnectionHandle>) -> Response {
+    let streaming = match reply {
+        Reply::Whole { status, headers, body } => {
+            let mut response = json_response(status, String::new());
+            *response.body_mut() = Body::from(body);
+            copy_response_headers(&headers, response.headers_mut());
+            return response;
         }
-        Err(failure) => {
-            let e = failure.to_api_error();
-            state.metrics.inc("codex_bridge_stream_errors_total", &[("reason", failure.label())], 1);
-            exchange.record.status = e.status;
-            pump::finish(exchange, None).await;
-            return Err(e);
-        }
+        Reply::Stream(streaming) => streaming,
     };
-    state.metrics.observe("codex_bridge_ttfb_seconds", &[("route", route)], started.elapsed());
-
-    if client_streams {
+    let upstream_headers = streaming.headers.clone();
+    if streaming.client_streams {
         let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
-        let sink = ClientSink { tx, stall: state.config.server.client_stall_timeout, connection };
-        state.tasks.spawn(pump::run(events, first, Sink::Client(sink), exchange));
+        streaming.pump(SseSink { tx, stall: state.config.server.client_stall_timeout, connection, live: true });
         let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
         let mut response = Response::new(Body::from_stream(stream));
         copy_response_headers(&upstream_headers, response.headers_mut());
         let h = response.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        return Ok(response);
+        return response;
     }
-
     let (done, wait) = oneshot::channel();
-    state.tasks.spawn(pump::run(events, first, Sink::Aggregate(done), exchange));
+    streaming.pump(AggregateSink(done));
     match wait.await {
         Ok(Aggregated::Response(status, value)) => {
             let mut response = json_response(status, value.to_string());
             copy_response_headers(&upstream_headers, response.headers_mut());
-            Ok(response)
+            response
         }
-        Ok(Aggregated::Error(e)) => Err(e),
-        Err(_) => {
-            Err(ApiError::new(500, bridge_types::ErrorKind::ServerError, "stream aggregation stopped unexpectedly"))
-        }
+        Ok(Aggregated::Error(e)) => error_response(e),
+        Err(_) => error_response(ApiError::new(
+            500,
+            bridge_types::ErrorKind::ServerError,
+            "stream aggregation stopped unexpectedly",
+        )),
     }
+}
+
+/// An error as the client sees it (a 503 for the body budget carries `Retry-After`).
+fn error_response(e: ApiError) -> Response {
+    let overloaded = e.code.as_deref() == Some(OVERLOADED);
+    let mut response = HttpError(e).into_response();
+    if overloaded {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }
 
 /// Parses the body; a large one on the blocking pool.
@@ -289,7 +187,7 @@ async fn read_body(
         }
         chunks.push(chunk);
     }
-    Ok((concat(chunks, total), permit))
+    Ok((crate::pipeline::concat(chunks, total), permit))
 }
 
 /// Takes `bytes` (in KiB, at least one) from the in-flight body budget, or refuses with a 503.
@@ -320,45 +218,6 @@ fn body_timeout(received: usize, limits: &crate::config::ServerLimits) -> ApiErr
         ),
     )
     .with_code("request_timeout")
-}
-
-/// Reads a whole upstream body (error bodies, non-streaming JSON) with the idle timeout per read.
-async fn read_upstream_body(mut response: reqwest::Response, idle: std::time::Duration) -> Result<Bytes, ApiError> {
-    let mut chunks = Vec::new();
-    let mut total = 0usize;
-    loop {
-        match tokio::time::timeout(idle, response.chunk()).await {
-            Err(_) => return Err(crate::errors::gateway_timeout(idle)),
-            Ok(Err(e)) => return Err(crate::errors::bad_gateway(format!("upstream body broke: {}", e.without_url()))),
-            Ok(Ok(None)) => break,
-            Ok(Ok(Some(chunk))) => {
-                total += chunk.len();
-                if total > MAX_UPSTREAM_BODY {
-                    return Err(crate::errors::bad_gateway("upstream body too large"));
-                }
-                chunks.push(chunk);
-            }
-        }
-    }
-    Ok(concat(chunks, total))
-}
-
-fn concat(mut chunks: Vec<Bytes>, total: usize) -> Bytes {
-    if chunks.len() == 1 {
-        return chunks.pop().unwrap_or_default();
-    }
-    let mut out = BytesMut::with_capacity(total);
-    for c in chunks {
-        out.extend_from_slice(&c);
-    }
-    out.freeze()
-}
-
-/// `originator`, else the product token of the user agent.
-fn client_name(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get("originator").or_else(|| headers.get(header::USER_AGENT))?.to_str().ok()?;
-    let name: String = value.split(['/', ' ']).next().unwrap_or_default().chars().take(64).collect();
-    (!name.is_empty()).then_some(name)
 }
 
 /// 404 for unknown routes, OpenAI-shaped.

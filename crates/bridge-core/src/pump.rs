@@ -1,5 +1,6 @@
-//! The stream pump: reads upstream SSE events one at a time and hands each to its sink the moment it is
-//! complete, taps usage, and records the exchange when the stream ends.
+//! The stream pump: reads upstream SSE events one at a time and hands each, the moment it is complete, to
+//! its [`Sink`] (the egress: an SSE client, an aggregated `stream:false` answer; other transports add
+//! theirs), taps usage, and finishes the exchange when the stream ends.
 //!
 //! Invariants:
 //! - No buffering beyond one incomplete event: an event's raw bytes are forwarded as soon as its blank
@@ -7,21 +8,23 @@
 //! - Every read waits at most the idle timeout; there is no total timeout.
 //! - Every write to a streaming client waits at most the client stall timeout; a client that leaves events
 //!   unread longer has its connection cut, and the pump goes on draining the upstream so the turn is still
-//!   recorded. A stuck client so costs bounded time and at most [`crate::proxy`]'s queue of events.
+//!   recorded. A stuck client so costs bounded time and at most its queue of events.
 //! - The pump runs in its own tracked task, so a client that disconnects stops nothing: the pump keeps
 //!   reading until the upstream finishes and the usage row is still written.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bridge_sse::{SseDecoder, SseEvent};
-use bridge_store::UsageRecord;
 use bridge_types::{ApiError, ErrorKind, Usage};
 use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::state::AppState;
+use crate::exchange::{Exchange, Outcome};
+use crate::metrics::Metrics;
 
 /// Why reading the upstream stream stopped early.
 #[derive(Debug)]
@@ -161,22 +164,98 @@ impl Tap {
     }
 }
 
-/// A streaming client's side of the pump.
-pub struct ClientSink {
+/// Where the events of one exchange go: the egress side of a transport.
+pub trait Sink: Send + 'static {
+    /// Whether the sink needs the terminal event's `response` and the output items (aggregation).
+    fn aggregates(&self) -> bool;
+    /// Delivers raw event bytes (the events that arrived together, joined). False when the receiver is
+    /// gone or was cut off: the pump then drains the upstream without it.
+    fn deliver(&mut self, bytes: Bytes, request_id: &str, metrics: &Metrics) -> impl Future<Output = bool> + Send;
+    /// The stream ended (`tap.terminal` is `None` when it ended early, with `failure` saying why when it
+    /// broke). Returns the status to record.
+    fn end(self, tap: &mut Tap, failure: Option<StreamFailure>) -> impl Future<Output = u16> + Send;
+}
+
+/// A streaming HTTP client: raw SSE bytes into its response body.
+pub struct SseSink {
     /// Raw event bytes to the client's response body.
     pub tx: mpsc::Sender<Result<Bytes, Infallible>>,
     /// Longest wait for room in the client's queue.
     pub stall: Duration,
     /// The client's connection, cut when it stalls (absent outside a real connection, e.g. in-process calls).
     pub connection: Option<crate::connection::ConnectionHandle>,
+    /// False once the client is gone.
+    pub live: bool,
 }
 
-/// Where events go.
-pub enum Sink {
-    /// Raw event bytes to a streaming client.
-    Client(ClientSink),
-    /// One aggregated result for a `stream:false` client.
-    Aggregate(oneshot::Sender<Aggregated>),
+impl Sink for SseSink {
+    fn aggregates(&self) -> bool {
+        false
+    }
+
+    async fn deliver(&mut self, bytes: Bytes, request_id: &str, metrics: &Metrics) -> bool {
+        if !self.live {
+            return false;
+        }
+        match tokio::time::timeout(self.stall, self.tx.send(Ok(bytes))).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(_)) => {
+                tracing::debug!(request_id, "client went away; draining the upstream stream");
+            }
+            Err(_) => {
+                tracing::warn!(
+                    request_id,
+                    stall_ms = self.stall.as_millis() as u64,
+                    "client stopped reading; cutting its connection and draining the upstream stream"
+                );
+                metrics.inc("codex_bridge_client_stalls_total", &[], 1);
+                if let Some(connection) = &self.connection {
+                    connection.cut();
+                }
+            }
+        }
+        self.live = false;
+        false
+    }
+
+    async fn end(self, tap: &mut Tap, failure: Option<StreamFailure>) -> u16 {
+        if tap.terminal.is_none() {
+            if self.live {
+                let (reason, message) = early_end(failure.as_ref());
+                let _ = tokio::time::timeout(self.stall, self.tx.send(Ok(error_event(reason, &message)))).await;
+            }
+            return 200;
+        }
+        if tap.terminal == Some(Terminal::Failed) { 502 } else { 200 }
+    }
+}
+
+/// A `stream:false` client: one aggregated Responses object (or error) through a oneshot.
+pub struct AggregateSink(pub oneshot::Sender<Aggregated>);
+
+impl Sink for AggregateSink {
+    fn aggregates(&self) -> bool {
+        true
+    }
+
+    async fn deliver(&mut self, _bytes: Bytes, _request_id: &str, _metrics: &Metrics) -> bool {
+        true
+    }
+
+    async fn end(self, tap: &mut Tap, failure: Option<StreamFailure>) -> u16 {
+        let result = if tap.terminal.is_none() {
+            let (_, message) = early_end(failure.as_ref());
+            Aggregated::Error(failure.map_or_else(|| crate::errors::bad_gateway(message), |f| f.to_api_error()))
+        } else {
+            aggregate_result(tap)
+        };
+        let status = match &result {
+            Aggregated::Response(s, _) => *s,
+            Aggregated::Error(e) => e.status,
+        };
+        let _ = self.0.send(result);
+        status
+    }
 }
 
 /// The result for a `stream:false` client.
@@ -187,40 +266,27 @@ pub enum Aggregated {
     Error(ApiError),
 }
 
-/// Facts about the exchange needed to record it.
-pub struct Exchange {
-    pub state: AppState,
-    pub record: UsageRecord,
-    pub route: &'static str,
-    pub started: Instant,
-    /// Bridge time spent before the upstream was called.
-    pub overhead: Duration,
-    /// What the session tracker needs once usage is known.
-    pub turn: Option<crate::tracker::Turn>,
-    /// The turn to journal when the stream ends (journal on and a session known).
-    pub journal: Option<crate::journal_hook::PendingTurn>,
-    /// Output items for the journal.
-    pub items: Vec<Value>,
-    /// A slot among the exchanges whose bookkeeping is unfinished ([`crate::state::MAX_OPEN_EXCHANGES`]);
-    /// released when the exchange is recorded, so a store slower than the traffic slows new requests
-    /// instead of piling up memory.
-    pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
-    /// The request body's share of the in-flight body budget, released when the exchange is recorded.
-    pub body_permit: Option<tokio::sync::OwnedSemaphorePermit>,
+/// The reason label and message of a stream that ended before its terminal event.
+fn early_end(failure: Option<&StreamFailure>) -> (&'static str, String) {
+    match failure {
+        Some(f) => (f.label(), f.to_api_error().message),
+        None => ("closed_early", "upstream closed the stream before response.completed".to_owned()),
+    }
 }
 
-/// Runs the pump to the end of the upstream stream. `first` is the event the handler already read.
-pub async fn run(mut events: UpstreamEvents, first: SseEvent, sink: Sink, mut exchange: Exchange) {
-    let state = exchange.state.clone();
-    let _active = state.metrics.stream_started();
-    // The sink is taken apart here so that no sender outlives the stream: the client's response ends as soon
-    // as the last event is written, before the bookkeeping in `finish` (tracker, journal, recorder).
-    let (mut client, aggregate_to) = match sink {
-        Sink::Client(tx) => (Some(tx), None),
-        Sink::Aggregate(done) => (None, Some(done)),
-    };
-    let aggregate = aggregate_to.is_some();
-    let mut tap = Tap { collect_items: exchange.journal.is_some(), ..Tap::default() };
+/// Runs the pump to the end of the upstream stream, then finishes the exchange. `first` is the event the
+/// pipeline already read.
+pub async fn run(
+    mut events: UpstreamEvents,
+    first: SseEvent,
+    mut sink: impl Sink,
+    mut exchange: Exchange,
+    metrics: Arc<Metrics>,
+) {
+    let _active = metrics.stream_started();
+    let aggregate = sink.aggregates();
+    let request_id = exchange.cx().request_id.clone();
+    let mut tap = Tap { collect_items: exchange.cx().journal.is_some(), ..Tap::default() };
     let mut next = Some(first);
     let mut failure = None;
     while let Some(event) = next.take() {
@@ -243,28 +309,8 @@ pub async fn run(mut events: UpstreamEvents, first: SseEvent, sink: Sink, mut ex
             }
         }
         let out = joined.map_or(event.raw, bytes::BytesMut::freeze);
-        exchange.overhead += t.elapsed();
-        if let Some(sink) = &client {
-            match tokio::time::timeout(sink.stall, sink.tx.send(Ok(out))).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => {
-                    tracing::debug!(request_id = %exchange.record.request_id, "client went away; draining the upstream stream");
-                    client = None;
-                }
-                Err(_) => {
-                    tracing::warn!(
-                        request_id = %exchange.record.request_id,
-                        stall_ms = sink.stall.as_millis() as u64,
-                        "client stopped reading; cutting its connection and draining the upstream stream"
-                    );
-                    state.metrics.inc("codex_bridge_client_stalls_total", &[], 1);
-                    if let Some(connection) = &sink.connection {
-                        connection.cut();
-                    }
-                    client = None;
-                }
-            }
-        }
+        exchange.cx_mut().overhead += t.elapsed();
+        sink.deliver(out, &request_id, &metrics).await;
         if failure.is_some() {
             break;
         }
@@ -273,42 +319,21 @@ pub async fn run(mut events: UpstreamEvents, first: SseEvent, sink: Sink, mut ex
             Err(f) => failure = Some(f),
         }
     }
-    if exchange.journal.is_some() {
-        exchange.items = tap.output_items.clone();
-    }
     if tap.terminal.is_none() {
         let reason = failure.as_ref().map_or("closed_early", StreamFailure::label);
-        state.metrics.inc("codex_bridge_stream_errors_total", &[("reason", reason)], 1);
-        let message = match &failure {
-            Some(f) => f.to_api_error().message,
-            None => "upstream closed the stream before response.completed".to_owned(),
-        };
-        tracing::warn!(request_id = %exchange.record.request_id, reason, "upstream stream ended abnormally");
-        if let Some(sink) = &client {
-            let _ = tokio::time::timeout(sink.stall, sink.tx.send(Ok(error_event(reason, &message)))).await;
-        }
-        if let Some(done) = aggregate_to {
-            let err = failure.map_or_else(|| crate::errors::bad_gateway(message), |f| f.to_api_error());
-            exchange.record.status = err.status;
-            let _ = done.send(Aggregated::Error(err));
-        }
-    } else if let Some(done) = aggregate_to {
-        let result = aggregate_result(&mut tap);
-        exchange.record.status = match &result {
-            Aggregated::Response(s, _) => *s,
-            Aggregated::Error(e) => e.status,
-        };
-        let _ = done.send(result);
-    } else if tap.terminal == Some(Terminal::Failed) {
-        state.metrics.inc("codex_bridge_stream_errors_total", &[("reason", "response_failed")], 1);
-        exchange.record.status = 502;
+        metrics.inc("codex_bridge_stream_errors_total", &[("reason", reason)], 1);
+        tracing::warn!(request_id = %request_id, reason, "upstream stream ended abnormally");
+    } else if tap.terminal == Some(Terminal::Failed) && !aggregate {
+        metrics.inc("codex_bridge_stream_errors_total", &[("reason", "response_failed")], 1);
     }
-    drop(client);
+    // Ending the sink drops its sender, so the client's response ends before the bookkeeping below.
+    let status = sink.end(&mut tap, failure).await;
     // Dropping the sender woke the client's connection task, most likely into this worker's LIFO slot, where
     // no other worker can steal it: yield so that it writes the end of the response before the bookkeeping
     // below takes this worker for a while (it delayed the end of every stream by the bookkeeping's CPU time).
     tokio::task::yield_now().await;
-    finish(exchange, tap.usage).await;
+    let output_items = if exchange.cx().journal.is_some() { std::mem::take(&mut tap.output_items) } else { Vec::new() };
+    exchange.finish(Outcome { status, usage: tap.usage, output_items }).await;
 }
 
 fn aggregate_result(tap: &mut Tap) -> Aggregated {
@@ -339,53 +364,6 @@ fn aggregate_result(tap: &mut Tap) -> Aggregated {
 pub fn error_event(code: &str, message: &str) -> Bytes {
     let data = serde_json::json!({"type": "error", "code": code, "message": message, "param": null});
     bridge_sse::encode_event(Some("error"), &data.to_string())
-}
-
-/// Records usage, metrics and the exchange row.
-pub async fn finish(exchange: Exchange, usage: Option<Usage>) {
-    let Exchange { state, mut record, route, started, overhead, turn, journal, items, slot, body_permit } = exchange;
-    let metrics = &state.metrics;
-    metrics.observe("codex_bridge_overhead_seconds", &[("route", route)], overhead);
-    let model = metrics.model_label(record.model.as_deref());
-    let reported = usage;
-    let usage = reported.unwrap_or_default();
-    for (kind, value) in [
-        ("input", usage.input_tokens),
-        ("cached", usage.cached_tokens),
-        ("cache_write", usage.cache_write_tokens),
-        ("output", usage.output_tokens),
-        ("reasoning", usage.reasoning_tokens),
-    ] {
-        match value {
-            Some(v) => metrics.inc("codex_bridge_tokens_total", &[("kind", kind), ("model", &model)], v),
-            None => metrics.inc("codex_bridge_usage_missing_total", &[("field", kind)], 1),
-        }
-    }
-    record.input_tokens = usage.input_tokens;
-    record.cached_tokens = usage.cached_tokens;
-    record.cache_write_tokens = usage.cache_write_tokens;
-    record.output_tokens = usage.output_tokens;
-    record.reasoning_tokens = usage.reasoning_tokens;
-    record.total_tokens = usage.total_tokens;
-    // The usage row is queued first: it never waits behind the journal writer's back-pressure, so a crash
-    // loses only what the recorder had not yet committed (docs/BENCHMARKS.md, crash loss).
-    let ok = (200..300).contains(&record.status);
-    tracing::debug!(request_id = %record.request_id, elapsed_ms = started.elapsed().as_millis() as u64, "exchange finished");
-    state.recorder.record(record).await;
-    if let Some(turn) = journal.filter(|_| ok) {
-        crate::journal_hook::finish(&state, turn, items, reported.as_ref()).await;
-    }
-    if let Some(turn) = turn.filter(|_| ok) {
-        let cx = crate::tracker::Context {
-            store: state.store.as_ref(),
-            recorder: &state.recorder,
-            metrics,
-            lineages: state.identity.lineages(),
-        };
-        state.tracker.observe(&cx, turn, &usage).await;
-    }
-    drop(slot);
-    drop(body_permit);
 }
 
 #[cfg(test)]

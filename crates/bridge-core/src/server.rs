@@ -41,12 +41,14 @@ pub struct BoundServer {
 /// Opens the store and binds the listen address.
 pub async fn bind(config: Config) -> Result<BoundServer, ServeError> {
     let store = bridge_store::open(config.store.as_deref(), &config.data_dir).await?;
-    let upstream = Upstream::new(config.upstream.clone()).map_err(|e| ServeError::Client(e.to_string()))?;
-    let upstream = crate::codex::attach(upstream, &config)?;
+    let credentials = crate::credentials::Credentials::from_config(&config)?;
+    let upstream =
+        Upstream::new(config.upstream.clone(), credentials).map_err(|e| ServeError::Client(e.to_string()))?;
+    let codex = crate::codex::start(&config);
     let tcp =
         TcpListener::bind(config.listen).await.map_err(|source| ServeError::Bind { addr: config.listen, source })?;
     let listener = Listener::new(tcp, crate::listener::fitted_capacity(config.server.max_connections));
-    Ok(BoundServer { listener, state: AppState::new(config, upstream, store) })
+    Ok(BoundServer { listener, state: AppState::new(config, upstream, codex, store) })
 }
 
 impl BoundServer {

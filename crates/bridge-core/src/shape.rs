@@ -8,20 +8,25 @@
 
 use bridge_types::ResponsesRequest;
 
-use crate::upstream::Upstream;
+use crate::codex::CodexRuntime;
 
-/// Applies the upstream shape; returns whether the client asked for a stream.
-pub fn for_upstream(request: &mut ResponsesRequest, upstream: &Upstream) -> Result<bool, serde_json::Error> {
+/// Applies the upstream shape; returns whether the client asked for a stream. `force_stream` is
+/// `[upstream] force_stream`; `codex` the Codex runtime when the upstream is the Codex backend.
+pub fn for_upstream(
+    request: &mut ResponsesRequest,
+    force_stream: bool,
+    codex: Option<&CodexRuntime>,
+) -> Result<bool, serde_json::Error> {
     let client_streams = request.stream();
     if request.raw("prompt_cache_key").is_some() {
         request.remove("promptCacheKey");
     } else {
         request.rename("promptCacheKey", "prompt_cache_key");
     }
-    if upstream.config().force_stream && !client_streams {
+    if force_stream && !client_streams {
         request.set("stream", &true)?;
     }
-    if let Some(codex) = upstream.codex()
+    if let Some(codex) = codex
         && let Some(shaping) = &codex.shaping
     {
         crate::codex::shape::apply(request, shaping, codex)?;

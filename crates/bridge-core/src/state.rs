@@ -1,14 +1,17 @@
-//! Shared state of one running bridge: configuration, upstream client, store, metrics, recorder, journal
-//! and the tracker of background stream tasks (waited for at shutdown).
+//! The composition root of one running bridge: configuration, upstream client, Codex runtime, store,
+//! metrics, recorder, journal, identity engine, tracker, and the tracker of background stream tasks
+//! (waited for at shutdown). Route handlers and the pipeline read it; domain modules never do: they are
+//! given the parts they need.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bridge_store::Store;
 use tokio_util::task::TaskTracker;
 
+use crate::codex::CodexRuntime;
 use crate::config::Config;
+use crate::exchange::Books;
 use crate::identity::IdentityEngine;
 use crate::metrics::Metrics;
 use crate::recorder::Recorder;
@@ -30,6 +33,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub upstream: Upstream,
+    /// Codex-backend shaping and instructions; `None` when the upstream is not shaped for Codex.
+    pub codex: Option<Arc<CodexRuntime>>,
     /// The configured backend behind [`crate::store_guard::GuardedStore`] (timeouts, outage tracking).
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
@@ -42,9 +47,11 @@ pub struct Inner {
     /// Request bodies held at once, in KiB (`server.max_inflight_body_bytes`).
     pub body_budget: Arc<tokio::sync::Semaphore>,
     /// Cache identity resolution (keys, lineages, namespaces).
-    pub identity: IdentityEngine,
+    pub identity: Arc<IdentityEngine>,
     /// Per-session classification and miss explanations.
-    pub tracker: Tracker,
+    pub tracker: Arc<Tracker>,
+    /// What every exchange's bookkeeping writes to.
+    pub books: Arc<Books>,
     next_request: AtomicU64,
     boot_ms: i64,
 }
@@ -58,30 +65,42 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Assembles the state; `store` is wrapped in the guard and the recorder task starts here.
-    pub fn new(config: Config, upstream: Upstream, store: Arc<dyn Store>) -> Self {
+    pub fn new(config: Config, upstream: Upstream, codex: Option<Arc<CodexRuntime>>, store: Arc<dyn Store>) -> Self {
         let metrics = Arc::new(Metrics::default());
         let guarded = Arc::new(GuardedStore::new(store, config.store_timeout, metrics.clone()));
         let recorder = Recorder::start(guarded.clone(), metrics.clone());
         let store: Arc<dyn Store> = guarded;
-        let identity = IdentityEngine::new(config.cache.clone(), store.clone());
-        let tracker = Tracker::new(config.cache.clone());
+        let identity = Arc::new(IdentityEngine::new(config.cache.clone(), store.clone()));
+        let tracker = Arc::new(Tracker::new(config.cache.clone()));
         let journal =
             config.journal.enabled.then(|| bridge_journal::Journal::start(&config.data_dir, config.journal.clone()));
         let body_budget = Arc::new(tokio::sync::Semaphore::new(config.server.max_inflight_body_bytes.div_ceil(1024)));
+        let tasks = TaskTracker::new();
+        let books = Arc::new(Books {
+            metrics: metrics.clone(),
+            recorder: recorder.clone(),
+            store: store.clone(),
+            identity: identity.clone(),
+            tracker: tracker.clone(),
+            journal: journal.clone(),
+            tasks: tasks.clone(),
+        });
         Self(Arc::new(Inner {
             identity,
             tracker,
+            books,
             config,
             upstream,
+            codex,
             store,
             metrics,
             recorder,
             journal,
-            tasks: TaskTracker::new(),
+            tasks,
             open_exchanges: Arc::new(tokio::sync::Semaphore::new(MAX_OPEN_EXCHANGES)),
             body_budget,
             next_request: AtomicU64::new(0),
-            boot_ms: now_ms(),
+            boot_ms: crate::clock::now_ms(),
         }))
     }
 
@@ -90,9 +109,4 @@ impl AppState {
         let n = self.next_request.fetch_add(1, Ordering::Relaxed);
         format!("req_{:x}_{n:x}", self.boot_ms)
     }
-}
-
-/// Unix time in milliseconds.
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -1,12 +1,12 @@
 //! The store as the bridge uses it: every call bounded by a timeout, and outages tracked so that a store that
 //! is down costs the request path nothing.
 //!
-//! [`GuardedStore`] wraps the configured backend and is what [`crate::state::AppState::store`] holds, so the
+//! [`GuardedStore`] wraps the configured backend and is what the bridge state holds, so the
 //! identity engine, the tracker and the recorder all go through it.
 //!
 //! Invariants:
 //! - A call on the request path (`get`, `put`, `put_if_absent`, `delete`, `incr`, `assign_ordinal`) takes at
-//!   most the configured `store_timeout_ms` (default [`DEFAULT_TIMEOUT`]); listings and batches at most
+//!   most the configured `store_timeout_ms` (default [`crate::config::DEFAULT_STORE_TIMEOUT`]); listings and batches at most
 //!   [`BULK_TIMEOUT`] (or the configured timeout when that is longer).
 //! - A failed or timed-out call marks the store down. While it is down, calls fail at once with
 //!   [`StoreError::Unavailable`] without reaching the backend, except one probe per [`PROBE_INTERVAL`]; the
@@ -29,8 +29,6 @@ use bridge_store::{LogEntry, Store, StoreError, StoreResult, UsageQuery, UsageRe
 
 use crate::metrics::Metrics;
 
-/// Default bound on one request-path store call.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(250);
 /// Bound on listings and write batches (they are off the request path and may carry a thousand writes).
 pub const BULK_TIMEOUT: Duration = Duration::from_secs(2);
 /// While the store is down, one call per interval is let through to find out whether it is back.

@@ -4,22 +4,23 @@
 //! response head (504), and no total timeout on streams (they may run for many minutes; the per-read idle
 //! timeout lives in [`crate::pump`]). Retries happen only here and only before anything has been sent to the
 //! client: connect errors and 5xx with exponential backoff, 429 only when it carries a `Retry-After` no longer
-//! than `max_retry_after`; all retries of one request share one total budget (`retry_budget`).
+//! than `max_retry_after`; all retries of one request share one total budget (`retry_budget`). The
+//! credential ([`Credentials`]) is an input: after a 401 with ChatGPT tokens the same loop refreshes the
+//! token once and sends again; a second 401 is `chatgpt_login_required`.
 //!
 //! Invariants: the upstream URL is shown only redacted ([`UpstreamConfig::shown_url`]); hop-by-hop headers
 //! (the fixed list and any named in `Connection`) never go upstream; when the bridge holds the upstream
 //! credential, the client's own credentials and account selectors (`Cookie`, `OpenAI-Organization`,
 //! `OpenAI-Project`) do not either.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use bridge_types::ApiError;
 use bytes::Bytes;
 
-use crate::codex::CodexRuntime;
-use crate::config::{UpstreamAuth, UpstreamConfig};
+use crate::config::UpstreamConfig;
+use crate::credentials::Credentials;
 use crate::errors::bad_gateway;
 use crate::metrics::Metrics;
 
@@ -52,14 +53,14 @@ pub const DROP_RESPONSE_HEADERS: &[&str] =
 pub struct Upstream {
     client: reqwest::Client,
     config: UpstreamConfig,
+    credentials: Credentials,
     responses_url: String,
     models_url: String,
-    codex: Option<Arc<CodexRuntime>>,
 }
 
 impl Upstream {
     /// Builds the pooled client.
-    pub fn new(config: UpstreamConfig) -> Result<Self, reqwest::Error> {
+    pub fn new(config: UpstreamConfig, credentials: Credentials) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -73,20 +74,8 @@ impl Upstream {
             models_url: format!("{}/models", config.url),
             client,
             config,
-            codex: None,
+            credentials,
         })
-    }
-
-    /// Attaches the Codex-backend runtime (shaping, instructions, ChatGPT credentials).
-    #[must_use]
-    pub fn with_codex(mut self, runtime: Arc<CodexRuntime>) -> Self {
-        self.codex = Some(runtime);
-        self
-    }
-
-    /// The Codex-backend runtime, when this upstream is the Codex backend.
-    pub fn codex(&self) -> Option<&Arc<CodexRuntime>> {
-        self.codex.as_ref()
     }
 
     /// The upstream settings.
@@ -94,10 +83,10 @@ impl Upstream {
         &self.config
     }
 
-    /// Headers to send upstream, derived from the client's.
+    /// Headers to send upstream, derived from the client's (the credential is added by [`Self::send`]).
     pub fn request_headers(&self, client: &HeaderMap, streaming: bool) -> HeaderMap {
         let mut out = HeaderMap::with_capacity(client.len() + 2);
-        let bridge_credential = self.config.auth != UpstreamAuth::Passthrough;
+        let bridge_credential = self.credentials.held_by_bridge();
         // Headers the client declared hop-by-hop (`Connection: x-foo`) end here too.
         let declared: Vec<String> = client
             .get_all(header::CONNECTION)
@@ -117,12 +106,6 @@ impl Upstream {
             }
             out.append(name.clone(), value.clone());
         }
-        if let (UpstreamAuth::ApiKey, Some(key)) = (self.config.auth, &self.config.api_key)
-            && let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-        {
-            v.set_sensitive(true);
-            out.insert(header::AUTHORIZATION, v);
-        }
         if !out.contains_key(header::CONTENT_TYPE) {
             out.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
@@ -132,27 +115,16 @@ impl Upstream {
         out
     }
 
-    /// POSTs a Responses request with the upstream credential (ChatGPT tokens: see [`crate::codex::auth`]),
-    /// retrying per the policy. Returns the first response that is not retried.
+    /// POSTs a Responses request with the upstream credential under the retry policy (module docs).
+    /// Returns the first response that is not retried.
     pub async fn send(
         &self,
-        headers: HeaderMap,
+        mut headers: HeaderMap,
         body: Bytes,
         metrics: &Metrics,
     ) -> Result<reqwest::Response, ApiError> {
-        match self.codex.as_ref().and_then(|c| c.chatgpt.as_ref()) {
-            Some(auth) => crate::codex::auth::send(self, auth, headers, body, metrics).await,
-            None => self.send_with_retries(headers, body, metrics).await,
-        }
-    }
-
-    /// One POST under the retry policy, with `headers` as given.
-    pub(crate) async fn send_with_retries(
-        &self,
-        headers: HeaderMap,
-        body: Bytes,
-        metrics: &Metrics,
-    ) -> Result<reqwest::Response, ApiError> {
+        let mut applied = self.credentials.apply(&mut headers).await?;
+        let mut refreshed = false;
         let started = Instant::now();
         let budget_end = started + self.config.retry_budget;
         let mut attempt: u32 = 0;
@@ -176,6 +148,20 @@ impl Upstream {
                     }
                     metrics.inc("codex_bridge_upstream_retries_total", &[("reason", "connect")], 1);
                     backoff(attempt)
+                }
+                Ok(r) if r.status().as_u16() == 401 => {
+                    if refreshed {
+                        return Err(crate::credentials::login_required("the upstream refused the refreshed token"));
+                    }
+                    match self.credentials.refresh(&applied, &mut headers).await? {
+                        Some(fresh) => {
+                            metrics.inc("codex_bridge_upstream_retries_total", &[("reason", "401")], 1);
+                            applied = fresh;
+                            refreshed = true;
+                            Duration::ZERO
+                        }
+                        None => return result.map_err(|e| bad_gateway(describe(&e, &self.config))),
+                    }
                 }
                 Ok(r) if r.status().as_u16() == 429 => match retry_after(r.headers()) {
                     Some(wait) if attempt < self.config.max_retries && wait <= self.config.max_retry_after => {
@@ -219,6 +205,7 @@ impl Upstream {
     pub async fn models(&self, client_headers: &HeaderMap) -> Result<reqwest::Response, ApiError> {
         let mut headers = self.request_headers(client_headers, false);
         headers.remove(header::CONTENT_TYPE);
+        self.credentials.apply(&mut headers).await?;
         self.client
             .get(&self.models_url)
             .headers(headers)

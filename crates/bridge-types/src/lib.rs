@@ -11,5 +11,5 @@ mod request;
 mod usage;
 
 pub use error::{ApiError, ErrorKind};
-pub use request::{RequestError, ResponsesRequest};
+pub use request::{RequestError, ResponsesRequest, parse_count};
 pub use usage::Usage;

@@ -13,6 +13,7 @@
 //! - Unknown fields are preserved untouched.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use indexmap::IndexMap;
 use serde::de::{DeserializeOwned, MapAccess, Visitor};
@@ -36,11 +37,61 @@ impl RequestError {
     }
 }
 
-/// The top-level fields of a request, in order, each as raw JSON text.
+/// The top-level fields of a request, in order: each as raw JSON text, except an `input` array, held as its
+/// items (each raw JSON text), so every consumer reads the items without parsing the array again.
 #[derive(Debug, Clone)]
 pub struct ResponsesRequest {
-    fields: IndexMap<String, Box<RawValue>>,
+    fields: IndexMap<String, Field>,
     modified: bool,
+}
+
+/// One top-level value.
+#[derive(Debug, Clone)]
+enum Field {
+    Raw(Box<RawValue>),
+    /// `input` when it is an array.
+    Items(Vec<Box<RawValue>>),
+}
+
+impl Field {
+    fn raw(&self) -> Option<&RawValue> {
+        match self {
+            Field::Raw(raw) => Some(raw),
+            Field::Items(_) => None,
+        }
+    }
+
+    /// The value's JSON text length (items joined by commas inside brackets).
+    fn text_len(&self) -> usize {
+        match self {
+            Field::Raw(raw) => raw.get().len(),
+            Field::Items(items) => items.iter().map(|i| i.get().len() + 1).sum::<usize>() + 2,
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Field::Raw(raw) => out.extend_from_slice(raw.get().as_bytes()),
+            Field::Items(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(item.get().as_bytes());
+                }
+                out.push(b']');
+            }
+        }
+    }
+}
+
+/// Calls of [`ResponsesRequest::parse`] in this process (tests show that an exchange is parsed once).
+static PARSES: AtomicU64 = AtomicU64::new(0);
+
+/// How many times [`ResponsesRequest::parse`] ran in this process.
+pub fn parse_count() -> u64 {
+    PARSES.load(Ordering::Relaxed)
 }
 
 /// Expected JSON type of a known top-level field.
@@ -82,8 +133,61 @@ const KNOWN: &[(&str, Kind)] = &[
 /// The top-level fields in order, and whether a key repeated (the first value is kept; [`unique`] then reports
 /// the duplicate with its path).
 struct Fields {
-    fields: IndexMap<String, Box<RawValue>>,
+    fields: IndexMap<String, Field>,
     duplicate: bool,
+}
+
+/// Reads `input`: an array as its raw items (one pass over the array), anything else as raw JSON text (a
+/// string is re-encoded, which changes its bytes only in escapes; an unchanged request is forwarded as the
+/// client's original bytes anyway).
+struct InputSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for InputSeed {
+    type Value = Field;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Field, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for InputSeed {
+    type Value = Field;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or an array of items")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Field, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(16));
+        while let Some(item) = seq.next_element::<Box<RawValue>>()? {
+            items.push(item);
+        }
+        Ok(Field::Items(items))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Field, E> {
+        encoded(&v)
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Field, E> {
+        encoded(&v)
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Field, E> {
+        encoded(&v)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Field, E> {
+        encoded(&v)
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Field, E> {
+        encoded(&v)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Field, E> {
+        encoded(&())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Field, A::Error> {
+        // Refused by `check` (an object is neither a string nor an array); only its first byte matters.
+        while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+        encoded(&serde_json::Map::new())
+    }
+}
+
+fn encoded<T: Serialize + ?Sized, E: serde::de::Error>(value: &T) -> Result<Field, E> {
+    serde_json::value::to_raw_value(value).map(Field::Raw).map_err(E::custom)
 }
 
 impl<'de> Deserialize<'de> for Fields {
@@ -98,7 +202,8 @@ impl<'de> Deserialize<'de> for Fields {
                 let mut fields = IndexMap::with_capacity(map.size_hint().unwrap_or(16));
                 let mut duplicate = false;
                 while let Some(key) = map.next_key::<String>()? {
-                    let value: Box<RawValue> = map.next_value()?;
+                    let value =
+                        if key == "input" { map.next_value_seed(InputSeed)? } else { Field::Raw(map.next_value()?) };
                     if fields.contains_key(&key) {
                         duplicate = true;
                     } else {
@@ -115,6 +220,7 @@ impl<'de> Deserialize<'de> for Fields {
 impl ResponsesRequest {
     /// Parses and checks a request body.
     pub fn parse(body: &[u8]) -> Result<Self, RequestError> {
+        PARSES.fetch_add(1, Ordering::Relaxed);
         if body.iter().all(u8::is_ascii_whitespace) {
             return Err(RequestError {
                 message: "request body is empty; expected a JSON object".into(),
@@ -191,7 +297,7 @@ impl ResponsesRequest {
                 ));
             }
         }
-        if let Some(items) = self.input_items()? {
+        if let Some(items) = self.input_items() {
             for (i, item) in items.iter().enumerate() {
                 if !item.get().starts_with('{') {
                     return Err(RequestError::at(
@@ -205,9 +311,20 @@ impl ResponsesRequest {
         Ok(())
     }
 
-    /// The raw JSON text of a top-level field.
+    /// The raw JSON text of a top-level field; `None` when absent and for an `input` array (read it with
+    /// [`Self::input_items`]).
     pub fn raw(&self, key: &str) -> Option<&RawValue> {
-        self.fields.get(key).map(AsRef::as_ref)
+        self.fields.get(key).and_then(Field::raw)
+    }
+
+    /// Whether the field is present (an `input` array included).
+    pub fn contains(&self, key: &str) -> bool {
+        self.fields.contains_key(key)
+    }
+
+    /// The JSON text length of a field (0 when absent).
+    pub fn text_len(&self, key: &str) -> usize {
+        self.fields.get(key).map_or(0, Field::text_len)
     }
 
     /// Decodes one top-level field; `Ok(None)` when absent or `null`.
@@ -236,15 +353,45 @@ impl ResponsesRequest {
         self.get::<bool>("stream").ok().flatten().unwrap_or(false)
     }
 
-    /// The `input` items as raw JSON, or `None` when `input` is absent or a plain string.
-    pub fn input_items(&self) -> Result<Option<Vec<&RawValue>>, RequestError> {
-        let Some(raw) = self.raw("input") else { return Ok(None) };
-        if !raw.get().starts_with('[') {
-            return Ok(None);
+    /// The `input` items as raw JSON (split at parse time), or `None` when `input` is absent or not an array.
+    pub fn input_items(&self) -> Option<&[Box<RawValue>]> {
+        match self.fields.get("input")? {
+            Field::Items(items) => Some(items),
+            Field::Raw(_) => None,
         }
-        serde_json::from_str::<Vec<&RawValue>>(raw.get())
-            .map(Some)
-            .map_err(|e| RequestError::at("input", format!("Invalid value for 'input': {e}"), "invalid_value"))
+    }
+
+    /// `input` when it is a string, decoded.
+    pub fn input_text(&self) -> Option<String> {
+        self.raw("input").filter(|r| r.get().starts_with('"')).and_then(|r| serde_json::from_str(r.get()).ok())
+    }
+
+    /// Replaces `input` by these items (in place when present, else appended at the end).
+    pub fn set_input_items(&mut self, items: Vec<Box<RawValue>>) {
+        match self.fields.get_mut("input") {
+            Some(field) => *field = Field::Items(items),
+            None => {
+                self.fields.insert("input".to_owned(), Field::Items(items));
+            }
+        }
+        self.modified = true;
+    }
+
+    /// Takes the `input` items out (leaving an empty array, a change), to move them into a new input
+    /// without copying; `None` when `input` is not an array.
+    pub fn take_input_items(&mut self) -> Option<Vec<Box<RawValue>>> {
+        let Some(Field::Items(items)) = self.fields.get_mut("input") else { return None };
+        self.modified = true;
+        Some(std::mem::take(items))
+    }
+
+    /// Appends one item after the last `input` item; the earlier items keep their bytes. Returns false (and
+    /// changes nothing) when `input` is not an array.
+    pub fn push_input_item(&mut self, item: Box<RawValue>) -> bool {
+        let Some(Field::Items(items)) = self.fields.get_mut("input") else { return false };
+        items.push(item);
+        self.modified = true;
+        true
     }
 
     /// Top-level keys in order.
@@ -262,23 +409,23 @@ impl ResponsesRequest {
     /// Sets a field to already-serialised JSON.
     pub fn set_raw(&mut self, key: &str, raw: Box<RawValue>) {
         match self.fields.get_mut(key) {
-            Some(v) if v.get() == raw.get() => {}
+            Some(Field::Raw(v)) if v.get() == raw.get() => {}
             Some(v) => {
-                *v = raw;
+                *v = Field::Raw(raw);
                 self.modified = true;
             }
             None => {
-                self.fields.insert(key.to_owned(), raw);
+                self.fields.insert(key.to_owned(), Field::Raw(raw));
                 self.modified = true;
             }
         }
     }
 
-    /// Removes a field, returning its raw value.
-    pub fn remove(&mut self, key: &str) -> Option<Box<RawValue>> {
-        let value = self.fields.shift_remove(key)?;
-        self.modified = true;
-        Some(value)
+    /// Removes a field; true when it was present.
+    pub fn remove(&mut self, key: &str) -> bool {
+        let removed = self.fields.shift_remove(key).is_some();
+        self.modified |= removed;
+        removed
     }
 
     /// Renames a field in place (keeping its position), e.g. `promptCacheKey` to `prompt_cache_key`.
@@ -301,7 +448,7 @@ impl ResponsesRequest {
 
     /// Serialises the fields back, in order, compactly at the top level (values keep their own bytes).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let len: usize = self.fields.iter().map(|(k, v)| k.len() + v.get().len() + 8).sum();
+        let len: usize = self.fields.iter().map(|(k, v)| k.len() + v.text_len() + 8).sum();
         let mut out = Vec::with_capacity(len + 2);
         out.push(b'{');
         for (i, (k, v)) in self.fields.iter().enumerate() {
@@ -312,7 +459,7 @@ impl ResponsesRequest {
             let key = serde_json::to_string(k).unwrap_or_else(|_| format!("\"{k}\""));
             out.extend_from_slice(key.as_bytes());
             out.push(b':');
-            out.extend_from_slice(v.get().as_bytes());
+            v.write(&mut out);
         }
         out.push(b'}');
         out

@@ -3,9 +3,10 @@
 //! normalized by the explicit table, `item_reference` items dropped, and in `codex` instructions mode the
 //! official instructions with the client's system prompt kept as a developer message and the bridge prompt.
 //!
-//! Cost on the request path: top-level edits touch only their field. `input` is parsed only when it must
-//! change: an `item_reference` appears in its raw text, `env_context` is not `keep`, or the mode is `codex`;
-//! even then only the leading developer/system items are decoded and every other item keeps its bytes.
+//! Cost on the request path: top-level edits touch only their field. `input` items (split once at parse)
+//! are decoded only when they must change: an `item_reference` appears in an item's raw text,
+//! `env_context` is not `keep`, or the mode is `codex`; even then only the leading developer/system items
+//! are decoded, and every other item moves into the new input with its bytes.
 
 use bridge_types::ResponsesRequest;
 use serde_json::value::RawValue;
@@ -14,8 +15,8 @@ use serde_json::{Map, Value};
 use super::models::{self, Resolved};
 use super::prompts;
 use super::runtime::CodexRuntime;
-use super::settings::{CodexShaping, EnvContext, InstructionsMode, OpencodePrompt};
 use crate::codex::instructions::OPENCODE_KEY;
+use crate::config::codex::{CodexShaping, EnvContext, InstructionsMode, OpencodePrompt};
 
 /// Applies the Codex shape in place.
 pub fn apply(
@@ -74,9 +75,9 @@ fn ensure_encrypted_reasoning(request: &mut ResponsesRequest) -> Result<(), serd
     Ok(())
 }
 
-/// One input item: untouched bytes or an edited value.
-enum Piece<'a> {
-    Raw(&'a RawValue),
+/// One input item: the received item at an index (its bytes untouched) or an edited value.
+enum Piece {
+    Keep(usize),
     Value(Value),
 }
 
@@ -86,46 +87,45 @@ fn edit_input(
     rt: &CodexRuntime,
     model: Option<&str>,
 ) -> Result<(), serde_json::Error> {
-    let raw_input = request.raw("input").map(|r| r.get().to_owned()).unwrap_or_default();
-    let has_reference = raw_input.contains("item_reference");
     let codex_mode = shaping.instructions == InstructionsMode::Codex;
+    let has_reference =
+        request.input_items().is_some_and(|items| items.iter().any(|i| i.get().contains("item_reference")));
     if !has_reference && !codex_mode && shaping.env_context == EnvContext::Keep {
         return Ok(());
     }
     let official = if codex_mode { official_instructions(rt, model) } else { None };
-    let string_input: Option<String> = request.get::<String>("input").ok().flatten();
     let tools = request.raw("tools").is_some_and(|t| t.get().trim_start().starts_with('[') && t.get() != "[]");
     let client_instructions = request.get_str("instructions");
-    let Ok(Some(raw_items)) = request.input_items() else {
-        if let (Some(text), Some(_)) = (&string_input, &official) {
-            let items = vec![serde_json::json!({"type": "message", "role": "user", "content": text})];
-            request.set("input", &items)?;
+    let Some(raw_items) = request.input_items() else {
+        if let (Some(text), Some(_)) = (request.input_text(), &official) {
+            let item = serde_json::json!({"type": "message", "role": "user", "content": text});
+            request.set_input_items(vec![serde_json::value::to_raw_value(&item)?]);
             return edit_input(request, shaping, rt, model);
         }
         return Ok(());
     };
     let received = raw_items.len();
-    let mut pieces: Vec<Piece<'_>> = Vec::with_capacity(received + 3);
+    let mut pieces: Vec<Piece> = Vec::with_capacity(received + 3);
     let mut leading = true;
     let mut env_blocks = Vec::new();
     let opencode = match (&official, shaping.opencode_prompt) {
         (Some(_), OpencodePrompt::Replace) => rt.instructions.as_ref().and_then(|c| c.get(OPENCODE_KEY)),
         _ => None,
     };
-    for raw in raw_items {
+    for (index, raw) in raw_items.iter().enumerate() {
         let text = raw.get();
         if text.contains("item_reference") && is_item_reference(text) {
             continue;
         }
         if !leading || !(text.contains("\"developer\"") || text.contains("\"system\"")) {
             leading = false;
-            pieces.push(Piece::Raw(raw));
+            pieces.push(Piece::Keep(index));
             continue;
         }
         let mut item: Value = serde_json::from_str(text)?;
         if !prompts::is_system_side(&item) {
             leading = false;
-            pieces.push(Piece::Raw(raw));
+            pieces.push(Piece::Keep(index));
             continue;
         }
         let mut changed = opencode.as_deref().is_some_and(|p| prompts::remove_opencode_prompt(&mut item, p));
@@ -137,12 +137,12 @@ fn edit_input(
         match (changed, prompts::is_empty_message(&item)) {
             (true, true) => {}
             (true, false) => pieces.push(Piece::Value(item)),
-            (false, _) => pieces.push(Piece::Raw(raw)),
+            (false, _) => pieces.push(Piece::Keep(index)),
         }
     }
     let mut front = Vec::new();
     if let Some(official) = &official {
-        if shaping.bridge_prompt && tools && !bridge_prompt_present(&raw_input) {
+        if shaping.bridge_prompt && tools && !bridge_prompt_present(raw_items) {
             front.push(Piece::Value(prompts::developer_message(prompts::BRIDGE_PROMPT)));
         }
         if let Some(client) = client_instructions.filter(|c| c.trim() != official.trim() && !c.trim().is_empty()) {
@@ -152,32 +152,25 @@ fn edit_input(
     if shaping.env_context == EnvContext::Tail && !env_blocks.is_empty() {
         pieces.push(Piece::Value(prompts::developer_message(&env_blocks.join("\n"))));
     }
-    let untouched = front.is_empty() && pieces.len() == received && pieces.iter().all(|p| matches!(p, Piece::Raw(_)));
-    if untouched {
-        drop(pieces);
-        if let Some(official) = &official {
-            request.set("instructions", &**official)?;
-        }
-        return Ok(());
-    }
-    front.extend(pieces);
-    let mut out = String::with_capacity(raw_input.len() + 1024);
-    out.push('[');
-    for (i, piece) in front.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        match piece {
-            Piece::Raw(r) => out.push_str(r.get()),
-            Piece::Value(v) => out.push_str(&serde_json::to_string(v)?),
-        }
-    }
-    out.push(']');
-    drop(front);
+    let untouched = front.is_empty() && pieces.len() == received && pieces.iter().all(|p| matches!(p, Piece::Keep(_)));
     if let Some(official) = &official {
         request.set("instructions", &**official)?;
     }
-    request.set_raw("input", RawValue::from_string(out)?);
+    if untouched {
+        return Ok(());
+    }
+    front.extend(pieces);
+    // The kept items move into the new input: no item is copied or re-encoded.
+    let mut received: Vec<Option<Box<RawValue>>> =
+        request.take_input_items().unwrap_or_default().into_iter().map(Some).collect();
+    let mut items = Vec::with_capacity(front.len());
+    for piece in front {
+        match piece {
+            Piece::Keep(index) => items.extend(received.get_mut(index).and_then(Option::take)),
+            Piece::Value(v) => items.push(serde_json::value::to_raw_value(&v)?),
+        }
+    }
+    request.set_input_items(items);
     Ok(())
 }
 
@@ -190,11 +183,11 @@ fn is_item_reference(raw: &str) -> bool {
     serde_json::from_str::<Head<'_>>(raw).is_ok_and(|h| h.kind == Some("item_reference"))
 }
 
-fn bridge_prompt_present(raw_input: &str) -> bool {
-    if !raw_input.contains("codex-bridge: tools") {
-        return false;
-    }
-    serde_json::from_str::<Vec<Value>>(raw_input).is_ok_and(|items| prompts::has_bridge_prompt(&items))
+/// Whether an item is already the bridge prompt (only items mentioning it are decoded).
+fn bridge_prompt_present(items: &[Box<RawValue>]) -> bool {
+    items.iter().filter(|i| i.get().contains("codex-bridge: tools")).any(|i| {
+        serde_json::from_str::<Value>(i.get()).is_ok_and(|v| prompts::has_bridge_prompt(std::slice::from_ref(&v)))
+    })
 }
 
 /// The official instructions for `model` from the cache (memory only); warns once per file while missing.

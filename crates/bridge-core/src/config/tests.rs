@@ -57,11 +57,11 @@ fn api_key_mode_needs_a_key_and_hides_it() {
 fn cache_section() {
     let file = "[cache]\naffinity = \"key\"\nnamespace_auto = true\n[[cache.namespace_rules]]\nname = \"team\"\nmodel = \"gpt-5\"\n";
     let c = Config::resolve(settings(), Some(file), Path::new("x"), PathBuf::new()).unwrap();
-    assert_eq!(c.cache.affinity, crate::identity::AffinityPolicy::Key);
+    assert_eq!(c.cache.affinity, crate::config::cache::AffinityPolicy::Key);
     assert!(c.cache.namespace_auto);
     assert_eq!(c.cache.namespace_rules[0].model.as_deref(), Some("gpt-5"));
     let d = Config::resolve(settings(), None, Path::new("x"), PathBuf::new()).unwrap();
-    assert_eq!(d.cache, crate::identity::CacheConfig::default());
+    assert_eq!(d.cache, crate::config::cache::CacheConfig::default());
     assert!(Config::resolve(settings(), Some("[cache]\naffinty = \"key\""), Path::new("x"), PathBuf::new()).is_err());
 }
 
@@ -72,7 +72,7 @@ fn chatgpt_mode_defaults_to_the_codex_backend_with_shaping() {
     assert_eq!(c.upstream.url, "https://chatgpt.com/backend-api/codex");
     let shaping = c.upstream.codex.unwrap();
     assert!(shaping.rejected_params.iter().any(|p| p == "max_output_tokens"));
-    assert_eq!(shaping.instructions, crate::codex::settings::InstructionsMode::Passthrough);
+    assert_eq!(shaping.instructions, crate::config::codex::InstructionsMode::Passthrough);
     assert_eq!(c.chatgpt.credentials, PathBuf::from("/d/auth.json"));
     assert_eq!(c.chatgpt.oauth.redirect_uri, "http://localhost:1455/auth/callback");
     let file = "[upstream.codex]\nenabled = false\n[chatgpt]\ncallback_port = 1456\n";

@@ -9,7 +9,7 @@
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::Identity;
-use super::settings::AffinityPolicy;
+use crate::config::cache::AffinityPolicy;
 
 /// Sets the affinity headers on the upstream request headers.
 pub fn affinity_headers(headers: &mut HeaderMap, identity: &Identity, policy: AffinityPolicy) {

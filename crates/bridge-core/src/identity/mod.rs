@@ -23,7 +23,6 @@ pub mod keys;
 pub mod lineage;
 pub mod namespace;
 pub mod prefix;
-pub mod settings;
 
 use std::sync::{Arc, Mutex};
 
@@ -31,11 +30,11 @@ use axum::http::HeaderMap;
 use bridge_store::{Store, StoreResult};
 use bridge_types::ResponsesRequest;
 
+pub use crate::config::cache::{AffinityPolicy, CacheConfig, NamespaceRule};
 pub use affinity::affinity_headers;
 pub use hints::Hints;
 pub use lineage::{IndexEntry, Lineage, Lineages};
 pub use prefix::Fingerprint;
-pub use settings::{AffinityPolicy, CacheConfig, NamespaceRule};
 
 /// Where the key came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,12 +267,13 @@ pub const WARNING_HEADER: &str = "x-codex-bridge-warning";
 /// (down or slower than `store_timeout_ms`: see [`crate::store_guard`]), degrades to the store-free identity (own key, no fork numbering) rather than failing the
 /// request.
 pub async fn for_request(
-    state: &crate::state::AppState,
+    engine: &IdentityEngine,
+    metrics: &crate::metrics::Metrics,
     request: &ResponsesRequest,
     headers: &HeaderMap,
     client: Option<&str>,
 ) -> Result<Identity, bridge_types::ApiError> {
-    let identity = match state.identity.resolve(request, headers, client, crate::state::now_ms()).await {
+    let identity = match engine.resolve(request, headers, client, crate::clock::now_ms()).await {
         Ok(i) => i,
         Err(e) => {
             // An outage was logged once by the store guard and is counted there; only other errors log here.
@@ -282,16 +282,15 @@ pub async fn for_request(
             } else {
                 tracing::error!(error = %e, "lineage lookup failed; using the session's own key");
             }
-            let engine =
-                IdentityEngine::new(state.identity.config.clone(), Arc::new(bridge_store::MemoryStore::default()));
-            engine.resolve(request, headers, client, crate::state::now_ms()).await.map_err(|e| {
+            let store_free = IdentityEngine::new(engine.config.clone(), Arc::new(bridge_store::MemoryStore::default()));
+            store_free.resolve(request, headers, client, crate::clock::now_ms()).await.map_err(|e| {
                 bridge_types::ApiError::new(500, bridge_types::ErrorKind::ServerError, format!("cache identity: {e}"))
             })?
         }
     };
     if let Some(w) = &identity.warning {
         tracing::warn!(key = %identity.key, warning = %w, "prompt cache key hints detected but unusable");
-        state.metrics.inc("codex_bridge_cache_key_warnings_total", &[], 1);
+        metrics.inc("codex_bridge_cache_key_warnings_total", &[], 1);
     }
     Ok(identity)
 }

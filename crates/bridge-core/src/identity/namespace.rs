@@ -11,7 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::prefix::{Fingerprint, hex};
-use super::settings::CacheConfig;
+use crate::config::cache::CacheConfig;
 
 /// Sessions remembered per process before the assignment map is cleared.
 const MAX_ASSIGNED: usize = 100_000;
@@ -97,7 +97,7 @@ impl Partitions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::settings::NamespaceRule;
+    use crate::config::cache::NamespaceRule;
 
     #[test]
     fn header_then_rule_then_auto() {

@@ -35,12 +35,8 @@ impl Fingerprint {
     /// Fingerprints a parsed request. A string `input` counts as one user message.
     pub fn of(request: &ResponsesRequest) -> Self {
         // Items are decoded one at a time, so the decoded form held at once is one item, not the input.
-        let raw_items = request.input_items().ok().flatten().unwrap_or_default();
-        let string_input = request
-            .raw("input")
-            .filter(|r| r.get().starts_with('"'))
-            .and_then(|r| serde_json::from_str::<String>(r.get()).ok())
-            .map(|text| serde_json::json!({"role": "user", "content": text}));
+        let raw_items = request.input_items().unwrap_or(&[]);
+        let string_input = request.input_text().map(|text| serde_json::json!({"role": "user", "content": text}));
         let items = raw_items
             .iter()
             .map(|raw| serde_json::from_str::<Value>(raw.get()).unwrap_or(Value::Null))

@@ -1,7 +1,8 @@
 //! The session tracker: per-session state in memory (bounded), each request classified against the
 //! session's previous one, and an outcome explaining the cached tokens once usage arrives (README, "Cache identity").
 //!
-//! It runs after the upstream stream ended (in `pump::finish`), never on the request path. Its store writes
+//! It runs after the upstream stream ended (in the exchange's finish), never on the request path, on the
+//! request as sent (its items parsed once, before the upstream call). Its store writes
 //! (turn rows in the log `turns/<session>`, the session state, the per-item chain, the prefix index, a root's
 //! lineage the first time this process tracks it) go
 //! through the recorder queue; its only store reads are for a session missing from memory and, on a
@@ -20,13 +21,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bridge_store::Store;
-use bridge_types::{ResponsesRequest, Usage};
-use bytes::Bytes;
+use bridge_types::Usage;
 
 use crate::identity::prefix::{Digest, Fingerprint, digest};
 use crate::identity::{CacheConfig, Identity, IndexEntry, KeyKind, Lineage};
 use crate::metrics::Metrics;
 use crate::recorder::{Recorder, StoreWrite};
+use crate::sent::SentRequest;
 pub use explain::{Classification, Outcome};
 pub use state::{SessionState, TurnRow};
 
@@ -37,8 +38,8 @@ const SWEEP_EVERY: u64 = 256;
 #[derive(Debug, Clone)]
 pub struct Turn {
     pub identity: Identity,
-    /// The body sent upstream (parsed again here, off the request path).
-    pub body: Bytes,
+    /// The request as sent upstream (parsed once, before the upstream call).
+    pub sent: std::sync::Arc<SentRequest>,
     pub request_id: String,
     pub ts_ms: i64,
     pub model: Option<String>,
@@ -87,8 +88,7 @@ impl Tracker {
 
     /// Classifies a finished turn, explains its usage, updates the session and queues the writes.
     pub async fn observe(&self, cx: &Context<'_>, turn: Turn, usage: &Usage) -> Option<TurnRow> {
-        let request = ResponsesRequest::parse(&turn.body).ok()?;
-        let fp = Fingerprint::of(&request);
+        let fp = Fingerprint::of(&turn.sent.request);
         let session = turn.identity.session.clone();
         let in_memory = self.sessions.lock().ok().and_then(|m| m.get(&digest(session.as_bytes())).copied());
         let first_sight = in_memory.is_none();

@@ -45,7 +45,7 @@ async fn twenty_turns_of_opencode_in_codex_mode() {
     login(&emu, dir.path()).await;
     let bridge =
         chatgpt_bridge(&emu, dir.path(), "[upstream.codex]\ninstructions = \"codex\"\nenv_context = \"tail\"").await;
-    let cache = bridge.state.upstream.codex().unwrap().instructions.clone().unwrap();
+    let cache = bridge.state.codex.as_ref().unwrap().instructions.clone().unwrap();
     for _ in 0..100 {
         if cache.status().len() == 2 {
             break;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use bridge_core::codex::instructions::{DEFAULT_CODEX_FILE, InstructionCache};
-use bridge_core::codex::settings::InstructionSources;
+use bridge_core::config::codex::InstructionSources;
 use serde_json::json;
 
 use crate::codex_support::*;
@@ -107,7 +107,7 @@ async fn the_request_path_never_fetches_instructions() {
         },
     )
     .await;
-    let cache = bridge.state.upstream.codex().unwrap().instructions.clone().unwrap();
+    let cache = bridge.state.codex.as_ref().unwrap().instructions.clone().unwrap();
     for _ in 0..100 {
         if !cache.status().is_empty() {
             break;

@@ -23,6 +23,8 @@ mod identity_props;
 mod identity_side_requests;
 mod instructions;
 mod journal;
+mod layers;
+mod pipeline;
 mod store_outage;
 mod streaming;
 mod tracker_memory;

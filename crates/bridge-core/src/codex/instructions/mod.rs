@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, Weak};
 pub use disk::Meta;
 use fetch::Fetched;
 
-use super::settings::InstructionSources;
+use crate::config::codex::InstructionSources;
 
 /// The key of OpenCode's Codex prompt in the cache.
 pub const OPENCODE_KEY: &str = "opencode-codex.txt";

@@ -9,6 +9,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod cache;
+pub mod codex;
+
+/// Default bound on one request-path store call (`store_timeout_ms`).
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(250);
+
 /// How the bridge authenticates to the upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -84,8 +90,8 @@ struct FileConfig {
     #[serde(default)]
     upstream: FileUpstream,
     #[serde(default)]
-    cache: crate::identity::settings::FileCache,
-    chatgpt: Option<crate::codex::settings::FileChatgpt>,
+    cache: crate::config::cache::FileCache,
+    chatgpt: Option<crate::config::codex::FileChatgpt>,
     #[serde(default)]
     history: FileHistory,
     #[serde(default)]
@@ -138,7 +144,7 @@ struct FileUpstream {
     retry_budget_ms: Option<u64>,
     max_retry_after_ms: Option<u64>,
     force_stream: Option<bool>,
-    codex: Option<crate::codex::settings::FileCodex>,
+    codex: Option<crate::config::codex::FileCodex>,
 }
 
 /// Validated upstream settings.
@@ -165,7 +171,7 @@ pub struct UpstreamConfig {
     /// only streams).
     pub force_stream: bool,
     /// Codex-backend request shaping (on by default for the ChatGPT upstream).
-    pub codex: Option<crate::codex::settings::CodexShaping>,
+    pub codex: Option<crate::config::codex::CodexShaping>,
 }
 
 impl UpstreamConfig {
@@ -267,9 +273,9 @@ pub struct Config {
     pub server: ServerLimits,
     pub upstream: UpstreamConfig,
     /// The `[cache]` section: cache identity and session tracker.
-    pub cache: crate::identity::CacheConfig,
+    pub cache: crate::config::cache::CacheConfig,
     /// ChatGPT login endpoints, credential file and instruction sources.
-    pub chatgpt: crate::codex::settings::ChatgptSettings,
+    pub chatgpt: crate::config::codex::ChatgptSettings,
     /// Rollouts, history, project state and git drift (`[journal]`, `[history]`).
     pub journal: bridge_journal::JournalOptions,
 }
@@ -340,7 +346,7 @@ impl Config {
         let listen: SocketAddr = listen_text.parse().map_err(|_| ConfigError::Listen(listen_text.clone()))?;
         let auth = settings.upstream_auth.or(file.upstream.auth).unwrap_or(UpstreamAuth::ApiKey);
         let default_url =
-            if auth == UpstreamAuth::Chatgpt { crate::codex::settings::CHATGPT_UPSTREAM } else { DEFAULT_UPSTREAM };
+            if auth == UpstreamAuth::Chatgpt { crate::config::codex::CHATGPT_UPSTREAM } else { DEFAULT_UPSTREAM };
         let url = settings.upstream.or(file.upstream.url).unwrap_or_else(|| default_url.to_owned());
         let url = url.trim_end_matches('/').to_owned();
         if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() <= "https://".len() {
@@ -370,10 +376,10 @@ impl Config {
         let idle_timeout = Duration::from_millis(file.upstream.idle_timeout_ms.unwrap_or(300_000));
         Ok(Self {
             listen,
-            chatgpt: crate::codex::settings::resolve_chatgpt(file.chatgpt, &data_dir),
+            chatgpt: crate::config::codex::resolve_chatgpt(file.chatgpt, &data_dir),
             data_dir,
             store: settings.store.or(file.store),
-            store_timeout: file.store_timeout_ms.map_or(crate::store_guard::DEFAULT_TIMEOUT, Duration::from_millis),
+            store_timeout: file.store_timeout_ms.map_or(DEFAULT_STORE_TIMEOUT, Duration::from_millis),
             access_tokens,
             body_limit_bytes,
             models: file.models.unwrap_or_default(),
@@ -393,7 +399,7 @@ impl Config {
                 retry_budget: Duration::from_millis(file.upstream.retry_budget_ms.unwrap_or(15_000)),
                 max_retry_after: Duration::from_millis(file.upstream.max_retry_after_ms.unwrap_or(10_000)),
                 force_stream: file.upstream.force_stream.unwrap_or(true),
-                codex: crate::codex::settings::resolve_shaping(file.upstream.codex, auth == UpstreamAuth::Chatgpt),
+                codex: crate::config::codex::resolve_shaping(file.upstream.codex, auth == UpstreamAuth::Chatgpt),
             },
             cache: file.cache.resolve(),
             journal: journal_options(&file.journal, &file.history),

@@ -1,0 +1,265 @@
+//! The phases of one exchange, written once for every transport. Follow one request here:
+//!
+//! 1. **ingress** — a transport adapter reads and parses the request once (HTTP: [`crate::proxy`]) and
+//!    hands over an [`Ingress`];
+//! 2. **begin** — the [`Exchange`] context and its finish guard ([`crate::exchange`]);
+//! 3. **identify** — the cache identity ([`crate::identity::for_request`]);
+//! 4. **shape** — the upstream's shape, then the key ([`crate::shape::for_upstream`],
+//!    [`crate::identity::apply_key`]), then the journal hook, which starts the git check
+//!    ([`crate::journal_hook::before_upstream`]); the final request becomes a [`SentRequest`];
+//! 5. **upstream call** — credential, retries ([`crate::upstream::Upstream::send`]);
+//! 6. **stream** — the first event is awaited here; the egress picks a [`crate::pump::Sink`] and
+//!    [`Streaming::pump`] runs the rest in a tracked task;
+//! 7. **finish** — exactly once, on every path ([`Exchange::finish`], or its drop guard).
+//!
+//! Invariants: the order above is the only order (shape before the key, the journal hook before the
+//! bytes are final, the bytes final before the upstream call); every return path after `begin` finishes
+//! the exchange or hands it to the pump, which finishes it; nothing after `ingress` parses the body.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use bridge_sse::SseEvent;
+use bridge_types::{ApiError, ErrorKind, ResponsesRequest, Usage};
+use bytes::{Bytes, BytesMut};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::exchange::{Exchange, Outcome};
+use crate::pump::{Sink, UpstreamEvents};
+use crate::sent::SentRequest;
+use crate::state::AppState;
+
+/// Largest non-streaming upstream body or error body the bridge reads.
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+
+/// What an ingress adapter hands the pipeline.
+pub struct Ingress<'a> {
+    /// The route template, for metrics and usage rows.
+    pub route: &'static str,
+    /// The client's request headers.
+    pub headers: &'a HeaderMap,
+    /// The client's body bytes (forwarded as they are when shaping changes nothing).
+    pub original: Bytes,
+    /// The body, parsed once.
+    pub request: ResponsesRequest,
+    /// When the transport received the request.
+    pub started: Instant,
+    /// The body's share of the in-flight body budget, held until the exchange finishes.
+    pub body_permit: OwnedSemaphorePermit,
+}
+
+/// The pipeline's answer: headers the client's response carries whatever happened (identity warning, git
+/// drift), and the reply.
+pub struct Answer {
+    pub notes: HeaderMap,
+    pub reply: Result<Reply, ApiError>,
+}
+
+/// What the upstream answered.
+pub enum Reply {
+    /// A whole answer (an error or a non-streaming JSON body), already mapped; the exchange is finished.
+    Whole { status: u16, headers: HeaderMap, body: Bytes },
+    /// A stream whose first event has arrived; the egress picks a sink and calls [`Streaming::pump`].
+    Stream(Box<Streaming>),
+}
+
+/// An upstream stream ready to pump.
+pub struct Streaming {
+    events: UpstreamEvents,
+    first: SseEvent,
+    exchange: Exchange,
+    state: AppState,
+    /// The upstream's response headers.
+    pub headers: HeaderMap,
+    /// Whether the client asked for a stream (else the egress aggregates).
+    pub client_streams: bool,
+}
+
+impl Streaming {
+    /// Runs the rest of the stream into `sink` in a tracked task (shutdown waits for it); the exchange is
+    /// finished there.
+    pub fn pump(self, sink: impl Sink) {
+        let Streaming { events, first, exchange, state, .. } = self;
+        let metrics = state.metrics.clone();
+        state.tasks.spawn(crate::pump::run(events, first, sink, exchange, metrics));
+    }
+}
+
+/// Runs the phases of one exchange (module docs).
+pub async fn run(state: &AppState, ingress: Ingress<'_>) -> Answer {
+    let mut notes = HeaderMap::new();
+    let reply = phases(state, ingress, &mut notes).await;
+    Answer { notes, reply }
+}
+
+async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -> Result<Reply, ApiError> {
+    let Ingress { route, headers, original, mut request, started, body_permit } = ingress;
+    let metrics = &state.metrics;
+    let mut exchange = Exchange::begin(state.books.clone(), state.request_id(), route, started, vec![body_permit]);
+    let client = client_name(headers);
+    exchange.cx_mut().client = client.clone();
+    // The client's model until shaping names the one sent upstream.
+    exchange.cx_mut().model = request.model();
+
+    // identify
+    let identity =
+        match crate::identity::for_request(&state.identity, metrics, &request, headers, client.as_deref()).await {
+            Ok(identity) => identity,
+            Err(e) => return fail(exchange, e).await,
+        };
+    if let Some(v) = identity.warning.as_deref().and_then(|w| HeaderValue::from_str(w).ok()) {
+        notes.insert(crate::identity::WARNING_HEADER, v);
+    }
+
+    // shape
+    let force_stream = state.upstream.config().force_stream;
+    let shaped = crate::shape::for_upstream(&mut request, force_stream, state.codex.as_deref())
+        .and_then(|streams| crate::identity::apply_key(&mut request, &identity).map(|()| streams));
+    let client_streams = match shaped {
+        Ok(streams) => streams,
+        Err(e) => {
+            let e = ApiError::new(500, ErrorKind::ServerError, format!("could not shape the request: {e}"));
+            return fail(exchange, e).await;
+        }
+    };
+    let journal = match &state.journal {
+        Some(journal) => {
+            let session = Some(identity.session.clone());
+            crate::journal_hook::before_upstream(journal, metrics, &mut request, headers, &original, session, client)
+                .await
+        }
+        None => None,
+    };
+    exchange.cx_mut().model = request.model();
+    let sent = Arc::new(SentRequest::new(request, original));
+    let mut upstream_headers = state.upstream.request_headers(headers, client_streams || force_stream);
+    crate::identity::affinity_headers(&mut upstream_headers, &identity, state.config.cache.affinity);
+    let body = sent.body.clone();
+    let cx = exchange.cx_mut();
+    cx.identity = Some(identity);
+    cx.client_streams = client_streams;
+    cx.sent = Some(sent);
+    cx.journal = journal;
+    // Waits only when MAX_OPEN_EXCHANGES exchanges still have bookkeeping to do (a slow store or journal).
+    if let Ok(slot) = state.open_exchanges.clone().acquire_owned().await {
+        exchange.hold(slot);
+    }
+    exchange.cx_mut().overhead = started.elapsed();
+
+    // upstream call
+    let sent_at = Instant::now();
+    let upstream = state.upstream.send(upstream_headers, body, metrics).await;
+    settle_git(&mut exchange, state, notes).await;
+    let upstream = match upstream {
+        Ok(response) => response,
+        Err(e) => return fail(exchange, e).await,
+    };
+    metrics.observe("codex_bridge_upstream_latency_seconds", &[("route", route)], sent_at.elapsed());
+    let status = upstream.status().as_u16();
+    let upstream_headers = upstream.headers().clone();
+    let is_sse = upstream_headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let idle = state.upstream.config().idle_timeout;
+
+    if !(200..300).contains(&status) || !is_sse {
+        let bytes = match read_upstream_body(upstream, idle).await {
+            Ok(bytes) => bytes,
+            Err(e) => return fail(exchange, e).await,
+        };
+        let mut headers = upstream_headers;
+        if (200..300).contains(&status) {
+            let usage = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("usage").map(Usage::from_json));
+            exchange.finish(Outcome { status, usage, output_items: Vec::new() }).await;
+            return Ok(Reply::Whole { status, headers, body: bytes });
+        }
+        exchange.finish(Outcome::status(status)).await;
+        let mut extra = HeaderMap::new();
+        let body = crate::codex::errors::map_upstream_error(status, &bytes, crate::clock::now_ms(), &mut extra);
+        headers.extend(extra);
+        return Ok(Reply::Whole { status, headers, body: Bytes::from(body) });
+    }
+
+    // stream: the first event is awaited here, so a stream that fails at once is an HTTP error
+    let mut events = UpstreamEvents::new(upstream, idle);
+    let first = match events.next().await {
+        Ok(Some(event)) => event,
+        Ok(None) => {
+            let e = crate::errors::bad_gateway("upstream closed the stream before sending any event");
+            return fail(exchange, e).await;
+        }
+        Err(failure) => {
+            metrics.inc("codex_bridge_stream_errors_total", &[("reason", failure.label())], 1);
+            return fail(exchange, failure.to_api_error()).await;
+        }
+    };
+    metrics.observe("codex_bridge_ttfb_seconds", &[("route", route)], started.elapsed());
+    Ok(Reply::Stream(Box::new(Streaming {
+        events,
+        first,
+        exchange,
+        state: state.clone(),
+        headers: upstream_headers,
+        client_streams,
+    })))
+}
+
+/// Finishes the exchange with the error's status and returns the error.
+async fn fail(exchange: Exchange, e: ApiError) -> Result<Reply, ApiError> {
+    exchange.finish(Outcome::status(e.status)).await;
+    Err(e)
+}
+
+/// Waits for a git check that ran alongside the upstream call; a drift becomes a response header.
+async fn settle_git(exchange: &mut Exchange, state: &AppState, notes: &mut HeaderMap) {
+    if let Some(turn) = exchange.cx_mut().journal.as_mut() {
+        turn.settle_git(&state.metrics).await;
+        if let Some(value) = turn.drift_header() {
+            notes.insert(crate::journal_hook::DRIFT_HEADER, value);
+        }
+    }
+}
+
+/// Reads a whole upstream body (error bodies, non-streaming JSON) with the idle timeout per read.
+async fn read_upstream_body(mut response: reqwest::Response, idle: std::time::Duration) -> Result<Bytes, ApiError> {
+    let mut chunks = Vec::new();
+    let mut total = 0usize;
+    loop {
+        match tokio::time::timeout(idle, response.chunk()).await {
+            Err(_) => return Err(crate::errors::gateway_timeout(idle)),
+            Ok(Err(e)) => return Err(crate::errors::bad_gateway(format!("upstream body broke: {}", e.without_url()))),
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(chunk))) => {
+                total += chunk.len();
+                if total > MAX_UPSTREAM_BODY {
+                    return Err(crate::errors::bad_gateway("upstream body too large"));
+                }
+                chunks.push(chunk);
+            }
+        }
+    }
+    Ok(concat(chunks, total))
+}
+
+/// One buffer from the chunks read (no copy for a single chunk).
+pub fn concat(mut chunks: Vec<Bytes>, total: usize) -> Bytes {
+    if chunks.len() == 1 {
+        return chunks.pop().unwrap_or_default();
+    }
+    let mut out = BytesMut::with_capacity(total);
+    for c in chunks {
+        out.extend_from_slice(&c);
+    }
+    out.freeze()
+}
+
+/// `originator`, else the product token of the user agent.
+fn client_name(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("originator").or_else(|| headers.get(header::USER_AGENT))?.to_str().ok()?;
+    let name: String = value.split(['/', ' ']).next().unwrap_or_default().chars().take(64).collect();
+    (!name.is_empty()).then_some(name)
+}
