@@ -120,7 +120,12 @@ pub async fn finish(state: &AppState, pending: PendingTurn, output_items: Vec<Va
         cwd: pending.cwd,
         git,
         drift,
-        body: pending.body,
+        request: match bridge_journal::ParsedBody::parse(&pending.body) {
+            Ok(request) => std::sync::Arc::new(request),
+            Err(e) => {
+                return tracing::error!(error = %e, "could not read a request for the journal; turn not journaled");
+            }
+        },
         output_items,
         usage,
         started_ms: pending.started_ms,

@@ -7,6 +7,7 @@
 //!   `sessions/<stamp>_<branch>.json`);
 //! - [`tasks`], [`plan`], [`render`]: the task graph fed by `update_plan` / `todowrite`;
 //! - [`git`]: project roots (bounded by the configured `project_roots`), snapshots and drift classification;
+//! - [`request`]: the journal's read-only view of the request the bridge parsed ([`RequestView`]);
 //! - [`runtime`] and [`turn`]: the background writer the bridge hands finished turns to, and the bounded,
 //!   cached git check it runs before the upstream call;
 //! - [`digest`]: Markdown journals of sessions; [`resolve`]: the ways forward `doctor` offers after a drift.
@@ -21,9 +22,11 @@ mod fsutil;
 pub mod git;
 pub mod history;
 pub mod lines;
+mod options;
 pub mod plan;
 pub mod project;
 pub mod render;
+pub mod request;
 pub mod resolve;
 pub mod rollout;
 pub mod rollout_index;
@@ -35,6 +38,7 @@ pub mod turn;
 use std::path::{Path, PathBuf};
 
 pub use git::{Drift, DriftKind, GitSnapshot};
+pub use request::{InputView, ParsedBody, RequestView};
 pub use runtime::{Journal, JournalOptions, TurnGit};
 pub use turn::TurnRecord;
 

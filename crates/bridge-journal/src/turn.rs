@@ -6,8 +6,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
@@ -16,11 +17,12 @@ use crate::clock::{Utc, fresh_uuid, thread_uuid};
 use crate::git::{Drift, GitSnapshot};
 use crate::history::{History, HistoryEntry};
 use crate::lines::{self, TokenUsage};
+use crate::options::JournalOptions;
 use crate::project::{ProjectDir, SessionEvent, SessionState, TurnSummary, save_short_term};
+use crate::request::{InputView, RequestView};
 use crate::rollout::Rollout;
 use crate::rollout_index::RolloutIndex;
 use crate::rollup::apply_to_project;
-use crate::runtime::JournalOptions;
 
 /// Sessions kept in memory before the map is cleared (state reloads from disk on the next turn).
 const MAX_SESSIONS: usize = 4096;
@@ -36,21 +38,12 @@ pub struct TurnRecord {
     /// The project's git state before the turn, when the cwd is inside a repository.
     pub git: Option<(PathBuf, GitSnapshot)>,
     pub drift: Option<Drift>,
-    /// The request body as sent upstream.
-    pub body: bytes::Bytes,
+    /// The request as sent upstream, parsed once by the bridge.
+    pub request: Arc<dyn RequestView>,
     /// Output items from `response.output_item.done`, in order.
     pub output_items: Vec<Value>,
     pub usage: Option<TokenUsage>,
     pub started_ms: i64,
-}
-
-/// The fields of a request body the journal reads; everything else is skipped unparsed.
-#[derive(Deserialize)]
-struct BodyView<'a> {
-    model: Option<String>,
-    instructions: Option<String>,
-    #[serde(borrow)]
-    input: Option<&'a RawValue>,
 }
 
 /// One input item: raw JSON from the body, or a value the journal made (a string input's message).
@@ -178,24 +171,20 @@ impl Writer {
         }
         let now = Utc::now();
         let thread = thread_uuid(&turn.session);
-        // Only the fields used here are decoded; input items stay raw JSON and are decoded one at a time
-        // where their content matters, so a large input is held once (the body) rather than as value trees.
-        let body: BodyView<'_> = serde_json::from_slice(&turn.body).map_err(JournalError::Json)?;
-        let input: Vec<Item<'_>> = match body.input {
-            Some(raw) if raw.get().starts_with('[') => serde_json::from_str::<Vec<&RawValue>>(raw.get())
-                .map_err(JournalError::Json)?
-                .into_iter()
-                .map(Item::from_raw)
-                .collect(),
-            Some(raw) if raw.get().starts_with('"') => {
-                let s: String = serde_json::from_str(raw.get()).map_err(JournalError::Json)?;
+        // Input items stay the raw JSON the bridge parsed and are decoded one at a time where their content
+        // matters, so a large input is held once (the request) rather than as value trees.
+        let request = Arc::clone(&turn.request);
+        let input: Vec<Item<'_>> = match request.input() {
+            InputView::Items(items) => items.iter().map(|raw| Item::from_raw(raw)).collect(),
+            InputView::Text(s) => {
                 let message =
                     json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": s}]});
                 vec![Item::Owned(Box::new(message))]
             }
-            _ => Vec::new(),
+            InputView::Absent => Vec::new(),
         };
-        let model = body.model.as_deref().unwrap_or_default();
+        let instructions = request.instructions();
+        let model = request.model().unwrap_or_default();
         let cwd = turn.cwd.clone().unwrap_or_default();
         let known = self.sessions.get_mut(&turn.session).and_then(|c| c.rollout.take());
         let rollout = match known {
@@ -217,7 +206,7 @@ impl Writer {
         let first: Vec<Value> = input.first().map(Item::value).into_iter().collect();
         let leading = lines::leading_developer_text(&first);
         if rollout.is_empty() {
-            let base = body.instructions.clone().or_else(|| leading.clone());
+            let base = instructions.clone().or_else(|| leading.clone());
             rollout.base_instructions = base.clone();
             let originator = turn.originator.as_deref().unwrap_or("codex-bridge");
             let git = turn.git.as_ref().map(|(_, g)| g);
@@ -226,8 +215,7 @@ impl Writer {
                 Payload::value(lines::session_meta(&thread, &now, &cwd, originator, base.as_deref(), git)),
             ));
         }
-        let skip =
-            usize::from(leading.is_some() && leading == rollout.base_instructions && body.instructions.is_none());
+        let skip = usize::from(leading.is_some() && leading == rollout.base_instructions && instructions.is_none());
         let turn_id = fresh_uuid(&thread);
         records.push((
             "event_msg",
@@ -282,7 +270,7 @@ impl Writer {
             "duration_ms": (now.unix_ms - turn.started_ms).max(0)})),
         ));
         let added = new_items.len();
-        rollout.append(&records, turn.body.len(), &now)?;
+        rollout.append(&records, request.body_len(), &now)?;
         drop(records);
         rollout.recorded_items += added + turn.output_items.len();
         ctx.rollout = Some(rollout);
