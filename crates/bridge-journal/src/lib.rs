@@ -4,7 +4,7 @@
 //!   [`rollout_index`], the writer's compact index of them by thread id;
 //! - [`history`]: `history.jsonl` with `max_bytes` trimming under an exclusive lock;
 //! - [`project`] and [`rollup`]: layered project state (`project_state.json` plus short-term
-//!   `sessions/<stamp>_<branch>.json`);
+//!   `sessions/<stamp>_<branch>.jsonl`, appended per turn);
 //! - [`tasks`], [`plan`], [`render`]: the task graph fed by `update_plan` / `todowrite`;
 //! - [`git`]: project roots (bounded by the configured `project_roots`), snapshots and drift classification;
 //! - [`request`]: the journal's read-only view of the request the bridge parsed ([`RequestView`]);

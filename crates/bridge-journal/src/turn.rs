@@ -18,7 +18,7 @@ use crate::git::{Drift, GitSnapshot};
 use crate::history::{History, HistoryEntry};
 use crate::lines::{self, TokenUsage};
 use crate::options::JournalOptions;
-use crate::project::{ProjectDir, SessionEvent, SessionState, TurnSummary, save_short_term};
+use crate::project::{ProjectDir, SessionEvent, SessionState, ShortTermFile, TurnSummary};
 use crate::request::{InputView, RequestView};
 use crate::rollout::Rollout;
 use crate::rollout_index::RolloutIndex;
@@ -119,7 +119,7 @@ fn last_user_prompt(items: &[Item<'_>]) -> Option<String> {
 
 struct ProjectCtx {
     dir: ProjectDir,
-    path: PathBuf,
+    file: ShortTermFile,
     state: SessionState,
 }
 
@@ -309,10 +309,16 @@ impl Writer {
 /// the same branch and HEAD.
 fn open_project(data_dir: &Path, root: &Path, session: &str, thread: &str, git: &GitSnapshot, now: &Utc) -> ProjectCtx {
     let dir = ProjectDir::new(data_dir, root);
-    if let Some((path, state)) = dir.session_file(session) {
-        return ProjectCtx { dir, path, state };
+    // One read of the project's short-term files answers both questions (own file? newest to seed from?).
+    let mut files = dir.short_term_files();
+    if let Some(at) = files.iter().rposition(|(_, s)| s.session_id == session) {
+        let (path, state) = files.swap_remove(at);
+        return ProjectCtx { dir, file: ShortTermFile::existing(path, &state), state };
     }
-    let seed = dir.newest_short_term(git.branch.as_deref(), git.head.as_deref());
+    let seed = files
+        .into_iter()
+        .rev()
+        .find(|(_, s)| s.branch.as_deref() == git.branch.as_deref() && s.head.as_deref() == git.head.as_deref());
     let seeded = seed.is_some();
     let mut state = SessionState::seeded(session.to_owned(), thread.to_owned(), git, now.iso(), seed);
     if seeded {
@@ -330,7 +336,7 @@ fn open_project(data_dir: &Path, root: &Path, session: &str, thread: &str, git: 
         stamp = format!("{}-{:03}-{n}", now.file_stamp(), now.millis);
         path = dir.short_term_path(&stamp, git.branch.as_deref());
     }
-    ProjectCtx { dir, path, state }
+    ProjectCtx { dir, file: ShortTermFile::new(path), state }
 }
 
 fn finish_project(
@@ -364,6 +370,6 @@ fn finish_project(
     state.head = git.head.clone();
     state.turns.push(summary);
     apply_to_project(&project.dir, state, plan.as_ref(), turn.drift.as_ref(), git, head_moved, now)?;
-    save_short_term(&project.path, &project.state)?;
+    project.file.save(&project.state)?;
     Ok(project)
 }
