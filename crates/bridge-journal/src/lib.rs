@@ -20,6 +20,7 @@ pub mod clock;
 pub mod digest;
 mod fsutil;
 pub mod git;
+pub mod gitdir;
 pub mod history;
 pub mod lines;
 mod options;

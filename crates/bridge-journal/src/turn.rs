@@ -4,7 +4,7 @@
 //! Invariants: runs only on the journal's writer thread (never before the upstream call); a session's
 //! files are found again after a restart (rollout by thread id, short-term file by session id).
 
-use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -24,7 +24,8 @@ use crate::rollout::Rollout;
 use crate::rollout_index::RolloutIndex;
 use crate::rollup::apply_to_project;
 
-/// Sessions kept in memory before the map is cleared (state reloads from disk on the next turn).
+/// Sessions kept in memory; past it the least recently active one is evicted (its state reloads from disk
+/// on its next turn).
 const MAX_SESSIONS: usize = 4096;
 
 /// Everything the writer needs about one finished exchange.
@@ -135,7 +136,8 @@ struct SessionCtx {
 pub struct Writer {
     data_dir: PathBuf,
     history: History,
-    sessions: HashMap<String, SessionCtx>,
+    /// Bounded: the least recently active session is evicted (its state reloads from disk on its next turn).
+    sessions: lru::LruCache<String, SessionCtx>,
     /// Rollout path by thread id, read from disk once (then kept up to date by this writer), so a new session
     /// does not walk `<data>/sessions` again.
     rollouts: Option<RolloutIndex>,
@@ -147,9 +149,16 @@ impl Writer {
         Self {
             data_dir: data_dir.to_owned(),
             history: History::new(data_dir, options.history_max_bytes),
-            sessions: HashMap::new(),
+            sessions: lru::LruCache::new(NonZeroUsize::new(MAX_SESSIONS).unwrap_or(NonZeroUsize::MIN)),
             rollouts: None,
         }
+    }
+
+    /// A writer keeping at most `cap` sessions in memory.
+    #[cfg(test)]
+    fn with_session_cap(mut self, cap: usize) -> Self {
+        self.sessions = lru::LruCache::new(NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN));
+        self
     }
 
     /// The rollout file of `thread`, or a new path for it.
@@ -166,9 +175,6 @@ impl Writer {
 
     /// Journals one turn.
     pub fn apply(&mut self, turn: TurnRecord) -> Result<(), JournalError> {
-        if self.sessions.len() >= MAX_SESSIONS && !self.sessions.contains_key(&turn.session) {
-            self.sessions.clear();
-        }
         let now = Utc::now();
         let thread = thread_uuid(&turn.session);
         // Input items stay the raw JSON the bridge parsed and are decoded one at a time where their content
@@ -198,7 +204,7 @@ impl Writer {
             }
             std::hash::Hasher::finish(&h)
         };
-        let ctx = self.sessions.entry(turn.session.clone()).or_default();
+        let ctx = self.sessions.get_or_insert_mut(turn.session.clone(), SessionCtx::default);
         let retry = ctx.last_input == Some(input_hash);
         ctx.last_input = Some(input_hash);
         let mut rollout = rollout;
@@ -372,4 +378,39 @@ fn finish_project(
     apply_to_project(&project.dir, state, plan.as_ref(), turn.drift.as_ref(), git, head_moved, now)?;
     project.file.save(&project.state)?;
     Ok(project)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn turn(session: &str) -> TurnRecord {
+        let body = br#"{"model":"m","input":[{"type":"message","role":"user","content":[{"type":"input_text","text":"hi"}]}]}"#;
+        TurnRecord {
+            session: session.to_owned(),
+            originator: None,
+            cwd: None,
+            git: None,
+            drift: None,
+            request: Arc::new(crate::ParsedBody::parse(body).unwrap()),
+            output_items: Vec::new(),
+            usage: None,
+            started_ms: 0,
+        }
+    }
+
+    /// At capacity the least recently active session leaves memory, not every session.
+    #[test]
+    fn sessions_evict_the_least_recent_one() {
+        let data = tempfile::tempdir().unwrap();
+        let mut writer = Writer::new(data.path(), &JournalOptions::default()).with_session_cap(2);
+        for s in ["a", "b", "a", "c"] {
+            writer.apply(turn(s)).unwrap();
+        }
+        assert!(writer.sessions.contains("a") && writer.sessions.contains("c"));
+        assert!(!writer.sessions.contains("b"));
+        // The evicted session continues from disk.
+        writer.apply(turn("b")).unwrap();
+        assert_eq!(writer.sessions.len(), 2);
+    }
 }
