@@ -156,7 +156,7 @@ pub async fn finish(
         cwd: pending.cwd,
         git,
         drift,
-        body: sent.body.clone(),
+        request: sent.clone(),
         output_items,
         usage,
         started_ms: pending.started_ms,

@@ -133,10 +133,10 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
         None => None,
     };
     exchange.cx_mut().model = request.model();
-    let sent = Arc::new(SentRequest::new(request, original));
+    let (sent, body) = SentRequest::new(request, original);
+    let sent = Arc::new(sent);
     let mut upstream_headers = state.upstream.request_headers(headers, client_streams || force_stream);
     crate::identity::affinity_headers(&mut upstream_headers, &identity, state.config.cache.affinity);
-    let body = sent.body.clone();
     let cx = exchange.cx_mut();
     cx.identity = Some(identity);
     cx.client_streams = client_streams;
