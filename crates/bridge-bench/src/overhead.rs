@@ -31,21 +31,52 @@ pub struct Case {
     /// Send `x-codex-bridge-cwd` naming a real git repository, so the bridge runs its (cached, bounded) git
     /// drift check before the upstream call: the one pre-upstream step the journal adds.
     pub git_project: bool,
+    /// Send the real Codex CLI request of [`CODEX_CAPTURE`] (38 KiB: instructions, tools, a tool turn)
+    /// instead of a filler body of `body_bytes`.
+    pub codex_capture: bool,
 }
 
-/// The default matrix: 4 KiB, 64 KiB and 1 MiB bodies at concurrency 1 and 64, scaled by `scale`.
+/// A captured Codex CLI 0.169 request (`codex exec` resuming with a tool call), the body the `38KiB-codex`
+/// cases send (fixtures/captures).
+pub const CODEX_CAPTURE: &str =
+    include_str!("../../../fixtures/captures/codex-exec__s1-t3-resume-tool__r02__POST-v1-responses.json");
+
+/// The default matrix, scaled by `scale`: 4 KiB filler, the 38 KiB Codex capture and 1 MiB filler bodies at
+/// concurrency 1, 16 and 64 (1 MiB at 1 and 64), plus 4 KiB with the git drift check.
 pub fn default_cases(scale: f64) -> Vec<Case> {
     let n = |base: usize| ((base as f64 * scale).round() as usize).max(10);
-    let case = |body_bytes, concurrency, requests| Case { body_bytes, concurrency, requests, git_project: false };
+    let case = |body_bytes, concurrency, requests| Case {
+        body_bytes,
+        concurrency,
+        requests,
+        git_project: false,
+        codex_capture: false,
+    };
+    let codex = |concurrency, requests| Case { codex_capture: true, ..case(38 << 10, concurrency, requests) };
     vec![
         case(4 << 10, 1, n(2000)),
         Case { git_project: true, ..case(4 << 10, 1, n(2000)) },
-        case(64 << 10, 1, n(1000)),
+        codex(1, n(1500)),
         case(1 << 20, 1, n(200)),
+        case(4 << 10, 16, n(4800)),
+        codex(16, n(3200)),
         case(4 << 10, 64, n(6400)),
-        case(64 << 10, 64, n(3200)),
+        codex(64, n(3200)),
         case(1 << 20, 64, n(640)),
     ]
+}
+
+/// The body of a case, with its own cache key.
+fn case_body(case: &Case, key: &str) -> Result<Bytes, BenchError> {
+    if !case.codex_capture {
+        return Ok(request_body(case.body_bytes, key));
+    }
+    let capture: serde_json::Value = serde_json::from_str(CODEX_CAPTURE)
+        .map_err(|e| BenchError::Other(format!("the Codex capture does not parse: {e}")))?;
+    let mut body = capture.get("body").cloned().unwrap_or_default();
+    body["prompt_cache_key"] = serde_json::Value::from(key);
+    body["stream"] = serde_json::Value::Bool(true);
+    Ok(Bytes::from(body.to_string()))
 }
 
 /// The `--json` line of one case (field names are part of the interface).
@@ -228,7 +259,7 @@ pub async fn run(bridge_exe: &Path, cases: &[Case], rounds: usize, sessions: usi
     let rounds = rounds.max(1);
     for (i, case) in cases.iter().enumerate() {
         let client = load::client(case.concurrency)?;
-        let body = request_body(case.body_bytes, &format!("bench-{i}"));
+        let body = case_body(case, &format!("bench-{i}"))?;
         let headers: Vec<(String, String)> = if case.git_project {
             vec![("x-codex-bridge-cwd".to_owned(), repo.display().to_string())]
         } else {
@@ -394,6 +425,7 @@ fn summarise(case: &Case, direct: &[Phase], via: &[Phase]) -> CaseResult {
         |ps: &[Phase]| Series::new(&ps.iter().flat_map(|p| p.samples.iter().map(|s| s.ttfb)).collect::<Vec<_>>());
     let (dt, bt, df, bf) = (totals(direct), totals(via), ttfbs(direct), ttfbs(via));
     let size = match case.body_bytes {
+        _ if case.codex_capture => "38KiB-codex".to_owned(),
         b if b >= 1 << 20 => format!("{}MiB", b >> 20),
         b => format!("{}KiB", b >> 10),
     };

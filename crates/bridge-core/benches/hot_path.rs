@@ -307,8 +307,8 @@ fn whole(bencher: Bencher<'_, '_>, size: Size) {
         let identity = env.rt.block_on(case.engine.resolve(&request, &case.headers, Some("codex_exec"), 0)).unwrap();
         bridge_core::shape::for_upstream(&mut request, env.config.upstream.force_stream, Some(&env.codex)).unwrap();
         identity::apply_key(&mut request, &identity).unwrap();
-        let sent = SentRequest::new(request, original);
+        let (sent, bytes) = SentRequest::new(request, original);
         let fp = Fingerprint::of(&sent.request);
-        (sent, fp, identity)
+        (sent, bytes, fp, identity)
     });
 }

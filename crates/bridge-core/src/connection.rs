@@ -265,13 +265,13 @@ pub async fn serve(
             Verdict::Keep => {}
             Verdict::Close(reason) => {
                 if !closing {
-                    metrics.inc("codex_bridge_connections_closed_total", &[("reason", reason)], 1);
+                    Metrics::count(&metrics.connections_closed, reason, 1);
                     connection.as_mut().graceful_shutdown();
                     closing = true;
                 }
             }
             Verdict::Drop(reason) => {
-                metrics.inc("codex_bridge_connections_closed_total", &[("reason", reason)], 1);
+                Metrics::count(&metrics.connections_closed, reason, 1);
                 tracing::debug!(reason, "dropping a client connection");
                 return;
             }

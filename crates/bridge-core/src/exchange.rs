@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::identity::{Identity, IdentityEngine};
 use crate::journal_hook::PendingTurn;
-use crate::metrics::Metrics;
+use crate::metrics::{FieldLabel, Metrics, RouteLabel, TokenLabels};
 use crate::recorder::Recorder;
 use crate::sent::SentRequest;
 use crate::tracker::Tracker;
@@ -178,8 +178,8 @@ async fn record(books: &Books, cx: ExchangeContext, outcome: Outcome) {
         permits,
     } = cx;
     let metrics = &books.metrics;
-    metrics.observe("codex_bridge_overhead_seconds", &[("route", route)], overhead);
-    metrics.inc("codex_bridge_exchanges_total", &[("route", route)], 1);
+    Metrics::observe(&metrics.overhead, route, overhead);
+    metrics.exchanges.get_or_create(&RouteLabel { route }).inc();
     let model_label = metrics.model_label(model.as_deref());
     let usage = outcome.usage.unwrap_or_default();
     for (kind, value) in [
@@ -190,8 +190,12 @@ async fn record(books: &Books, cx: ExchangeContext, outcome: Outcome) {
         ("reasoning", usage.reasoning_tokens),
     ] {
         match value {
-            Some(v) => metrics.inc("codex_bridge_tokens_total", &[("kind", kind), ("model", &model_label)], v),
-            None => metrics.inc("codex_bridge_usage_missing_total", &[("field", kind)], 1),
+            Some(v) => {
+                metrics.tokens.get_or_create(&TokenLabels { kind, model: model_label.clone() }).inc_by(v);
+            }
+            None => {
+                metrics.usage_missing.get_or_create(&FieldLabel { field: kind }).inc();
+            }
         }
     }
     let ok = (200..300).contains(&outcome.status);

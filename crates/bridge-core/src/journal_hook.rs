@@ -25,7 +25,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::task::JoinHandle;
 
-use crate::metrics::Metrics;
+use crate::metrics::{KindLabel, Metrics};
 use crate::sent::SentRequest;
 
 /// The header a client can set to name its working directory.
@@ -69,7 +69,7 @@ impl PendingTurn {
 
 fn report_drift(metrics: &Metrics, session: &str, git: Option<&TurnGit>) {
     if let Some(drift) = git.and_then(|g| g.drift.as_ref()) {
-        metrics.inc("codex_bridge_git_drift_total", &[("kind", drift.kind.as_str())], 1);
+        metrics.git_drift.get_or_create(&KindLabel { kind: drift.kind.as_str() }).inc();
         tracing::warn!(session = %session, drift = %drift.header_value(), "git drift since the last turn");
     }
 }
@@ -156,7 +156,7 @@ pub async fn finish(
         cwd: pending.cwd,
         git,
         drift,
-        body: sent.body.clone(),
+        request: sent.clone(),
         output_items,
         usage,
         started_ms: pending.started_ms,

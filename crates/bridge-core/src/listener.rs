@@ -153,7 +153,7 @@ impl Listener {
             // delayed ACK (about 40 ms).
             let _ = tcp.set_nodelay(true);
             let Some(permit) = self.admit().await else {
-                metrics.inc("codex_bridge_connections_refused_total", &[("reason", "at_capacity")], 1);
+                Metrics::count(&metrics.connections_refused, "at_capacity", 1);
                 tasks.spawn(refuse(tcp, self.capacity));
                 continue;
             };

@@ -26,6 +26,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::exchange::{Exchange, Outcome};
+use crate::metrics::Metrics;
 use crate::pump::{Sink, UpstreamEvents};
 use crate::sent::SentRequest;
 use crate::state::AppState;
@@ -132,10 +133,10 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
         None => None,
     };
     exchange.cx_mut().model = request.model();
-    let sent = Arc::new(SentRequest::new(request, original));
+    let (sent, body) = SentRequest::new(request, original);
+    let sent = Arc::new(sent);
     let mut upstream_headers = state.upstream.request_headers(headers, client_streams || force_stream);
     crate::identity::affinity_headers(&mut upstream_headers, &identity, state.config.cache.affinity);
-    let body = sent.body.clone();
     let cx = exchange.cx_mut();
     cx.identity = Some(identity);
     cx.client_streams = client_streams;
@@ -155,7 +156,7 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
         Ok(response) => response,
         Err(e) => return fail(exchange, e).await,
     };
-    metrics.observe("codex_bridge_upstream_latency_seconds", &[("route", route)], sent_at.elapsed());
+    Metrics::observe(&metrics.upstream_latency, route, sent_at.elapsed());
     let status = upstream.status().as_u16();
     let upstream_headers = upstream.headers().clone();
     let is_sse = upstream_headers
@@ -193,11 +194,11 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
             return fail(exchange, e).await;
         }
         Err(failure) => {
-            metrics.inc("codex_bridge_stream_errors_total", &[("reason", failure.label())], 1);
+            Metrics::count(&metrics.stream_errors, failure.label(), 1);
             return fail(exchange, failure.to_api_error()).await;
         }
     };
-    metrics.observe("codex_bridge_ttfb_seconds", &[("route", route)], started.elapsed());
+    Metrics::observe(&metrics.ttfb, route, started.elapsed());
     Ok(Reply::Stream(Box::new(Streaming {
         events,
         first,

@@ -16,6 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::connection::ConnectionHandle;
 use crate::errors::{HttpError, bad_request, json_response, too_large};
+use crate::metrics::{Metrics, RequestLabels};
 use crate::pipeline::{Answer, Ingress, Reply};
 use crate::pump::{AggregateSink, Aggregated, SseSink};
 use crate::state::AppState;
@@ -55,7 +56,7 @@ pub async fn responses(
         Err(e) => error_response(e),
     };
     let status = response.status();
-    state.metrics.inc("codex_bridge_requests_total", &[("route", route), ("status", status.as_str())], 1);
+    state.metrics.requests.get_or_create(&RequestLabels { route, status: status.as_u16() }).inc();
     response
 }
 
@@ -194,7 +195,7 @@ async fn read_body(
 fn reserve(budget: &Arc<Semaphore>, bytes: usize, state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
     let kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
     budget.clone().try_acquire_many_owned(kib).map_err(|_| {
-        state.metrics.inc("codex_bridge_requests_shed_total", &[("reason", "body_budget")], 1);
+        Metrics::count(&state.metrics.requests_shed, "body_budget", 1);
         ApiError::new(
             503,
             bridge_types::ErrorKind::ServerError,

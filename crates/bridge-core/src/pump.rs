@@ -208,7 +208,7 @@ impl Sink for SseSink {
                     stall_ms = self.stall.as_millis() as u64,
                     "client stopped reading; cutting its connection and draining the upstream stream"
                 );
-                metrics.inc("codex_bridge_client_stalls_total", &[], 1);
+                metrics.client_stalls.inc();
                 if let Some(connection) = &self.connection {
                     connection.cut();
                 }
@@ -321,10 +321,10 @@ pub async fn run(
     }
     if tap.terminal.is_none() {
         let reason = failure.as_ref().map_or("closed_early", StreamFailure::label);
-        metrics.inc("codex_bridge_stream_errors_total", &[("reason", reason)], 1);
+        Metrics::count(&metrics.stream_errors, reason, 1);
         tracing::warn!(request_id = %request_id, reason, "upstream stream ended abnormally");
     } else if tap.terminal == Some(Terminal::Failed) && !aggregate {
-        metrics.inc("codex_bridge_stream_errors_total", &[("reason", "response_failed")], 1);
+        Metrics::count(&metrics.stream_errors, "response_failed", 1);
     }
     // Ending the sink drops its sender, so the client's response ends before the bookkeeping below.
     let status = sink.end(&mut tap, failure).await;

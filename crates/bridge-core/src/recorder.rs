@@ -108,7 +108,7 @@ impl Recorder {
         match self.tx.try_send(Message::Write(op)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.shared.metrics.inc("codex_bridge_store_writes_dropped_total", &[("reason", "queue_full")], 1);
+                Metrics::count(&self.shared.metrics.store_writes_dropped, "queue_full", 1);
                 if !self.shared.dropping.swap(true, Ordering::AcqRel) && !self.shared.store.is_down() {
                     tracing::warn!(
                         queue = QUEUE,
@@ -117,7 +117,7 @@ impl Recorder {
                 }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.shared.metrics.inc("codex_bridge_store_writes_dropped_total", &[("reason", "stopped")], 1);
+                Metrics::count(&self.shared.metrics.store_writes_dropped, "stopped", 1);
                 tracing::error!("store writer stopped; a store write was lost");
             }
         }
@@ -145,11 +145,7 @@ impl Shared {
                 }
             }
             Err(e) => {
-                self.metrics.inc(
-                    "codex_bridge_store_writes_dropped_total",
-                    &[("reason", "store_error")],
-                    batch.len() as u64,
-                );
+                Metrics::count(&self.metrics.store_writes_dropped, "store_error", batch.len() as u64);
                 if !crate::store_guard::is_outage(&e) {
                     tracing::error!(error = %e, writes = batch.len(), "could not write to the store");
                 }

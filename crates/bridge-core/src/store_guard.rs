@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use bridge_store::{LogEntry, Store, StoreError, StoreResult, UsageQuery, UsageRecord, WriteOp};
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, OpLabel};
 
 /// Bound on listings and write batches (they are off the request path and may carry a thousand writes).
 pub const BULK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -53,7 +53,7 @@ pub struct GuardedStore {
 impl GuardedStore {
     /// Wraps `inner`; request-path calls are bounded by `timeout`.
     pub fn new(inner: Arc<dyn Store>, timeout: Duration, metrics: Arc<Metrics>) -> Self {
-        metrics.set_gauge("codex_bridge_store_up", 1);
+        metrics.store_up.set(1);
         let epoch = Instant::now();
         Self {
             inner,
@@ -112,7 +112,7 @@ impl GuardedStore {
 
     fn count_failure(&self, op: &'static str) {
         if op != "write_batch" {
-            self.metrics.inc("codex_bridge_store_read_fallbacks_total", &[("op", op)], 1);
+            self.metrics.store_read_fallbacks.get_or_create(&OpLabel { op }).inc();
         }
         self.failures.fetch_add(1, Ordering::Relaxed);
     }
@@ -130,8 +130,8 @@ impl GuardedStore {
         self.failures.store(1, Ordering::Relaxed);
         self.next_probe_ms.store((self.epoch.elapsed() + PROBE_INTERVAL).as_millis() as u64, Ordering::Release);
         self.down.store(true, Ordering::Release);
-        self.metrics.inc("codex_bridge_store_outages_total", &[], 1);
-        self.metrics.set_gauge("codex_bridge_store_up", 0);
+        self.metrics.store_outages.inc();
+        self.metrics.store_up.set(0);
         tracing::warn!(
             store = self.inner.kind(),
             op,
@@ -152,7 +152,7 @@ impl GuardedStore {
         let down_ms = changed.elapsed().as_millis() as u64;
         *changed = Instant::now();
         self.down.store(false, Ordering::Release);
-        self.metrics.set_gauge("codex_bridge_store_up", 1);
+        self.metrics.store_up.set(1);
         let failed_calls = self.failures.load(Ordering::Relaxed);
         tracing::warn!(store = self.inner.kind(), down_ms, failed_calls, "store is back");
     }

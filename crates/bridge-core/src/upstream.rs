@@ -146,7 +146,7 @@ impl Upstream {
                     if attempt >= self.config.max_retries {
                         return Err(bad_gateway(attempts_note(describe(e, &self.config), started, attempt + 1)));
                     }
-                    metrics.inc("codex_bridge_upstream_retries_total", &[("reason", "connect")], 1);
+                    Metrics::count(&metrics.upstream_retries, "connect", 1);
                     backoff(attempt)
                 }
                 Ok(r) if r.status().as_u16() == 401 => {
@@ -155,7 +155,7 @@ impl Upstream {
                     }
                     match self.credentials.refresh(&applied, &mut headers).await? {
                         Some(fresh) => {
-                            metrics.inc("codex_bridge_upstream_retries_total", &[("reason", "401")], 1);
+                            Metrics::count(&metrics.upstream_retries, "401", 1);
                             applied = fresh;
                             refreshed = true;
                             Duration::ZERO
@@ -165,13 +165,13 @@ impl Upstream {
                 }
                 Ok(r) if r.status().as_u16() == 429 => match retry_after(r.headers()) {
                     Some(wait) if attempt < self.config.max_retries && wait <= self.config.max_retry_after => {
-                        metrics.inc("codex_bridge_upstream_retries_total", &[("reason", "429")], 1);
+                        Metrics::count(&metrics.upstream_retries, "429", 1);
                         wait
                     }
                     _ => return result.map_err(|e| bad_gateway(describe(&e, &self.config))),
                 },
                 Ok(r) if r.status().is_server_error() && attempt < self.config.max_retries => {
-                    metrics.inc("codex_bridge_upstream_retries_total", &[("reason", "5xx")], 1);
+                    Metrics::count(&metrics.upstream_retries, "5xx", 1);
                     retry_after(r.headers())
                         .filter(|w| *w <= self.config.max_retry_after)
                         .unwrap_or_else(|| backoff(attempt))

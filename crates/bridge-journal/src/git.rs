@@ -7,8 +7,10 @@
 //!   git anywhere else.
 //! - git never looks above the root it runs in (`GIT_CEILING_DIRECTORIES` is the root's parent) and runs
 //!   with `core.fsmonitor` off, so a repository's configuration cannot make `git status` start a program.
-//! - A snapshot is one `git status --porcelain=v2 --branch --untracked-files=no` call; every call runs with
-//!   a timeout and its process is killed when the timeout fires.
+//! - Branch and HEAD are read in-process from the git directory ([`read_branch_head`], [`crate::gitdir`]);
+//!   git runs only for the dirty flag ([`dirty`]), for repositories the reader does not understand, and for
+//!   the CLI's [`snapshot`] (one `git status --porcelain=v2 --branch --untracked-files=no` call). Every git
+//!   call runs with a timeout and its process is killed when the timeout fires.
 //! - Classifying a drift costs at most two extra `git merge-base --is-ancestor` calls, and only when the
 //!   HEAD moved on the same branch.
 
@@ -158,6 +160,19 @@ async fn git(root: &Path, args: &[&str], timeout: Duration) -> Result<(i32, Stri
         .map_err(|e| JournalError::Git(format!("git failed: {e}")))?;
     let code = output.status.code().unwrap_or(-1);
     Ok((code, String::from_utf8_lossy(&output.stdout).into_owned()))
+}
+
+/// Branch and HEAD read in-process, without running git (`dirty` is not known here: `false`). An error
+/// when the repository is one the reader does not understand (then use [`snapshot`]).
+pub fn read_branch_head(root: &Path) -> Result<GitSnapshot, JournalError> {
+    let head = crate::gitdir::read_head(root).map_err(|e| JournalError::Git(e.0))?;
+    Ok(GitSnapshot { branch: head.branch, head: head.oid, dirty: false })
+}
+
+/// Whether tracked files differ from HEAD (staged or not; untracked files do not count), with one bounded
+/// `git status --porcelain=v2 --untracked-files=no` call.
+pub async fn dirty(root: &Path, timeout: Duration) -> Result<bool, JournalError> {
+    snapshot(root, timeout).await.map(|s| s.dirty)
 }
 
 /// Takes a snapshot with one bounded `git status` call.

@@ -4,9 +4,10 @@
 //!   [`rollout_index`], the writer's compact index of them by thread id;
 //! - [`history`]: `history.jsonl` with `max_bytes` trimming under an exclusive lock;
 //! - [`project`] and [`rollup`]: layered project state (`project_state.json` plus short-term
-//!   `sessions/<stamp>_<branch>.json`);
+//!   `sessions/<stamp>_<branch>.jsonl`, appended per turn);
 //! - [`tasks`], [`plan`], [`render`]: the task graph fed by `update_plan` / `todowrite`;
 //! - [`git`]: project roots (bounded by the configured `project_roots`), snapshots and drift classification;
+//! - [`request`]: the journal's read-only view of the request the bridge parsed ([`RequestView`]);
 //! - [`runtime`] and [`turn`]: the background writer the bridge hands finished turns to, and the bounded,
 //!   cached git check it runs before the upstream call;
 //! - [`digest`]: Markdown journals of sessions; [`resolve`]: the ways forward `doctor` offers after a drift.
@@ -19,11 +20,14 @@ pub mod clock;
 pub mod digest;
 mod fsutil;
 pub mod git;
+pub mod gitdir;
 pub mod history;
 pub mod lines;
+mod options;
 pub mod plan;
 pub mod project;
 pub mod render;
+pub mod request;
 pub mod resolve;
 pub mod rollout;
 pub mod rollout_index;
@@ -35,6 +39,7 @@ pub mod turn;
 use std::path::{Path, PathBuf};
 
 pub use git::{Drift, DriftKind, GitSnapshot};
+pub use request::{InputView, ParsedBody, RequestView};
 pub use runtime::{Journal, JournalOptions, TurnGit};
 pub use turn::TurnRecord;
 

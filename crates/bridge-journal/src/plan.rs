@@ -8,14 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::tasks::PlanItem;
 use crate::tasks::TaskStatus;
-
-/// One step of a plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlanItem {
-    pub step: String,
-    pub status: TaskStatus,
-}
 
 /// A plan as the model last wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,13 +1,18 @@
 //! Layered project state, kept in the data directory (never inside the user's repository):
 //! `<data>/projects/<name>-<hash>/project_state.json` (long-term: milestones, task graph, git checkpoints,
-//! drift events, roll-ups) and `<data>/projects/<name>-<hash>/sessions/<stamp>_<branch>.json` (short-term:
+//! drift events, roll-ups) and `<data>/projects/<name>-<hash>/sessions/<stamp>_<branch>.jsonl` (short-term:
 //! turn summaries, pending actions, the last plan, session events).
 //!
 //! Invariants:
 //! - The project is the git root of the client's working directory; `<hash>` is derived from its path.
 //! - Every read-modify-write of `project_state.json` holds the project's directory lock and ends in an
 //!   atomic rewrite, so the bridge and the CLI never lose each other's edits.
-//! - Short-term files are rewritten atomically after each turn.
+//! - A short-term file grows by appending: a `start` line with the whole [`SessionState`], then one `turn`
+//!   line per turn holding only what the turn changed ([`ShortTermFile`]), so a session of N turns writes
+//!   O(N) bytes, not O(N²). Reading folds the lines back into the state; a torn last line (a crash) is
+//!   ignored and cut before the next append. Files of the former layout (`<stamp>_<branch>.json`, the whole
+//!   state rewritten per turn) are still read, and continued as a `.jsonl` file with the same stamp.
+//! - `project_state.json` is only rewritten when an edit changed it.
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::JournalError;
-use crate::fsutil::{DirLock, write_atomic};
+use crate::fsutil::{DirLock, append_durably, open_append, repair_tail, write_atomic};
 use crate::git::{Drift, GitSnapshot};
 use crate::plan::Plan;
 use crate::tasks::TaskGraph;
@@ -211,28 +216,37 @@ impl ProjectDir {
     pub fn update<R>(&self, edit: impl FnOnce(&mut ProjectState) -> R) -> Result<R, JournalError> {
         crate::fsutil::create_private_dir(&self.dir).map_err(|e| JournalError::io(&self.dir, e))?;
         let _lock = DirLock::acquire(&self.dir)?;
-        let mut state = self.load()?;
+        let path = self.long_term_path();
+        let before = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(JournalError::io(&path, e)),
+        };
+        let mut state: ProjectState = if before.is_empty() {
+            ProjectState::default()
+        } else {
+            serde_json::from_slice(&before).map_err(JournalError::Json)?
+        };
         state.root = self.root.to_string_lossy().into_owned();
         let result = edit(&mut state);
         let bytes = serde_json::to_vec_pretty(&state).map_err(JournalError::Json)?;
-        write_atomic(&self.long_term_path(), &bytes)?;
+        // Most turns change nothing here (no plan, no drift, the same git state): no rewrite, no sync then.
+        if bytes != before {
+            write_atomic(&path, &bytes)?;
+        }
         Ok(result)
     }
 
     /// The path of a new short-term file.
     pub fn short_term_path(&self, stamp: &str, branch: Option<&str>) -> PathBuf {
-        self.sessions_dir().join(format!("{stamp}_{}.json", branch_slug(branch)))
+        self.sessions_dir().join(format!("{stamp}_{}.jsonl", branch_slug(branch)))
     }
 
     /// Every short-term file with its state, oldest first (by name).
     pub fn short_term_files(&self) -> Vec<(PathBuf, SessionState)> {
         let Ok(entries) = std::fs::read_dir(self.sessions_dir()) else { return Vec::new() };
-        let mut files: Vec<(PathBuf, SessionState)> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .filter_map(|p| read_json::<SessionState>(&p).ok().flatten().map(|s| (p, s)))
-            .collect();
+        let mut files: Vec<(PathBuf, SessionState)> =
+            entries.flatten().map(|e| e.path()).filter_map(|p| read_short_term(&p).map(|s| (p, s))).collect();
         files.sort_by(|a, b| a.0.cmp(&b.0));
         files
     }
@@ -266,10 +280,181 @@ pub fn all_projects(data_dir: &Path) -> Vec<(ProjectDir, ProjectState)> {
     out
 }
 
-/// Writes a short-term file atomically.
+/// Writes a complete new short-term file atomically: its `start` line, holding all of `state`.
 pub fn save_short_term(path: &Path, state: &SessionState) -> Result<(), JournalError> {
-    let bytes = serde_json::to_vec_pretty(state).map_err(JournalError::Json)?;
-    write_atomic(path, &bytes)
+    let mut line = serde_json::to_vec(&Line::Start(std::borrow::Cow::Borrowed(state))).map_err(JournalError::Json)?;
+    line.push(b'\n');
+    write_atomic(path, &line)
+}
+
+/// One line of a short-term file.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Line<'a> {
+    /// The state when the file was started (or converted from the former layout).
+    Start(std::borrow::Cow<'a, SessionState>),
+    /// What one turn changed.
+    Turn(std::borrow::Cow<'a, TurnDelta>),
+}
+
+/// The part of a [`SessionState`] one turn changed: its new turns and events, and the fields it set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct TurnDelta {
+    #[serde(default)]
+    turns: Vec<TurnSummary>,
+    #[serde(default)]
+    events: Vec<SessionEvent>,
+    branch: Option<String>,
+    head: Option<String>,
+    /// Set when the turn's plan changed them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending_actions: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_plan: Option<Plan>,
+    rolled_up_turns: usize,
+}
+
+/// Reads a short-term file of either layout; `None` when it is unreadable or has no `start` line.
+pub fn read_short_term(path: &Path) -> Option<SessionState> {
+    match path.extension().and_then(|x| x.to_str()) {
+        Some("json") => read_json::<SessionState>(path).ok().flatten(),
+        Some("jsonl") => {
+            let text = std::fs::read(path).ok()?;
+            fold_lines(&text)
+        }
+        _ => None,
+    }
+}
+
+/// Folds the complete lines of a short-term file into the state (a line that does not parse is skipped).
+fn fold_lines(text: &[u8]) -> Option<SessionState> {
+    // Only newline-terminated lines count: bytes after the last newline are a write a crash cut short.
+    let complete = text.iter().rposition(|b| *b == b'\n').map_or(&text[..0], |end| &text[..end]);
+    let mut state: Option<SessionState> = None;
+    for line in complete.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        match serde_json::from_slice::<Line<'static>>(line) {
+            Ok(Line::Start(start)) => state = Some(start.into_owned()),
+            Ok(Line::Turn(delta)) => {
+                let Some(state) = state.as_mut() else { continue };
+                let delta = delta.into_owned();
+                state.turns.extend(delta.turns);
+                state.events.extend(delta.events);
+                state.branch = delta.branch;
+                state.head = delta.head;
+                if let Some(pending) = delta.pending_actions {
+                    state.pending_actions = pending;
+                }
+                if delta.last_plan.is_some() {
+                    state.last_plan = delta.last_plan;
+                }
+                state.rolled_up_turns = delta.rolled_up_turns;
+            }
+            Err(e) => tracing::warn!(error = %e, "skipped a short-term line that does not parse"),
+        }
+    }
+    state
+}
+
+/// A short-term file the writer appends to: it remembers what the file already holds, so each
+/// [`ShortTermFile::save`] appends only what changed since (one line, synced with the writer's batch).
+#[derive(Debug)]
+pub struct ShortTermFile {
+    path: PathBuf,
+    /// Whether the `start` line is written.
+    started: bool,
+    /// Whether a torn tail was looked for (once per open, before the first append).
+    repaired: bool,
+    turns: usize,
+    events: usize,
+    pending_actions: Vec<String>,
+    last_plan: Option<Plan>,
+    /// A former-layout file this one continues, removed after the first save.
+    replaces: Option<PathBuf>,
+}
+
+impl ShortTermFile {
+    /// A file not written yet, at `path` (a `.jsonl` path from [`ProjectDir::short_term_path`]).
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            started: false,
+            repaired: false,
+            turns: 0,
+            events: 0,
+            pending_actions: Vec::new(),
+            last_plan: None,
+            replaces: None,
+        }
+    }
+
+    /// The file found again after a restart, holding `state`. A file of the former layout is continued as
+    /// a `.jsonl` file beside it (started with all of `state`), and the old file is removed once that
+    /// is written.
+    pub fn existing(path: PathBuf, state: &SessionState) -> Self {
+        if path.extension().is_some_and(|x| x == "jsonl") {
+            return Self {
+                path,
+                started: true,
+                repaired: false,
+                replaces: None,
+                turns: state.turns.len(),
+                events: state.events.len(),
+                pending_actions: state.pending_actions.clone(),
+                last_plan: state.last_plan.clone(),
+            };
+        }
+        let mut file = Self::new(path.with_extension("jsonl"));
+        file.replaces = Some(path);
+        file
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends what changed in `state` since the last save (the whole state, the first time).
+    pub fn save(&mut self, state: &SessionState) -> Result<(), JournalError> {
+        let line = if self.started {
+            let changed_plan = state.last_plan != self.last_plan;
+            let changed_pending = state.pending_actions != self.pending_actions;
+            Line::Turn(std::borrow::Cow::Owned(TurnDelta {
+                turns: state.turns.get(self.turns..).unwrap_or_default().to_vec(),
+                events: state.events.get(self.events..).unwrap_or_default().to_vec(),
+                branch: state.branch.clone(),
+                head: state.head.clone(),
+                pending_actions: changed_pending.then(|| state.pending_actions.clone()),
+                last_plan: if changed_plan { state.last_plan.clone() } else { None },
+                rolled_up_turns: state.rolled_up_turns,
+            }))
+        } else {
+            Line::Start(std::borrow::Cow::Borrowed(state))
+        };
+        let mut bytes = serde_json::to_vec(&line).map_err(JournalError::Json)?;
+        bytes.push(b'\n');
+        let mut file = open_append(&self.path)?;
+        if !self.repaired {
+            repair_tail(&mut file, &self.path)?;
+            self.repaired = true;
+        }
+        append_durably(&mut file, &self.path, &bytes)?;
+        self.started = true;
+        self.turns = state.turns.len();
+        self.events = state.events.len();
+        if self.pending_actions != state.pending_actions {
+            self.pending_actions = state.pending_actions.clone();
+        }
+        if self.last_plan != state.last_plan {
+            self.last_plan = state.last_plan.clone();
+        }
+        if let Some(old) = self.replaces.take() {
+            // The new file holds everything the old one did: the old one would only be read twice.
+            if let Err(e) = std::fs::remove_file(&old) {
+                tracing::warn!(path = %old.display(), error = %e, "could not remove a converted short-term file");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A branch name usable in a file name (`feature/x` → `feature-x`, detached → `detached`).

@@ -4,11 +4,18 @@
 //! Invariants:
 //! - [`Journal::record`] only queues; all file work happens on the writer thread, after the upstream
 //!   was called. The channel is bounded: a full queue makes the stream task wait, nothing is dropped.
-//! - [`Journal::check_git`] is the one step allowed before the upstream call: at most one bounded `git`
-//!   call per project per `git_cache` interval (plus the ancestry checks when a drift is found), and only
-//!   for a working directory whose canonical path is under `project_roots`
-//!   ([`crate::git::find_root_within`]); anywhere else no git runs and the turn is journaled without git
-//!   state.
+//! - [`Journal::check_git`] is the one step allowed before the upstream call. It reads branch and HEAD
+//!   in-process ([`crate::gitdir`]), once per project per `git_cache` interval however many checks run at
+//!   once (single flight), and waits for no subprocess, except the ancestry checks when a drift is found
+//!   and a `git status` for a repository the reader does not understand. Only for a working directory whose
+//!   canonical path is under `project_roots` ([`crate::git::find_root_within`]); anywhere else nothing is
+//!   read and the turn is journaled without git state.
+//! - The dirty flag is `git status --untracked-files=no` (honest: an index mtime misses edits to tracked
+//!   files), run once per project per interval in the background: the check reports the last known flag,
+//!   and [`Journal::record`] (after the stream) gives the turn the flag of the status its interval started.
+//!   Drift is classified from branch and HEAD only, so the flag never delays or changes a drift.
+//! - The maps behind the check are bounded and evict their least recently used entry (`lru`), never
+//!   everything at once.
 //! - A client-named path is resolved to its project again after `git_cache`, so a path that now leads to
 //!   another repository never keeps the old project's state.
 //! - A session is only ever compared with what that same session saw of that same project: the recorded
@@ -21,14 +28,20 @@
 //!   after the turns queued before it are written and synced. A process crash loses the turns not yet
 //!   written (measured by `bench crash-loss`); a power loss may also lose those not yet synced.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use lru::LruCache;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::git::{self, Drift, GitSnapshot, NoRoot};
+pub use crate::options::JournalOptions;
+use crate::options::home_dir;
 use crate::project::all_projects;
 use crate::turn::{TurnRecord, Writer};
 
@@ -40,44 +53,11 @@ const QUEUE: usize = 64;
 const MAX_BATCH: usize = 256;
 /// Batches of files waiting for the syncer (its coalescing keeps this short).
 const SYNC_QUEUE: usize = 8;
-/// Distinct working directories remembered before the cwd → root map is cleared.
+/// Distinct working directories (and project roots) remembered; the least recently used is evicted.
 const MAX_CWDS: usize = 10_000;
-/// (session, project) states remembered before the map is cleared (each ~200 bytes; a session that lost its
-/// entry records again on its next turn and misses at most one drift).
+/// (session, project) states remembered, least recently used evicted (each ~200 bytes; a session that lost
+/// its entry records again on its next turn and misses at most one drift).
 const MAX_SEEN: usize = 100_000;
-
-/// Journal settings (the `[journal]` and `[history]` config sections).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JournalOptions {
-    /// Record sessions at all (rollouts, history, project state).
-    pub enabled: bool,
-    /// `[history] max_bytes` ([`crate::history::DEFAULT_MAX_BYTES`] by default); `None` or 0 keeps
-    /// everything.
-    pub history_max_bytes: Option<u64>,
-    /// Append a drift note for the model at the tail of the input (opt-in).
-    pub drift_note: bool,
-    /// Longest a `git` call may take.
-    pub git_timeout: Duration,
-    /// How long a git snapshot is reused.
-    pub git_cache: Duration,
-    /// `[journal] project_roots`: git runs only in repositories at or under one of these (a leading `~` is
-    /// the home directory). Default: the home directory (`$HOME`, unless it is `/`); empty: git never runs.
-    pub project_roots: Vec<PathBuf>,
-}
-
-impl Default for JournalOptions {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            history_max_bytes: Some(crate::history::DEFAULT_MAX_BYTES),
-            drift_note: false,
-            git_timeout: Duration::from_millis(500),
-            git_cache: Duration::from_millis(1000),
-            // A service account's `HOME=/` would allow every directory: no default root then.
-            project_roots: home_dir().filter(|h| h.parent().is_some()).into_iter().collect(),
-        }
-    }
-}
 
 /// The git facts of one turn's project.
 #[derive(Debug, Clone)]
@@ -92,20 +72,49 @@ enum Message {
     Flush(oneshot::Sender<()>),
 }
 
-/// The invoking user's home directory (`$HOME`), if set.
-fn home_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
+/// One interval's reading of a project root's git state, shared by every check of that root in the
+/// interval (single flight).
+struct Flight {
+    at: Instant,
+    /// Branch and HEAD, read once (in-process; `git status` for a repository the reader does not know).
+    head: tokio::sync::OnceCell<Option<GitSnapshot>>,
+    /// The dirty flag from one bounded `git status`, run in the background.
+    dirty: Arc<tokio::sync::OnceCell<Option<bool>>>,
+    dirty_started: AtomicBool,
+    /// The dirty flag the previous flight found, reported until this one's is known.
+    previous_dirty: bool,
 }
 
-#[derive(Default)]
+impl Flight {
+    fn new(previous: Option<&Flight>) -> Self {
+        let previous_dirty = previous.and_then(|f| f.dirty.get().copied().flatten()).unwrap_or(false);
+        Self {
+            at: Instant::now(),
+            head: tokio::sync::OnceCell::new(),
+            dirty: Arc::new(tokio::sync::OnceCell::new()),
+            dirty_started: AtomicBool::new(false),
+            previous_dirty,
+        }
+    }
+}
+
+/// The bounded maps of the git check; each evicts its least recently used entry when full.
 struct Watch {
     /// Working directory as the client named it → when it was resolved and its project root (`None`: no
     /// git for it); reused for `git_cache`.
-    roots: HashMap<String, (Instant, Option<PathBuf>)>,
-    /// The current state of a project root, reused for `git_cache`.
-    snapshots: HashMap<PathBuf, (Instant, GitSnapshot)>,
+    roots: LruCache<String, (Instant, Option<PathBuf>)>,
+    /// The current reading of a project root, reused for `git_cache`.
+    flights: LruCache<PathBuf, Arc<Flight>>,
     /// What each session last saw of each project: (session, root) → state.
-    seen: HashMap<(String, PathBuf), GitSnapshot>,
+    seen: LruCache<(String, PathBuf), GitSnapshot>,
+}
+
+impl Watch {
+    /// Maps holding `cwds` working directories (and as many roots) and `seen` (session, project) states.
+    fn new(cwds: usize, seen: usize) -> Self {
+        let cap = |n: usize| NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN);
+        Self { roots: LruCache::new(cap(cwds)), flights: LruCache::new(cap(cwds)), seen: LruCache::new(cap(seen)) }
+    }
 }
 
 /// Handle to the running journal; cheap to clone.
@@ -116,21 +125,23 @@ pub struct Journal {
     /// `options.project_roots`, canonical.
     roots: Arc<[PathBuf]>,
     watch: Arc<Mutex<Watch>>,
+    /// Readings of git state so far (in-process or `git status`), for tests and diagnostics.
+    reads: Arc<AtomicU64>,
 }
 
 impl Journal {
     /// Loads what each session last saw of its project (the short-term files) and starts the writer thread.
     pub fn start(data_dir: &Path, options: JournalOptions) -> Self {
+        Self::start_with(data_dir, options, Watch::new(MAX_CWDS, MAX_SEEN))
+    }
+
+    fn start_with(data_dir: &Path, options: JournalOptions, mut watch: Watch) -> Self {
         let roots: Arc<[PathBuf]> = git::canonical_roots(&options.project_roots, home_dir().as_deref()).into();
-        let mut watch = Watch::default();
         for (project, _) in all_projects(data_dir) {
-            // Oldest first: a session's newest file wins.
+            // Oldest first: a session's newest file wins (and the newest sessions stay when there are more).
             for (_, state) in project.short_term_files() {
-                if watch.seen.len() >= MAX_SEEN {
-                    break;
-                }
                 let git = GitSnapshot { branch: state.branch, head: state.head, dirty: false };
-                watch.seen.insert((state.session_id, project.root.clone()), git);
+                watch.seen.put((state.session_id, project.root.clone()), git);
             }
         }
         let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
@@ -180,7 +191,7 @@ impl Journal {
                 }
             }
         });
-        Self { tx, options: Arc::new(options), roots, watch: Arc::new(Mutex::new(watch)) }
+        Self { tx, options: Arc::new(options), roots, watch: Arc::new(Mutex::new(watch)), reads: Arc::default() }
     }
 
     /// The settings.
@@ -196,7 +207,7 @@ impl Journal {
         // The path → root answer expires like a snapshot: a path that now leads elsewhere (a moved symlink, a
         // replaced directory) must not keep serving the project it led to before.
         let known = {
-            let watch = self.watch.lock().ok()?;
+            let mut watch = self.watch.lock().ok()?;
             watch.roots.get(cwd).filter(|(at, _)| fresh(at)).map(|(_, root)| root.clone())
         };
         let root = match known {
@@ -205,36 +216,43 @@ impl Journal {
                 // Resolved outside the lock: canonicalising and looking for `.git` are file system calls.
                 let root = locate(cwd, &self.roots);
                 let mut watch = self.watch.lock().ok()?;
-                if watch.roots.len() >= MAX_CWDS && !watch.roots.contains_key(cwd) {
-                    watch.roots.clear();
-                    watch.snapshots.clear();
-                }
-                watch.roots.insert(cwd.to_owned(), (Instant::now(), root.clone()));
+                watch.roots.put(cwd.to_owned(), (Instant::now(), root.clone()));
                 root
             }
         }?;
-        let cached = {
-            let watch = self.watch.lock().ok()?;
-            watch.snapshots.get(&root).filter(|(at, _)| fresh(at)).map(|(_, s)| s.clone())
-        };
-        let snapshot = match cached {
-            Some(s) => s,
-            None => match git::snapshot(&root, self.options.git_timeout).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(error = %e, root = %root.display(), "git check skipped");
-                    return None;
+        let flight = {
+            let mut watch = self.watch.lock().ok()?;
+            match watch.flights.get(&root) {
+                Some(f) if fresh(&f.at) => Arc::clone(f),
+                previous => {
+                    let f = Arc::new(Flight::new(previous.map(AsRef::as_ref)));
+                    watch.flights.put(root.clone(), Arc::clone(&f));
+                    f
                 }
-            },
+            }
         };
+        // Every concurrent check of this root in this interval waits for the same one reading.
+        let timeout = self.options.git_timeout;
+        let read = flight
+            .head
+            .get_or_init(|| {
+                self.reads.fetch_add(1, Ordering::Relaxed);
+                read_state(&root, timeout, &flight.dirty)
+            })
+            .await;
+        let mut snapshot = read.clone()?;
+        if !flight.dirty_started.swap(true, Ordering::AcqRel) {
+            // The dirty flag needs `git status`: it runs off the request path; the recorded turn gets it.
+            let (cell, root) = (Arc::clone(&flight.dirty), root.clone());
+            tokio::spawn(async move {
+                cell.get_or_init(|| dirty_of(root, timeout)).await;
+            });
+        }
+        snapshot.dirty = flight.dirty.get().copied().flatten().unwrap_or(flight.previous_dirty);
         let recorded = {
             let mut watch = self.watch.lock().ok()?;
-            watch.snapshots.insert(root.clone(), (Instant::now(), snapshot.clone()));
             let key = (session.to_owned(), root.clone());
-            if watch.seen.len() >= MAX_SEEN && !watch.seen.contains_key(&key) {
-                watch.seen.clear();
-            }
-            watch.seen.insert(key, snapshot.clone())
+            watch.seen.put(key, snapshot.clone())
         };
         let drift = match recorded {
             Some(old) => git::classify(&root, &old, &snapshot, self.options.git_timeout).await,
@@ -243,13 +261,36 @@ impl Journal {
         Some(TurnGit { root, snapshot, drift })
     }
 
+    /// The dirty flag of `root` from its current flight's `git status`, waiting for it at most
+    /// `git_timeout` (`None`: unknown).
+    async fn wait_dirty(&self, root: &Path) -> Option<bool> {
+        let cell = {
+            let mut watch = self.watch.lock().ok()?;
+            Arc::clone(&watch.flights.get(root)?.dirty)
+        };
+        let timeout = self.options.git_timeout;
+        let wait = cell.get_or_init(|| dirty_of(root.to_owned(), timeout));
+        tokio::time::timeout(timeout, wait).await.ok().copied().flatten()
+    }
+
+    /// How many times git state was read (one per project per `git_cache` interval, however many checks).
+    pub fn git_reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
     /// The canonical project roots git may run under.
     pub fn project_roots(&self) -> &[PathBuf] {
         &self.roots
     }
 
-    /// Queues a finished turn for the writer (waits if the queue is full).
-    pub async fn record(&self, turn: TurnRecord) {
+    /// Queues a finished turn for the writer (waits if the queue is full). The turn's git state gets the
+    /// dirty flag of the `git status` its check started (waited for at most `git_timeout`).
+    pub async fn record(&self, mut turn: TurnRecord) {
+        if let Some((root, snapshot)) = turn.git.as_mut()
+            && let Some(dirty) = self.wait_dirty(root).await
+        {
+            snapshot.dirty = dirty;
+        }
         if self.tx.send(Message::Turn(Box::new(turn))).await.is_err() {
             tracing::error!("journal writer stopped; a turn was not journaled");
         }
@@ -260,6 +301,42 @@ impl Journal {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Message::Flush(done)).await.is_ok() {
             let _ = wait.await;
+        }
+    }
+}
+
+/// Branch and HEAD of `root`, read in-process; a repository the reader does not understand gets one
+/// bounded `git status`, which also answers the flight's dirty flag.
+async fn read_state(
+    root: &Path,
+    timeout: Duration,
+    dirty: &tokio::sync::OnceCell<Option<bool>>,
+) -> Option<GitSnapshot> {
+    match git::read_branch_head(root) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::debug!(error = %e, root = %root.display(), "git state not readable in-process; running git");
+            match git::snapshot(root, timeout).await {
+                Ok(s) => {
+                    let _ = dirty.set(Some(s.dirty));
+                    Some(s)
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, root = %root.display(), "git check skipped");
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// The dirty flag from one bounded `git status` (`None` when git did not answer).
+async fn dirty_of(root: PathBuf, timeout: Duration) -> Option<bool> {
+    match git::dirty(&root, timeout).await {
+        Ok(d) => Some(d),
+        Err(e) => {
+            tracing::debug!(error = %e, root = %root.display(), "dirty flag unknown");
+            None
         }
     }
 }
@@ -279,5 +356,48 @@ fn locate(cwd: &str, roots: &[PathBuf]) -> Option<PathBuf> {
             tracing::debug!(cwd, "working directory does not resolve: turns are journaled without git state");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t.invalid"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// At capacity the least recently used (session, project) state is evicted, not all of them: a
+    /// session still in the map is told of a drift after other sessions came.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_seen_map_evicts_the_least_recent_session_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap().join("repo");
+        std::fs::create_dir_all(&root).unwrap();
+        git(&root, &["init", "-q", "-b", "main"]);
+        git(&root, &["commit", "-q", "--allow-empty", "-m", "one"]);
+        let data = tempfile::tempdir().unwrap();
+        let options = JournalOptions {
+            git_cache: Duration::ZERO,
+            git_timeout: Duration::from_secs(5),
+            project_roots: vec![tmp.path().to_owned()],
+            ..JournalOptions::default()
+        };
+        let journal = Journal::start_with(data.path(), options, Watch::new(16, 2));
+        let cwd = root.to_string_lossy().into_owned();
+        for s in ["s1", "s2", "s1", "s3"] {
+            assert!(journal.check_git(s, &cwd).await.unwrap().drift.is_none());
+        }
+        git(&root, &["checkout", "-q", "-b", "other"]);
+        let s1 = journal.check_git("s1", &cwd).await.unwrap();
+        assert_eq!(s1.drift.map(|d| d.kind), Some(crate::DriftKind::BranchSwitch), "s1 was kept");
+        assert!(journal.check_git("s2", &cwd).await.unwrap().drift.is_none(), "s2 was the one evicted");
     }
 }

@@ -8,8 +8,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::PlanItem;
-
 /// A task's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -30,6 +28,13 @@ impl TaskStatus {
             Self::Blocked => "blocked",
         }
     }
+}
+
+/// One step of a plan tool call (parsed in `plan.rs`), as the graph takes it in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanItem {
+    pub step: String,
+    pub status: TaskStatus,
 }
 
 /// One node of the graph.

@@ -4,10 +4,11 @@
 //! Invariants: runs only on the journal's writer thread (never before the upstream call); a session's
 //! files are found again after a restart (rollout by thread id, short-term file by session id).
 
-use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
@@ -16,13 +17,15 @@ use crate::clock::{Utc, fresh_uuid, thread_uuid};
 use crate::git::{Drift, GitSnapshot};
 use crate::history::{History, HistoryEntry};
 use crate::lines::{self, TokenUsage};
-use crate::project::{ProjectDir, SessionEvent, SessionState, TurnSummary, save_short_term};
+use crate::options::JournalOptions;
+use crate::project::{ProjectDir, SessionEvent, SessionState, ShortTermFile, TurnSummary};
+use crate::request::{InputView, RequestView};
 use crate::rollout::Rollout;
 use crate::rollout_index::RolloutIndex;
 use crate::rollup::apply_to_project;
-use crate::runtime::JournalOptions;
 
-/// Sessions kept in memory before the map is cleared (state reloads from disk on the next turn).
+/// Sessions kept in memory; past it the least recently active one is evicted (its state reloads from disk
+/// on its next turn).
 const MAX_SESSIONS: usize = 4096;
 
 /// Everything the writer needs about one finished exchange.
@@ -36,21 +39,12 @@ pub struct TurnRecord {
     /// The project's git state before the turn, when the cwd is inside a repository.
     pub git: Option<(PathBuf, GitSnapshot)>,
     pub drift: Option<Drift>,
-    /// The request body as sent upstream.
-    pub body: bytes::Bytes,
+    /// The request as sent upstream, parsed once by the bridge.
+    pub request: Arc<dyn RequestView>,
     /// Output items from `response.output_item.done`, in order.
     pub output_items: Vec<Value>,
     pub usage: Option<TokenUsage>,
     pub started_ms: i64,
-}
-
-/// The fields of a request body the journal reads; everything else is skipped unparsed.
-#[derive(Deserialize)]
-struct BodyView<'a> {
-    model: Option<String>,
-    instructions: Option<String>,
-    #[serde(borrow)]
-    input: Option<&'a RawValue>,
 }
 
 /// One input item: raw JSON from the body, or a value the journal made (a string input's message).
@@ -126,7 +120,7 @@ fn last_user_prompt(items: &[Item<'_>]) -> Option<String> {
 
 struct ProjectCtx {
     dir: ProjectDir,
-    path: PathBuf,
+    file: ShortTermFile,
     state: SessionState,
 }
 
@@ -142,7 +136,8 @@ struct SessionCtx {
 pub struct Writer {
     data_dir: PathBuf,
     history: History,
-    sessions: HashMap<String, SessionCtx>,
+    /// Bounded: the least recently active session is evicted (its state reloads from disk on its next turn).
+    sessions: lru::LruCache<String, SessionCtx>,
     /// Rollout path by thread id, read from disk once (then kept up to date by this writer), so a new session
     /// does not walk `<data>/sessions` again.
     rollouts: Option<RolloutIndex>,
@@ -154,9 +149,16 @@ impl Writer {
         Self {
             data_dir: data_dir.to_owned(),
             history: History::new(data_dir, options.history_max_bytes),
-            sessions: HashMap::new(),
+            sessions: lru::LruCache::new(NonZeroUsize::new(MAX_SESSIONS).unwrap_or(NonZeroUsize::MIN)),
             rollouts: None,
         }
+    }
+
+    /// A writer keeping at most `cap` sessions in memory.
+    #[cfg(test)]
+    fn with_session_cap(mut self, cap: usize) -> Self {
+        self.sessions = lru::LruCache::new(NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN));
+        self
     }
 
     /// The rollout file of `thread`, or a new path for it.
@@ -173,29 +175,22 @@ impl Writer {
 
     /// Journals one turn.
     pub fn apply(&mut self, turn: TurnRecord) -> Result<(), JournalError> {
-        if self.sessions.len() >= MAX_SESSIONS && !self.sessions.contains_key(&turn.session) {
-            self.sessions.clear();
-        }
         let now = Utc::now();
         let thread = thread_uuid(&turn.session);
-        // Only the fields used here are decoded; input items stay raw JSON and are decoded one at a time
-        // where their content matters, so a large input is held once (the body) rather than as value trees.
-        let body: BodyView<'_> = serde_json::from_slice(&turn.body).map_err(JournalError::Json)?;
-        let input: Vec<Item<'_>> = match body.input {
-            Some(raw) if raw.get().starts_with('[') => serde_json::from_str::<Vec<&RawValue>>(raw.get())
-                .map_err(JournalError::Json)?
-                .into_iter()
-                .map(Item::from_raw)
-                .collect(),
-            Some(raw) if raw.get().starts_with('"') => {
-                let s: String = serde_json::from_str(raw.get()).map_err(JournalError::Json)?;
+        // Input items stay the raw JSON the bridge parsed and are decoded one at a time where their content
+        // matters, so a large input is held once (the request) rather than as value trees.
+        let request = Arc::clone(&turn.request);
+        let input: Vec<Item<'_>> = match request.input() {
+            InputView::Items(items) => items.iter().map(|raw| Item::from_raw(raw)).collect(),
+            InputView::Text(s) => {
                 let message =
                     json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": s}]});
                 vec![Item::Owned(Box::new(message))]
             }
-            _ => Vec::new(),
+            InputView::Absent => Vec::new(),
         };
-        let model = body.model.as_deref().unwrap_or_default();
+        let instructions = request.instructions();
+        let model = request.model().unwrap_or_default();
         let cwd = turn.cwd.clone().unwrap_or_default();
         let known = self.sessions.get_mut(&turn.session).and_then(|c| c.rollout.take());
         let rollout = match known {
@@ -209,7 +204,7 @@ impl Writer {
             }
             std::hash::Hasher::finish(&h)
         };
-        let ctx = self.sessions.entry(turn.session.clone()).or_default();
+        let ctx = self.sessions.get_or_insert_mut(turn.session.clone(), SessionCtx::default);
         let retry = ctx.last_input == Some(input_hash);
         ctx.last_input = Some(input_hash);
         let mut rollout = rollout;
@@ -217,7 +212,7 @@ impl Writer {
         let first: Vec<Value> = input.first().map(Item::value).into_iter().collect();
         let leading = lines::leading_developer_text(&first);
         if rollout.is_empty() {
-            let base = body.instructions.clone().or_else(|| leading.clone());
+            let base = instructions.clone().or_else(|| leading.clone());
             rollout.base_instructions = base.clone();
             let originator = turn.originator.as_deref().unwrap_or("codex-bridge");
             let git = turn.git.as_ref().map(|(_, g)| g);
@@ -226,8 +221,7 @@ impl Writer {
                 Payload::value(lines::session_meta(&thread, &now, &cwd, originator, base.as_deref(), git)),
             ));
         }
-        let skip =
-            usize::from(leading.is_some() && leading == rollout.base_instructions && body.instructions.is_none());
+        let skip = usize::from(leading.is_some() && leading == rollout.base_instructions && instructions.is_none());
         let turn_id = fresh_uuid(&thread);
         records.push((
             "event_msg",
@@ -282,7 +276,7 @@ impl Writer {
             "duration_ms": (now.unix_ms - turn.started_ms).max(0)})),
         ));
         let added = new_items.len();
-        rollout.append(&records, turn.body.len(), &now)?;
+        rollout.append(&records, request.body_len(), &now)?;
         drop(records);
         rollout.recorded_items += added + turn.output_items.len();
         ctx.rollout = Some(rollout);
@@ -321,10 +315,16 @@ impl Writer {
 /// the same branch and HEAD.
 fn open_project(data_dir: &Path, root: &Path, session: &str, thread: &str, git: &GitSnapshot, now: &Utc) -> ProjectCtx {
     let dir = ProjectDir::new(data_dir, root);
-    if let Some((path, state)) = dir.session_file(session) {
-        return ProjectCtx { dir, path, state };
+    // One read of the project's short-term files answers both questions (own file? newest to seed from?).
+    let mut files = dir.short_term_files();
+    if let Some(at) = files.iter().rposition(|(_, s)| s.session_id == session) {
+        let (path, state) = files.swap_remove(at);
+        return ProjectCtx { dir, file: ShortTermFile::existing(path, &state), state };
     }
-    let seed = dir.newest_short_term(git.branch.as_deref(), git.head.as_deref());
+    let seed = files
+        .into_iter()
+        .rev()
+        .find(|(_, s)| s.branch.as_deref() == git.branch.as_deref() && s.head.as_deref() == git.head.as_deref());
     let seeded = seed.is_some();
     let mut state = SessionState::seeded(session.to_owned(), thread.to_owned(), git, now.iso(), seed);
     if seeded {
@@ -342,7 +342,7 @@ fn open_project(data_dir: &Path, root: &Path, session: &str, thread: &str, git: 
         stamp = format!("{}-{:03}-{n}", now.file_stamp(), now.millis);
         path = dir.short_term_path(&stamp, git.branch.as_deref());
     }
-    ProjectCtx { dir, path, state }
+    ProjectCtx { dir, file: ShortTermFile::new(path), state }
 }
 
 fn finish_project(
@@ -376,6 +376,41 @@ fn finish_project(
     state.head = git.head.clone();
     state.turns.push(summary);
     apply_to_project(&project.dir, state, plan.as_ref(), turn.drift.as_ref(), git, head_moved, now)?;
-    save_short_term(&project.path, &project.state)?;
+    project.file.save(&project.state)?;
     Ok(project)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn turn(session: &str) -> TurnRecord {
+        let body = br#"{"model":"m","input":[{"type":"message","role":"user","content":[{"type":"input_text","text":"hi"}]}]}"#;
+        TurnRecord {
+            session: session.to_owned(),
+            originator: None,
+            cwd: None,
+            git: None,
+            drift: None,
+            request: Arc::new(crate::ParsedBody::parse(body).unwrap()),
+            output_items: Vec::new(),
+            usage: None,
+            started_ms: 0,
+        }
+    }
+
+    /// At capacity the least recently active session leaves memory, not every session.
+    #[test]
+    fn sessions_evict_the_least_recent_one() {
+        let data = tempfile::tempdir().unwrap();
+        let mut writer = Writer::new(data.path(), &JournalOptions::default()).with_session_cap(2);
+        for s in ["a", "b", "a", "c"] {
+            writer.apply(turn(s)).unwrap();
+        }
+        assert!(writer.sessions.contains("a") && writer.sessions.contains("c"));
+        assert!(!writer.sessions.contains("b"));
+        // The evicted session continues from disk.
+        writer.apply(turn("b")).unwrap();
+        assert_eq!(writer.sessions.len(), 2);
+    }
 }

@@ -9,7 +9,9 @@
 //!   counter and sorted sets scored by `ts_ms`, members a zero-padded recording number plus the
 //!   record's JSON.
 //!
-//! Invariants: read-modify-writes run as Lua scripts ([`scripts`]), which Redis executes
+//! Invariants: reads (`GET`, `SCAN`, `ZRANGEBYSCORE`, `ZREVRANGEBYSCORE`) go over their own connection: one
+//! multiplexed connection answers in order, so a read sent after a large `MULTI`/`EXEC` pipeline would wait
+//! until all of it was sent and answered; writes keep theirs, in order. Read-modify-writes run as Lua scripts ([`scripts`]), which Redis executes
 //! atomically; a batch is one `MULTI`/`EXEC` pipeline (its scripts sent with `EVAL`); key listings use
 //! `SCAN`, never `KEYS`; error messages show the URL without its
 //! password and never echo a reply (replies may hold stored values).
@@ -32,10 +34,13 @@ const PREFIX: &str = "codex-bridge:";
 /// Width of the recording number in front of a usage member; keeps lexical order = recording order.
 const USAGE_SEQ_WIDTH: usize = 20;
 
-/// The Redis store. Cloning shares the (auto-reconnecting) connection.
+/// The Redis store. Cloning shares the (auto-reconnecting) connections.
 #[derive(Clone)]
 pub struct RedisStore {
+    /// Writes (commands, scripts, batch pipelines), in the order they are sent.
     conn: ConnectionManager,
+    /// Reads, never queued behind a write pipeline.
+    reads: ConnectionManager,
     /// The URL without password, for messages.
     shown_url: String,
 }
@@ -62,14 +67,23 @@ impl RedisStore {
             .set_number_of_retries(2)
             .set_connection_timeout(Some(Duration::from_secs(3)))
             .set_response_timeout(Some(Duration::from_secs(5)));
-        let conn =
+        let conn = ConnectionManager::new_with_config(client.clone(), config.clone())
+            .await
+            .map_err(|e| fail("cannot connect to", e))?;
+        let reads =
             ConnectionManager::new_with_config(client, config).await.map_err(|e| fail("cannot connect to", e))?;
-        Ok(Self { conn, shown_url })
+        Ok(Self { conn, reads, shown_url })
     }
 
-    /// Runs one command.
+    /// Runs one write command.
     async fn query<T: redis::FromRedisValue>(&self, op: &str, cmd: &Cmd) -> StoreResult<T> {
         let mut conn = self.conn.clone();
+        cmd.query_async(&mut conn).await.map_err(|e| self.error(op, &e))
+    }
+
+    /// Runs one read command on the read connection.
+    async fn read<T: redis::FromRedisValue>(&self, op: &str, cmd: &Cmd) -> StoreResult<T> {
+        let mut conn = self.reads.clone();
         cmd.query_async(&mut conn).await.map_err(|e| self.error(op, &e))
     }
 
@@ -85,7 +99,7 @@ impl RedisStore {
         loop {
             let mut cmd = redis::cmd("SCAN");
             cmd.arg(&cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000);
-            let (next, batch): (String, Vec<Vec<u8>>) = self.query("SCAN", &cmd).await?;
+            let (next, batch): (String, Vec<Vec<u8>>) = self.read("SCAN", &cmd).await?;
             // We only write UTF-8 key names; anything else is not ours.
             found.extend(batch.into_iter().filter_map(|k| String::from_utf8(k).ok()));
             if next == "0" {
@@ -213,7 +227,7 @@ impl Store for RedisStore {
     }
 
     async fn get(&self, ns: &str, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        self.query("GET", redis::cmd("GET").arg(kv_key(ns, key))).await
+        self.read("GET", redis::cmd("GET").arg(kv_key(ns, key))).await
     }
 
     async fn put(&self, ns: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> StoreResult<()> {
@@ -270,7 +284,7 @@ impl Store for RedisStore {
         if limit != 0 {
             cmd.arg("LIMIT").arg(0).arg(limit);
         }
-        let members: Vec<Vec<u8>> = self.query("ZRANGEBYSCORE", &cmd).await?;
+        let members: Vec<Vec<u8>> = self.read("ZRANGEBYSCORE", &cmd).await?;
         members.iter().map(|m| parse_log_member(m)).collect()
     }
 
@@ -303,7 +317,7 @@ impl Store for RedisStore {
         if query.limit != 0 {
             cmd.arg("LIMIT").arg(0).arg(query.limit);
         }
-        let members: Vec<Vec<u8>> = self.query("ZREVRANGEBYSCORE", &cmd).await?;
+        let members: Vec<Vec<u8>> = self.read("ZREVRANGEBYSCORE", &cmd).await?;
         members.iter().map(|m| parse_usage_member(m)).collect()
     }
 

@@ -6,14 +6,17 @@
 //!   [`SqliteStore`] handles on the same file (`busy_timeout` makes them wait, up to 5 s).
 //! - A batch ([`Store::write_batch`]) is one such transaction: all of it commits, or none.
 //! - Rows whose `expires_at_ms` has passed read as absent; writes purge them lazily.
-//! - Blocking SQLite calls run on `spawn_blocking`, one at a time per handle (the connection sits
-//!   behind a mutex).
+//! - Blocking SQLite calls run on `spawn_blocking`. Writes go through one connection, one at a time per
+//!   handle (it sits behind a mutex); reads (`get`, `keys`, `read_log`, `logs`, `usage`) use their own
+//!   read-only connections ([`READERS`] per handle), which in WAL mode read the last committed state
+//!   while a write transaction is open, so a long write batch never delays a read.
 //! - A new file is created with mode 0600 on Unix; SQLite gives its `-wal`/`-shm` files the same mode.
 
 mod migrations;
 mod usage;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -25,10 +28,17 @@ use crate::{LogEntry, Store, StoreError, StoreResult, UsageQuery, UsageRecord, W
 /// How long a write waits for another writer's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The SQLite store. Cloning shares the connection.
+/// Read connections per handle (two: a read that scans a long log does not hold up a `get`).
+const READERS: usize = 2;
+
+/// The SQLite store. Cloning shares the connections.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// `query_only` connections for reads, never behind the write connection's mutex.
+    readers: Arc<[Mutex<Connection>]>,
+    /// Round-robin start for picking a reader.
+    next_reader: Arc<AtomicUsize>,
 }
 
 /// Why a blocking operation failed; becomes a [`StoreError`] when it leaves the blocking task.
@@ -64,11 +74,43 @@ impl SqliteStore {
     /// schema up to date. Fails if the file was written by a newer codex-bridge.
     pub async fn open(path: &Path) -> StoreResult<Self> {
         let owned = path.to_owned();
-        let conn = tokio::task::spawn_blocking(move || open_connection(&owned))
-            .await
-            .map_err(|e| StoreError::Sqlite(format!("blocking task failed: {e}")))?
-            .map_err(|e| StoreError::Sqlite(format!("{}: {}", path.display(), detail(e))))?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        let (conn, readers) = tokio::task::spawn_blocking(move || {
+            // The write connection migrates the schema first; readers open on the result.
+            let conn = open_connection(&owned)?;
+            let readers = (0..READERS).map(|_| open_reader(&owned).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, Failure>((conn, readers))
+        })
+        .await
+        .map_err(|e| StoreError::Sqlite(format!("blocking task failed: {e}")))?
+        .map_err(|e| StoreError::Sqlite(format!("{}: {}", path.display(), detail(e))))?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), readers: readers.into(), next_reader: Arc::default() })
+    }
+
+    /// Runs the read-only `op` on a read connection in the blocking pool: a free one if there is one,
+    /// else the next in turn.
+    async fn read<T, F>(&self, op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Failure> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            let n = readers.len();
+            let free = (0..n).find_map(|i| readers.get((start + i) % n)?.try_lock().ok());
+            let conn = match free {
+                Some(conn) => conn,
+                None => {
+                    let Some(reader) = readers.get(start % n.max(1)) else {
+                        return Err(StoreError::Sqlite("no read connection".into()));
+                    };
+                    reader.lock().unwrap_or_else(PoisonError::into_inner)
+                }
+            };
+            op(&conn).map_err(StoreError::from)
+        })
+        .await
+        .map_err(|e| StoreError::Sqlite(format!("blocking task failed: {e}")))?
     }
 
     /// Runs `op` on the connection in the blocking pool.
@@ -118,6 +160,16 @@ fn open_connection(path: &Path) -> Result<Connection, Failure> {
     // CPU under load).
     conn.set_prepared_statement_cache_capacity(32);
     migrations::migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// A connection for reads only (`query_only`: a write through it is an error), on the database the write
+/// connection opened and migrated.
+fn open_reader(path: &Path) -> Result<Connection, Failure> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA query_only=1;")?;
+    conn.set_prepared_statement_cache_capacity(16);
     Ok(conn)
 }
 
@@ -191,7 +243,7 @@ impl Store for SqliteStore {
 
     async fn get(&self, ns: &str, key: &str) -> StoreResult<Option<Vec<u8>>> {
         let (ns, key) = (ns.to_owned(), key.to_owned());
-        self.run(move |conn| {
+        self.read(move |conn| {
             let sql = "SELECT value FROM kv
                        WHERE ns = ?1 AND key = ?2 AND (expires_at_ms IS NULL OR expires_at_ms > ?3)";
             Ok(conn.prepare_cached(sql)?.query_row(params![ns, key, now_ms()], |row| row.get(0)).optional()?)
@@ -234,7 +286,7 @@ impl Store for SqliteStore {
 
     async fn keys(&self, ns: &str, prefix: &str, limit: usize) -> StoreResult<Vec<String>> {
         let (ns, prefix) = (ns.to_owned(), prefix.to_owned());
-        self.run(move |conn| {
+        self.read(move |conn| {
             // Keys compare bytewise, so the ones starting with `prefix` are contiguous from `prefix` on.
             let mut stmt = conn.prepare_cached(
                 "SELECT key FROM kv
@@ -317,7 +369,7 @@ impl Store for SqliteStore {
 
     async fn read_log(&self, log: &str, after: u64, limit: usize) -> StoreResult<Vec<LogEntry>> {
         let log = log.to_owned();
-        self.run(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT seq, ts_ms, body FROM log_entries WHERE log = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             )?;
@@ -331,7 +383,7 @@ impl Store for SqliteStore {
 
     async fn logs(&self, prefix: &str) -> StoreResult<Vec<String>> {
         let prefix = prefix.to_owned();
-        self.run(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn.prepare_cached("SELECT DISTINCT log FROM log_entries WHERE log >= ?1 ORDER BY log")?;
             let mut rows = stmt.query([&prefix])?;
             let mut names = Vec::new();
@@ -354,7 +406,7 @@ impl Store for SqliteStore {
 
     async fn usage(&self, query: &UsageQuery) -> StoreResult<Vec<UsageRecord>> {
         let query = query.clone();
-        self.run(move |conn| usage::select(conn, &query, sql_limit(query.limit))).await
+        self.read(move |conn| usage::select(conn, &query, sql_limit(query.limit))).await
     }
 
     async fn write_batch(&self, ops: &[WriteOp]) -> StoreResult<()> {

@@ -290,7 +290,7 @@ pub async fn for_request(
     };
     if let Some(w) = &identity.warning {
         tracing::warn!(key = %identity.key, warning = %w, "prompt cache key hints detected but unusable");
-        metrics.inc("codex_bridge_cache_key_warnings_total", &[], 1);
+        metrics.cache_key_warnings.inc();
     }
     Ok(identity)
 }

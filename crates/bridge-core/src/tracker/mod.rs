@@ -25,7 +25,7 @@ use bridge_types::Usage;
 
 use crate::identity::prefix::{Digest, Fingerprint, digest};
 use crate::identity::{CacheConfig, Identity, IndexEntry, KeyKind, Lineage};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, OutcomeLabel, OutcomeReasonLabel};
 use crate::recorder::{Recorder, StoreWrite};
 use crate::sent::SentRequest;
 pub use explain::{Classification, Outcome};
@@ -141,12 +141,9 @@ impl Tracker {
             outcome: outcome.as_ref().map(ToString::to_string),
         };
         if let Some(o) = &outcome {
-            cx.metrics.inc(
-                "codex_bridge_cache_outcomes_total",
-                &[("outcome", if o.is_hit() { "hit" } else { "miss" })],
-                1,
-            );
-            cx.metrics.inc("codex_bridge_cache_outcome_reasons_total", &[("reason", &o.label())], 1);
+            let outcome = if o.is_hit() { "hit" } else { "miss" };
+            cx.metrics.cache_outcomes.get_or_create(&OutcomeLabel { outcome }).inc();
+            cx.metrics.cache_outcome_reasons.get_or_create(&OutcomeReasonLabel { reason: o.label() }).inc();
         }
         if first_sight {
             persist_root(cx, &turn.identity).await;
@@ -203,7 +200,7 @@ impl Tracker {
         let Ok(mut m) = self.sessions.lock() else { return };
         let over = m.len() > self.config.tracker_max_sessions;
         if !over && !n.is_multiple_of(SWEEP_EVERY) {
-            metrics.set_gauge("codex_bridge_tracked_sessions", m.len() as i64);
+            metrics.tracked_sessions.set(m.len() as i64);
             return;
         }
         let before = m.len();
@@ -216,8 +213,8 @@ impl Tracker {
             let cutoff = seen.get(seen.len().saturating_sub(keep)).copied().unwrap_or(i64::MAX);
             m.retain(|_, s| s.last_seen_ms >= cutoff);
         }
-        metrics.inc("codex_bridge_tracker_evictions_total", &[], (before - m.len()) as u64);
-        metrics.set_gauge("codex_bridge_tracked_sessions", m.len() as i64);
+        metrics.tracker_evictions.inc_by((before - m.len()) as u64);
+        metrics.tracked_sessions.set(m.len() as i64);
     }
 }
 

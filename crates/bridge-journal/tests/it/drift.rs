@@ -133,3 +133,85 @@ async fn a_session_only_sees_drift_of_what_it_saw() {
     assert_eq!(d.kind, DriftKind::NewCommits);
     assert_eq!(d.to.branch.as_deref(), Some("secret-x"));
 }
+
+/// Branch and HEAD read in-process agree with `git status` in the layouts a project can have: a plain
+/// repository, an unborn branch, packed refs, a detached HEAD, a linked worktree and a submodule.
+#[tokio::test]
+async fn in_process_reads_agree_with_git_status() {
+    async fn agree(root: &Path) {
+        let status = bridge_journal::git::snapshot(root, Duration::from_secs(5)).await.unwrap();
+        let read = bridge_journal::git::read_branch_head(root).unwrap();
+        assert_eq!((read.branch, read.head), (status.branch, status.head), "{}", root.display());
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let unborn = tmp.path().join("unborn");
+    std::fs::create_dir_all(&unborn).unwrap();
+    git(&unborn, &["init", "-q", "-b", "trunk"]);
+    agree(&unborn).await;
+
+    let (_keep, root) = repo();
+    agree(&root).await;
+    commit(&root, "b.txt", "two");
+    git(&root, &["pack-refs", "--all"]);
+    assert!(!root.join(".git/refs/heads/main").exists(), "packed");
+    agree(&root).await;
+    git(&root, &["checkout", "-q", "-b", "feature/x"]);
+    agree(&root).await;
+    let head = git(&root, &["rev-parse", "HEAD"]);
+    git(&root, &["checkout", "-q", "--detach", &head]);
+    agree(&root).await;
+    git(&root, &["checkout", "-q", "main"]);
+
+    let wt = tmp.path().join("wt");
+    git(&root, &["worktree", "add", "-q", "-b", "wt-branch", wt.to_str().unwrap()]);
+    commit(&wt, "w.txt", "in the worktree");
+    agree(&wt).await;
+    agree(&root).await;
+
+    let sub_src = tmp.path().join("subsrc");
+    std::fs::create_dir_all(&sub_src).unwrap();
+    git(&sub_src, &["init", "-q", "-b", "main"]);
+    commit(&sub_src, "s.txt", "sub");
+    git(&root, &["-c", "protocol.file.allow=always", "submodule", "add", "-q", sub_src.to_str().unwrap(), "sub"]);
+    agree(&root.join("sub")).await;
+}
+
+/// Concurrent checks of one project share one reading of its git state (single flight), and the cached
+/// reading serves the interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_checks_share_one_read() {
+    let (tmp, root) = repo();
+    let data = tempfile::tempdir().unwrap();
+    let journal =
+        Journal::start(data.path(), JournalOptions { git_cache: Duration::from_secs(60), ..options(tmp.path()) });
+    let cwd = root.to_string_lossy().into_owned();
+    let checks: Vec<_> = (0..32)
+        .map(|n| {
+            let (journal, cwd) = (journal.clone(), cwd.clone());
+            tokio::spawn(async move { journal.check_git(&format!("s{n}"), &cwd).await.unwrap() })
+        })
+        .collect();
+    for check in checks {
+        assert_eq!(check.await.unwrap().snapshot.branch.as_deref(), Some("main"));
+    }
+    assert_eq!(journal.git_reads(), 1);
+}
+
+/// The dirty flag comes from `git status` off the request path, and the recorded turn carries it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dirty_flag_reaches_the_recorded_turn() {
+    let (tmp, root) = repo();
+    std::fs::write(root.join("a.txt"), "edited").unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let journal =
+        Journal::start(data.path(), JournalOptions { git_cache: Duration::from_secs(60), ..options(tmp.path()) });
+    let cwd = root.to_string_lossy().into_owned();
+    let checked = journal.check_git("s", &cwd).await.unwrap();
+    let record =
+        crate::support::turn("s", &[crate::support::user("hi")], vec![], Some((checked.root, checked.snapshot)));
+    journal.record(record).await;
+    journal.flush().await;
+    let state = bridge_journal::project::ProjectDir::new(data.path(), &root).load().unwrap();
+    assert!(state.last_git().unwrap().dirty, "{state:?}");
+    assert!(journal.check_git("s", &cwd).await.unwrap().snapshot.dirty, "known to the next check");
+}

@@ -7,6 +7,7 @@ mod support;
 
 mod drift;
 mod history;
+mod layering;
 mod project_state;
 mod rollout_shape;
 mod tasks;

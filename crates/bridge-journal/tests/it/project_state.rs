@@ -1,11 +1,12 @@
 //! Layered project state with a real git repository: bootstrap, flush per turn, roll-ups, restarts.
 
+use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
 use bridge_journal::JournalOptions;
 use bridge_journal::git::{self, GitSnapshot};
-use bridge_journal::project::{ProjectDir, SessionState};
+use bridge_journal::project::{ProjectDir, SessionState, read_short_term};
 use bridge_journal::tasks::TaskStatus;
 use bridge_journal::turn::Writer;
 
@@ -41,7 +42,7 @@ async fn bootstrap_flush_rollups_and_restart() {
     assert_eq!(a.pending_actions, ["Write parser", "Write tests"]);
     assert_eq!(a.branch.as_deref(), Some("main"));
     let name = files[0].0.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name.ends_with("_main.json"), "{name}");
+    assert!(name.ends_with("_main.jsonl"), "{name}");
     let dir = ProjectDir::new(data.path(), &root);
     assert_eq!(dir.load().unwrap().tasks.tasks.len(), 2);
     assert!(dir.load().unwrap().rollups.is_empty());
@@ -93,7 +94,90 @@ async fn bootstrap_flush_rollups_and_restart() {
     writer.apply(turn("ses_C", &[user("hello")], vec![assistant("hi")], Some((root.clone(), s3)))).unwrap();
     let files = session_files(data.path(), &root);
     let c = files.iter().find(|(_, s)| s.session_id == "ses_C").unwrap();
-    assert!(c.0.to_string_lossy().ends_with("_feature-x.json"));
+    assert!(c.0.to_string_lossy().ends_with("_feature-x.jsonl"));
     assert_eq!(c.1.bootstrapped_from, None);
     assert!(c.1.pending_actions.is_empty());
+}
+
+/// The short-term file grows by one small line per turn (it was rewritten whole each turn: O(turns²) bytes
+/// per session), reads back the same after a restart, and a torn last line is ignored and cut.
+#[tokio::test]
+async fn the_short_term_file_grows_by_appending() {
+    let (_tmp, root) = repo();
+    let data = tempfile::tempdir().unwrap();
+    let s = snap(&root).await;
+    let mut writer = Writer::new(data.path(), &JournalOptions::default());
+    let mut input = Vec::new();
+    let (mut sizes, mut rewritten) = (Vec::new(), 0usize);
+    let long_term = ProjectDir::new(data.path(), &root).long_term_path();
+    let mut inode_at_50 = 0;
+    for n in 0..200 {
+        if n == 50 {
+            inode_at_50 = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&long_term).unwrap());
+        }
+        input.push(user(&format!("prompt number {n}, with some words to make it a real prompt")));
+        let output = if n == 10 { plan_call("update_plan", &[("Step one", "pending")]) } else { assistant("done") };
+        writer.apply(turn("ses_long", &input, vec![output.clone()], Some((root.clone(), s.clone())))).unwrap();
+        input.push(output);
+        let files = session_files(data.path(), &root);
+        assert_eq!(files.len(), 1);
+        sizes.push(std::fs::metadata(&files[0].0).unwrap().len() as usize);
+        // What the former layout wrote for this turn: the whole state, pretty-printed.
+        rewritten += serde_json::to_vec_pretty(&files[0].1).unwrap().len();
+    }
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&long_term).unwrap());
+    assert_eq!(inode, inode_at_50, "turns that change nothing long-term do not rewrite project_state.json");
+    let growth: Vec<usize> = sizes.windows(2).map(|w| w[1] - w[0]).collect();
+    let (early, late) = (growth[20], growth[198]);
+    assert!(late <= early + 16 && late < 1024, "a turn appends a bounded line: turn 22 {early} B, turn 200 {late} B");
+    let appended = *sizes.last().unwrap();
+    eprintln!("200 turns: {appended} bytes appended; the whole-file rewrite wrote {rewritten} bytes");
+    assert!(appended * 20 < rewritten, "{appended} vs {rewritten}");
+
+    // Read back after a restart: every turn, the plan's pending step, and the session continues the file.
+    let files = session_files(data.path(), &root);
+    let (path, state) = &files[0];
+    assert_eq!(state.turns.len(), 200);
+    assert_eq!(state.turns[199].prompt, "prompt number 199, with some words to make it a real prompt");
+    assert_eq!(state.pending_actions, ["Step one"]);
+    assert_eq!(state.last_plan.as_ref().unwrap().items.len(), 1);
+    // A crash mid-append leaves a torn line: it is not read, and it is cut before the next append.
+    std::fs::OpenOptions::new().append(true).open(path).unwrap().write_all(b"{\"kind\":\"turn\",\"tu").unwrap();
+    assert_eq!(read_short_term(path).unwrap().turns.len(), 200);
+    let mut writer = Writer::new(data.path(), &JournalOptions::default());
+    input.push(user("after the restart"));
+    writer.apply(turn("ses_long", &input, vec![assistant("ok")], Some((root.clone(), s)))).unwrap();
+    let files = session_files(data.path(), &root);
+    assert_eq!(files.len(), 1, "the same file continues");
+    assert_eq!(files[0].1.turns.len(), 201);
+    assert_eq!(files[0].1.turns[200].prompt, "after the restart");
+    assert_eq!(files[0].1.pending_actions, ["Step one"], "kept across the restart");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(&files[0].0).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+/// A short-term file of the former layout (the whole state as one JSON document) is read, and a session
+/// that continues it after an upgrade continues in a `.jsonl` file that replaces it.
+#[tokio::test]
+async fn a_former_layout_file_is_read_and_continued() {
+    let (_tmp, root) = repo();
+    let data = tempfile::tempdir().unwrap();
+    let s = snap(&root).await;
+    let mut writer = Writer::new(data.path(), &JournalOptions::default());
+    let input = vec![user("one")];
+    writer.apply(turn("ses_old", &input, vec![assistant("a")], Some((root.clone(), s.clone())))).unwrap();
+    let (path, state) = session_files(data.path(), &root).remove(0);
+    let old = path.with_extension("json");
+    std::fs::write(&old, serde_json::to_vec_pretty(&state).unwrap()).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(session_files(data.path(), &root)[0].1, state, "the former layout reads as before");
+
+    let mut writer = Writer::new(data.path(), &JournalOptions::default());
+    let input = vec![user("one"), assistant("a"), user("two")];
+    writer.apply(turn("ses_old", &input, vec![assistant("b")], Some((root.clone(), s)))).unwrap();
+    let files = session_files(data.path(), &root);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].0, path, "continued as .jsonl with the same stamp");
+    assert_eq!(files[0].1.turns.len(), 2);
+    assert!(!old.exists());
 }

@@ -3,11 +3,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bridge_journal::JournalOptions;
 use bridge_journal::rollout::{Rollout, all, read_lines};
 use bridge_journal::turn::Writer;
-use serde_json::Value;
+use bridge_journal::{InputView, JournalOptions, ParsedBody, RequestView};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
 
 use crate::support::{EXAMPLES, assistant, plan_call, turn, user};
 
@@ -245,8 +248,8 @@ fn a_pretty_printed_body_still_gives_one_line_per_record() {
     let dir = tempfile::tempdir().unwrap();
     let mut writer = Writer::new(dir.path(), &JournalOptions::default());
     let mut record = turn("ses-pretty", &[user("first"), assistant("ok"), user("second")], vec![assistant("k")], None);
-    let body: Value = serde_json::from_slice(&record.body).unwrap();
-    record.body = serde_json::to_vec_pretty(&body).unwrap().into();
+    let body = json!({"model": "gpt-5.5", "input": [user("first"), assistant("ok"), user("second")]});
+    record.request = Arc::new(ParsedBody::parse(&serde_json::to_vec_pretty(&body).unwrap()).unwrap());
     writer.apply(record).unwrap();
     let path = all(dir.path()).remove(0);
     let text = std::fs::read_to_string(&path).unwrap();
@@ -264,4 +267,51 @@ fn a_pretty_printed_body_still_gives_one_line_per_record() {
         assert_eq!(mode, 0o700, "{} has mode {mode:o}", d.display());
         dir_of = d.parent();
     }
+}
+
+/// A request the bridge parsed, seen through the view only: there is no body to parse at all, and the
+/// writer still records the instructions, the model, every item as sent and the body size given.
+#[derive(Debug)]
+struct Parsed {
+    items: Vec<Box<RawValue>>,
+    reads: AtomicUsize,
+}
+
+impl RequestView for Parsed {
+    fn model(&self) -> Option<&str> {
+        Some("gpt-view")
+    }
+    fn instructions(&self) -> Option<String> {
+        Some("view instructions".into())
+    }
+    fn input(&self) -> InputView<'_> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        InputView::Items(&self.items)
+    }
+    fn body_len(&self) -> usize {
+        12_345
+    }
+}
+
+#[test]
+fn the_writer_reads_the_parsed_request_and_never_a_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = Writer::new(dir.path(), &JournalOptions::default());
+    let mut record = turn("ses-view", &[], vec![assistant("k")], None);
+    let items = [r#"{"type":"message","role":"user","content":[{"type":"input_text","text":"from the view"}]}"#];
+    let view = Arc::new(Parsed {
+        items: items.iter().map(|i| RawValue::from_string((*i).to_owned()).unwrap()).collect(),
+        reads: AtomicUsize::new(0),
+    });
+    record.request = view.clone();
+    writer.apply(record).unwrap();
+    assert_eq!(view.reads.load(Ordering::Relaxed), 1, "the input is taken once");
+    let path = all(dir.path()).remove(0);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(items[0]), "the item's bytes as the bridge parsed them");
+    let lines = read_lines(&path).unwrap();
+    let meta = lines.iter().find(|l| l["type"] == "session_meta").unwrap();
+    assert_eq!(meta["payload"]["base_instructions"]["text"], "view instructions");
+    let context = lines.iter().find(|l| l["type"] == "turn_context").unwrap();
+    assert_eq!(context["payload"]["model"], "gpt-view");
 }

@@ -75,7 +75,7 @@ pub fn turn(
         cwd: git.as_ref().map(|(r, _)| r.to_string_lossy().into_owned()).or(Some("/tmp/x".into())),
         git,
         drift: None,
-        body: serde_json::to_vec(&body).unwrap().into(),
+        request: std::sync::Arc::new(bridge_journal::ParsedBody::parse(&serde_json::to_vec(&body).unwrap()).unwrap()),
         output_items: output,
         usage: Some(TokenUsage {
             input: Some(100),

@@ -29,3 +29,29 @@ async fn keys_live_under_prefix_with_native_ttl() {
     assert!(keys.len() >= 6, "{keys:?}");
     assert!(keys.iter().all(|k| k.starts_with("codex-bridge:")), "{keys:?}");
 }
+
+/// Reads have their own connection: while the server holds back writes (`CLIENT PAUSE … WRITE`, standing
+/// in for a long write pipeline on the wire), a write through the store waits, and a `get` sent after it
+/// is answered at once instead of queueing behind it on a shared connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_is_not_queued_behind_a_write() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    store.put("ns", "k", b"v", None).await.unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(1500).arg("WRITE").query_async(&mut admin).await.unwrap();
+
+    let writer = store.clone();
+    let write = tokio::spawn(async move { writer.put("ns", "other", b"w", None).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(!write.is_finished(), "writes are paused");
+    let started = std::time::Instant::now();
+    assert_eq!(store.get("ns", "k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_millis(700), "the read waited {elapsed:?} behind the paused write");
+    write.await.unwrap().unwrap();
+    assert_eq!(store.get("ns", "other").await.unwrap().as_deref(), Some(&b"w"[..]));
+}

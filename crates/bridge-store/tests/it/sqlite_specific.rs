@@ -60,3 +60,35 @@ async fn creates_parent_dirs_private_file_in_wal_mode() {
     let journal: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0)).unwrap();
     assert_eq!(journal, "wal");
 }
+
+/// A read never queues behind a write: while another connection holds the write lock (a long batch, or
+/// another process), a write through the store waits for it, and a `get` still answers at once with the
+/// last committed value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_completes_while_a_write_transaction_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.put("ns", "k", b"committed", None).await.unwrap();
+
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE; UPDATE kv SET value = x'00' WHERE ns = 'ns';").unwrap();
+    // This write now waits for the lock (busy_timeout), holding the store's write connection.
+    let writer = store.clone();
+    let write = tokio::spawn(async move { writer.put("ns", "other", b"v", None).await });
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert!(!write.is_finished(), "the write waits for the open transaction");
+
+    let started = std::time::Instant::now();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(2), store.get("ns", "k")).await;
+    let elapsed = started.elapsed();
+    assert_eq!(read.expect("the read did not wait for the write").unwrap().as_deref(), Some(&b"committed"[..]));
+    assert!(elapsed < std::time::Duration::from_millis(500), "read took {elapsed:?}");
+    let keys = store.keys("ns", "", 0).await.unwrap();
+    assert_eq!(keys, ["k"]);
+
+    holder.execute_batch("ROLLBACK").unwrap();
+    write.await.unwrap().unwrap();
+    assert_eq!(store.get("ns", "other").await.unwrap().as_deref(), Some(&b"v"[..]));
+    assert!(store.get("ns", "k").await.unwrap().is_some(), "the rolled-back update left the value");
+}
