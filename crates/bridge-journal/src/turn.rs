@@ -58,7 +58,7 @@ enum Item<'a> {
 impl<'a> Item<'a> {
     /// A raw item, kept raw unless it spans lines (a pretty-printed body): a rollout line must be one line.
     fn from_raw(raw: &'a RawValue) -> Self {
-        if raw.get().contains(['\n', '\r']) {
+        if memchr::memchr2(b'\n', b'\r', raw.get().as_bytes()).is_some() {
             Item::Owned(Box::new(serde_json::from_str(raw.get()).unwrap_or(Value::Null)))
         } else {
             Item::Raw(raw)

@@ -18,6 +18,7 @@
 //!   fork search); everything else is served from memory.
 
 pub mod affinity;
+pub mod canonical;
 pub mod hints;
 pub mod keys;
 pub mod lineage;

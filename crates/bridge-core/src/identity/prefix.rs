@@ -8,7 +8,8 @@
 //! - Pure functions of the request: no clock, no randomness.
 
 use bridge_types::ResponsesRequest;
-use serde_json::Value;
+
+use super::canonical;
 
 /// A 128-bit digest (the first 16 bytes of blake3).
 pub type Digest = [u8; 16];
@@ -32,21 +33,20 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    /// Fingerprints a parsed request. A string `input` counts as one user message.
+    /// Fingerprints a parsed request. A string `input` counts as one user message. Each item is read
+    /// from its own JSON text into its canonical form ([`super::canonical`]), with no value tree.
     pub fn of(request: &ResponsesRequest) -> Self {
-        // Items are decoded one at a time, so the decoded form held at once is one item, not the input.
-        let raw_items = request.input_items().unwrap_or(&[]);
-        let string_input = request.input_text().map(|text| serde_json::json!({"role": "user", "content": text}));
-        let items = raw_items
-            .iter()
-            .map(|raw| serde_json::from_str::<Value>(raw.get()).unwrap_or(Value::Null))
-            .chain(string_input);
-        let field = |name: &str| {
-            request
-                .raw(name)
-                .and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
-                .filter(|v| !v.is_null())
-                .map_or([0; 16], |v| digest(&canonical(&v)))
+        let string_input =
+            request.input_text().map(|text| serde_json::json!({"role": "user", "content": text}).to_string());
+        let items = request.input_items().unwrap_or(&[]).iter().map(|raw| raw.get()).chain(string_input.as_deref());
+        let mut bytes = Vec::new();
+        let mut field = |name: &str| match request.raw(name).map(|r| r.get()) {
+            None | Some("null") => [0; 16],
+            Some(text) => {
+                bytes.clear();
+                canonical::write(text, false, &mut bytes);
+                digest(&bytes)
+            }
         };
         let instructions = field("instructions");
         let tools = field("tools");
@@ -55,22 +55,17 @@ impl Fingerprint {
         stable.update(&instructions);
         stable.update(&tools);
         let (mut shared, mut own) = ([0u8; 16], [0u8; 16]);
-        let mut bytes = Vec::new();
-        for (i, item) in items.enumerate() {
-            let id = item.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        for (i, text) in items.enumerate() {
             bytes.clear();
-            match &item {
-                Value::Object(map) => write_object(map, Some("id"), &mut bytes),
-                other => write_canonical(other, &mut bytes),
-            }
+            let facts = canonical::write(text, true, &mut bytes);
             let d = digest(&bytes);
             shared = link(&shared, &d);
-            own = link(&own, &link(&d, &digest(id.as_bytes())));
+            own = link(&own, &link(&d, &digest(facts.id.as_deref().unwrap_or_default().as_bytes())));
             fp.shared.push(shared);
             fp.own.push(own);
             if fp.first_user.is_none() {
                 stable.update(&d);
-                if item.get("role").and_then(Value::as_str) == Some("user") {
+                if facts.user {
                     fp.first_user = Some(i);
                 }
             }
@@ -93,49 +88,6 @@ impl Fingerprint {
     /// after the first user message (a fork must repeat at least the first reply).
     pub fn history_start(&self) -> usize {
         self.first_user.map_or(usize::MAX, |u| u + 1)
-    }
-}
-
-/// Canonical JSON bytes: keys sorted at every level, no whitespace.
-pub fn canonical(value: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    write_canonical(value, &mut out);
-    out
-}
-
-/// An object's canonical form, leaving out the key `skip` (the same bytes as removing it first).
-fn write_object(map: &serde_json::Map<String, Value>, skip: Option<&str>, out: &mut Vec<u8>) {
-    let mut entries: Vec<(&String, &Value)> = map.iter().filter(|(k, _)| Some(k.as_str()) != skip).collect();
-    entries.sort_by(|a, b| a.0.cmp(b.0));
-    out.push(b'{');
-    for (i, (k, v)) in entries.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        // A key encodes exactly as a JSON string value does.
-        let _ = serde_json::to_writer(&mut *out, k);
-        out.push(b':');
-        write_canonical(v, out);
-    }
-    out.push(b'}');
-}
-
-fn write_canonical(value: &Value, out: &mut Vec<u8>) {
-    match value {
-        Value::Object(map) => write_object(map, None, out),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(v, out);
-            }
-            out.push(b']');
-        }
-        scalar => {
-            let _ = serde_json::to_writer(&mut *out, scalar);
-        }
     }
 }
 
@@ -217,13 +169,5 @@ mod tests {
         assert_ne!(text.tools, other.tools);
         let none = fp(r#"{"model":"m"}"#);
         assert_eq!((none.tools, none.len(), none.is_empty()), ([0; 16], 0, true));
-    }
-
-    #[test]
-    fn canonical_sorts_nested_keys() {
-        let v: Value = serde_json::from_str(r#"{"b":{"y":1,"x":[{"d":2,"c":"s"}]},"a":null}"#).unwrap();
-        assert_eq!(String::from_utf8(canonical(&v)).unwrap(), r#"{"a":null,"b":{"x":[{"c":"s","d":2}],"y":1}}"#);
-        let list: Value = serde_json::from_str(r#"[1,23,"x"]"#).unwrap();
-        assert_eq!(String::from_utf8(canonical(&list)).unwrap(), r#"[1,23,"x"]"#);
     }
 }

@@ -12,7 +12,11 @@
 //! - Key tables of closed objects are reused only while small, since clearing a table costs its capacity.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::HashSet as StdHashSet;
+
+/// Key sets hashed with foldhash: keys come from the client, but a set lives for one object of one body,
+/// so a collision flood costs that one request only (and the body size bounds it).
+type HashSet<T> = StdHashSet<T, foldhash::fast::RandomState>;
 
 /// Longest key text (in characters) shown in a path segment.
 const KEY_DISPLAY_CHARS: usize = 64;
@@ -97,7 +101,7 @@ pub(super) fn first_duplicate(json: &[u8]) -> Option<Duplicate> {
 /// Index just past the closing quote of the string opening at `start`.
 fn string_end(json: &[u8], start: usize) -> usize {
     let mut i = start + 1;
-    while let Some(offset) = json.get(i..).and_then(|rest| rest.iter().position(|&b| b == b'"' || b == b'\\')) {
+    while let Some(offset) = json.get(i..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) {
         i += offset;
         if json.get(i) == Some(&b'"') {
             return i + 1;
