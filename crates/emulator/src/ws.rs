@@ -248,7 +248,16 @@ fn is_capacity(e: axum::Error) -> bool {
 
 async fn send_error(st: &EmulatorState, socket: &mut WebSocket, err: &ApiError) -> Control {
     st.ws.errors.fetch_add(1, Ordering::Relaxed);
-    match socket.send(Message::Text(Utf8Bytes::from(err.wrapped().to_string()))).await {
+    let mut wrapped = err.wrapped();
+    if err.headers.is_empty() {
+        // every wrapped error carries the rate-limit headers, as HTTP answers do
+        let mut headers = st.quota.snapshot(st.clock.now_ms()).headers_json();
+        if let (Some(h), Some(extra)) = (headers.as_object_mut(), wrapped["headers"].as_object()) {
+            h.extend(extra.clone());
+        }
+        wrapped["headers"] = headers;
+    }
+    match socket.send(Message::Text(Utf8Bytes::from(wrapped.to_string()))).await {
         Ok(()) => Control::Continue,
         Err(_) => Control::End,
     }

@@ -12,3 +12,4 @@ mod limit;
 mod oauth_releases;
 mod sse_shape;
 mod validation;
+mod ws;
