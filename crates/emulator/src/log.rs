@@ -110,6 +110,15 @@ impl RequestLog {
         }
     }
 
+    /// Mark entry `seq` (a WebSocket handshake) as the opening of connection `connection`.
+    pub fn set_connection(&self, seq: u64, connection: u64) {
+        let mut g = self.lock();
+        if let Ok(i) = g.1.binary_search_by_key(&seq, |(e, _, _)| e.seq) {
+            g.1[i].0.transport = "ws".to_owned();
+            g.1[i].0.connection = Some(connection);
+        }
+    }
+
     /// Attach the reconstructed request to entry `seq` (a WebSocket create, once it was resolved).
     pub fn set_reconstructed(&self, seq: u64, body: Arc<Value>) {
         let mut g = self.lock();

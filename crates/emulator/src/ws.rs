@@ -103,7 +103,7 @@ fn handshake(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let (_, now) = record(&st, method, uri, &headers, &Bytes::new());
+    let (hs_seq, now) = record(&st, method, uri, &headers, &Bytes::new());
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
@@ -120,6 +120,7 @@ fn handshake(
         faults::select_where(header_fault.as_ref(), &st.faults(), &st.fault_counters, FaultSpec::at_handshake);
     let id = st.ws.next_connection.fetch_add(1, Ordering::Relaxed) + 1;
     st.ws.connections.fetch_add(1, Ordering::Relaxed);
+    st.log.set_connection(hs_seq, id);
     let session = header_str(&headers, "session-id").or_else(|| header_str(&headers, "session_id"));
     let machine = st.model().route_connection(session, id);
     let conn = Conn {
