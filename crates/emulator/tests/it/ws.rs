@@ -250,8 +250,8 @@ async fn captured_appserver_second_turn_on_the_same_connection_and_a_second_thre
     send(&mut ws2, &replayed(&format!("{p}s2-t1__r03__WS-v1-responses-msg2.json"), Some(&id))).await;
     answer(&mut ws2).await.completed();
     let log = emu.state().requests();
-    let conns: Vec<u64> = log.iter().filter_map(|e| e.connection).collect();
-    assert_eq!(conns, [1, 1, 1, 2, 2, 2]);
+    let conns: Vec<(&str, u64)> = log.iter().filter_map(|e| Some((e.method.as_str(), e.connection?))).collect();
+    assert_eq!(conns, [("GET", 1), ("WS", 1), ("WS", 1), ("WS", 1), ("GET", 2), ("WS", 2), ("WS", 2), ("WS", 2)]);
     emu.shutdown().await;
 }
 
