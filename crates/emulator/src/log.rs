@@ -5,8 +5,10 @@
 //! `headers`, `body`). Bodies are kept as received and parsed only when the log is read, so logging costs
 //! the request path a reference count (the body's `Bytes` are shared), not a copy or a second JSON parse.
 //! A WebSocket `response.create` is one entry (method `WS`, the handshake's path and headers, the frame as
-//! body) that also keeps the reconstructed request (`reconstructed_body`) behind an `Arc`, so the limit
-//! calculator counts the whole input of a delta turn.
+//! body) that also keeps the reconstructed request (`reconstructed_body`) as a [`Reconstructed`]: the
+//! frame's fields plus an [`InputChain`] whose segments are shared with the connection's earlier turns, so
+//! logging a delta turn copies nothing and the limit calculator still counts its whole input (the body is
+//! materialized when the log is read).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -63,7 +65,95 @@ fn http() -> String {
     "http".to_owned()
 }
 
-type Stored = (LoggedRequest, bytes::Bytes, Option<Arc<Value>>);
+/// The input of a WebSocket turn: this turn's new items after the previous turn's chain.
+#[derive(Debug)]
+pub struct InputChain {
+    prev: Option<Arc<InputChain>>,
+    items: Vec<Value>,
+    len: usize,
+}
+
+impl InputChain {
+    /// `items` after `prev` (none: the start of a connection's conversation).
+    pub fn new(prev: Option<Arc<InputChain>>, items: Vec<Value>) -> Arc<Self> {
+        let len = prev.as_ref().map_or(0, |p| p.len) + items.len();
+        Arc::new(Self { prev, items, len })
+    }
+
+    /// Number of items in the whole input.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the whole input is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn segments(&self) -> Vec<&[Value]> {
+        let mut segs = Vec::new();
+        let mut node = Some(self);
+        while let Some(n) = node {
+            segs.push(n.items.as_slice());
+            node = n.prev.as_deref();
+        }
+        segs.reverse();
+        segs
+    }
+
+    /// The items this turn added (the last segment).
+    pub fn items_of_this_turn(&self) -> &[Value] {
+        &self.items
+    }
+
+    /// The whole input, cloned.
+    pub fn to_vec(&self) -> Vec<Value> {
+        let mut out = Vec::with_capacity(self.len);
+        for seg in self.segments() {
+            out.extend(seg.iter().cloned());
+        }
+        out
+    }
+
+    /// The items from the last user message on (all of them when there is none): what the reply plan
+    /// looks at, without copying the history before it.
+    pub fn from_last_user(&self) -> Vec<Value> {
+        let is_user = |v: &Value| v.get("role").and_then(Value::as_str) == Some("user");
+        let mut tail: Vec<&[Value]> = Vec::new();
+        let mut node = Some(self);
+        while let Some(n) = node {
+            if let Some(i) = n.items.iter().rposition(is_user) {
+                tail.push(&n.items[i..]);
+                break;
+            }
+            tail.push(&n.items);
+            node = n.prev.as_deref();
+        }
+        tail.iter().rev().flat_map(|s| s.iter().cloned()).collect()
+    }
+}
+
+/// A WebSocket turn's request as served: the body without `input`, and the input chain.
+#[derive(Debug, Clone)]
+pub struct Reconstructed {
+    /// The request's fields except `input`.
+    pub template: Arc<Value>,
+    /// The whole input.
+    pub input: Arc<InputChain>,
+}
+
+impl Reconstructed {
+    /// The whole body.
+    pub fn body(&self) -> Value {
+        let mut body = (*self.template).clone();
+        if let Some(o) = body.as_object_mut() {
+            o.insert("input".to_owned(), Value::Array(self.input.to_vec()));
+        }
+        body
+    }
+}
+
+type Stored = (LoggedRequest, bytes::Bytes, Option<Reconstructed>);
 
 /// Bounded request log.
 #[derive(Debug)]
@@ -88,7 +178,7 @@ impl RequestLog {
     }
 
     /// [`RequestLog::push`] with the reconstructed request of a WebSocket create.
-    pub fn push_with(&self, mut entry: LoggedRequest, raw: &bytes::Bytes, reconstructed: Option<Arc<Value>>) -> u64 {
+    pub fn push_with(&self, mut entry: LoggedRequest, raw: &bytes::Bytes, reconstructed: Option<Reconstructed>) -> u64 {
         let raw = raw.clone();
         let mut g = self.lock();
         g.0 += 1;
@@ -120,7 +210,7 @@ impl RequestLog {
     }
 
     /// Attach the reconstructed request to entry `seq` (a WebSocket create, once it was resolved).
-    pub fn set_reconstructed(&self, seq: u64, body: Arc<Value>) {
+    pub fn set_reconstructed(&self, seq: u64, body: Reconstructed) {
         let mut g = self.lock();
         if let Ok(i) = g.1.binary_search_by_key(&seq, |(e, _, _)| e.seq) {
             g.1[i].2 = Some(body);
@@ -139,7 +229,7 @@ impl RequestLog {
                 LoggedRequest {
                     body,
                     input_items,
-                    reconstructed_body: reconstructed.map(|b| (*b).clone()),
+                    reconstructed_body: reconstructed.map(|r| r.body()),
                     ..entry
                 }
             })

@@ -16,7 +16,7 @@
 //! Invariants: nothing a client sends panics the connection task; state lives in the connection only
 //! (it dies with the socket); a response that failed or was cut is never an anchor; a delta turn's
 //! tokens equal the tokens of its reconstructed request (the previous prompt's tokens are reused only
-//! when `instructions` and `tools` are unchanged).
+//! when `instructions` and `tools` are unchanged); the history is shared between turns, never copied.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -36,7 +36,7 @@ use tokio::time::Instant;
 use crate::cache::{BlockHash, block_chain_extend};
 use crate::errors::{self, ApiError};
 use crate::faults::{self, FaultSpec, StallAt};
-use crate::log::{LoggedRequest, header_pairs};
+use crate::log::{InputChain, LoggedRequest, Reconstructed, header_pairs};
 use crate::model::{Placement, Transport};
 use crate::responses::{TurnRequest, header_fault, header_str, record, serve_turn};
 use crate::sse;
@@ -72,8 +72,9 @@ pub async fn chatgpt(
 /// The last completed response of a connection: the anchor for `previous_response_id`.
 struct Last {
     id: String,
-    /// The request as served (its `input` is the whole reconstructed input).
-    body: Arc<Value>,
+    /// The request as served: its fields except `input`, and the whole input as a shared chain.
+    template: Arc<Value>,
+    input: Arc<InputChain>,
     /// The response's output items.
     output: Vec<Value>,
     /// The prompt's tokens and chain, reused by the next delta when instructions and tools are unchanged.
@@ -432,31 +433,40 @@ fn create(
         return Err(e);
     }
     let model = body.get("model").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let mut prompt = None;
-    if let Some(last) = anchor {
-        let tail = match body.get("input") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items.clone(),
-            Some(other) => vec![json!({"type": "message", "role": "user", "content": other.clone()})],
-        };
-        let mut input = last.body.get("input").and_then(Value::as_array).cloned().unwrap_or_default();
-        let grown = last.output.len() + tail.len();
-        input.extend(last.output.iter().cloned());
-        input.extend(tail);
-        let same_head = ["instructions", "tools"].iter().all(|k| body.get(*k) == last.body.get(*k));
-        if same_head && last.body.get("model").and_then(Value::as_str) == Some(model.as_str()) {
-            let mut tokens = last.tokens.clone();
-            st.tokenizer.append_items(&input[input.len() - grown..], &mut tokens);
-            let chain = block_chain_extend(&model, &tokens, st.config.cache.block_tokens, last.chain.clone());
-            prompt = Some((tokens, chain));
+    // Split the frame into its fields and its input items; the served input is a chain that shares the
+    // previous turns' items (nothing of the history is copied).
+    let tail = match body.as_object_mut().and_then(|o| o.remove("input")) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items,
+        Some(other) => vec![json!({"type": "message", "role": "user", "content": other})],
+    };
+    let template = Arc::new(body);
+    let (input, prompt) = match anchor {
+        None => (InputChain::new(None, tail), None),
+        Some(last) => {
+            let mut grown = last.output.clone();
+            grown.extend(tail);
+            let input = InputChain::new(Some(Arc::clone(&last.input)), grown);
+            let same_head = ["instructions", "tools"].iter().all(|k| template.get(*k) == last.template.get(*k))
+                && last.template.get("model").and_then(Value::as_str) == Some(model.as_str());
+            let tokens = if same_head {
+                let mut tokens = last.tokens.clone();
+                st.tokenizer.append_items(&input.items_of_this_turn(), &mut tokens);
+                tokens
+            } else {
+                st.tokenizer.prompt(&Reconstructed { template: Arc::clone(&template), input: Arc::clone(&input) }.body())
+            };
+            let prefix = if same_head { last.chain.clone() } else { Vec::new() };
+            let chain = block_chain_extend(&model, &tokens, st.config.cache.block_tokens, prefix);
+            st.log.set_reconstructed(seq, Reconstructed { template: Arc::clone(&template), input: Arc::clone(&input) });
+            (input, Some((tokens, chain)))
         }
-        if let Some(obj) = body.as_object_mut() {
-            obj.insert("input".to_owned(), Value::Array(input));
-        }
-    }
-    let body = Arc::new(body);
-    if anchor.is_some() {
-        st.log.set_reconstructed(seq, Arc::clone(&body));
+    };
+    // The reply plan and the response object need the fields and the items from the last user message on.
+    let mut body = (*template).clone();
+    if let Some(o) = body.as_object_mut() {
+        let items = if anchor.is_some() { input.from_last_user() } else { input.to_vec() };
+        o.insert("input".to_owned(), Value::Array(items));
     }
     let turn = serve_turn(
         st,
@@ -512,7 +522,8 @@ fn create(
     }
     let anchor = (cut.is_none() && !failed).then(|| Last {
         id: turn.rid.clone(),
-        body: Arc::clone(&body),
+        template,
+        input,
         output: turn.items.clone(),
         tokens: turn.tokens,
         chain: turn.chain,

@@ -5,6 +5,7 @@
 
 mod binary;
 mod caching;
+mod calibration;
 mod common;
 mod faults;
 mod fixtures;
