@@ -99,12 +99,15 @@ fn req_err(message: impl std::fmt::Display) -> BenchError {
     BenchError::Request { target: "emulator", message: message.to_string() }
 }
 
-async fn post(client: &reqwest::Client, url: &str, turn_headers: &[(String, String)], at_ms: Option<u64>, body: bytes::Bytes) -> Result<Value, BenchError> {
-    let mut req = client
-        .post(url)
-        .header("authorization", "Bearer bench")
-        .header("content-type", "application/json")
-        .body(body);
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    turn_headers: &[(String, String)],
+    at_ms: Option<u64>,
+    body: bytes::Bytes,
+) -> Result<Value, BenchError> {
+    let mut req =
+        client.post(url).header("authorization", "Bearer bench").header("content-type", "application/json").body(body);
     if let Some(t) = at_ms {
         req = req.header("x-emulator-time", t.to_string());
     }
@@ -115,14 +118,21 @@ async fn post(client: &reqwest::Client, url: &str, turn_headers: &[(String, Stri
     let status = resp.status();
     let bytes = resp.bytes().await.map_err(req_err)?;
     if status != 200 {
-        return Err(req_err(format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes).chars().take(300).collect::<String>())));
+        return Err(req_err(format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&bytes).chars().take(300).collect::<String>()
+        )));
     }
     completed_response(&bytes).ok_or_else(|| req_err("no response.completed"))
 }
 
 /// Replays `turns` over HTTP: every body carries the whole history, assistant items as the emulator
 /// returned them.
-pub async fn replay_http(client: &reqwest::Client, base: &str, turns: &[LiveTurn]) -> Result<Vec<TurnUsage>, BenchError> {
+pub async fn replay_http(
+    client: &reqwest::Client,
+    base: &str,
+    turns: &[LiveTurn],
+) -> Result<Vec<TurnUsage>, BenchError> {
     let url = format!("{base}/v1/responses");
     let mut history: Vec<Value> = Vec::new();
     let mut out = Vec::with_capacity(turns.len());
@@ -246,8 +256,16 @@ pub async fn cache_compare(
     let client = crate::load::client(1)?;
     let mut rows = Vec::new();
     for &seed in seeds {
-        let config = EmulatorConfig { routing, http_affinity, routing_seed: seed, log_capacity: 10_000, ..EmulatorConfig::default() };
-        let emu = codex_emulator::spawn(config).await.map_err(|e| BenchError::Start { what: "emulator", message: e.to_string() })?;
+        let config = EmulatorConfig {
+            routing,
+            http_affinity,
+            routing_seed: seed,
+            log_capacity: 10_000,
+            ..EmulatorConfig::default()
+        };
+        let emu = codex_emulator::spawn(config)
+            .await
+            .map_err(|e| BenchError::Start { what: "emulator", message: e.to_string() })?;
         for transport in ["http", "ws"] {
             emu.state().reset();
             let usages = match transport {
@@ -366,7 +384,8 @@ fn template(id: &str) -> Value {
 /// starts; the emulator strips ids before tokenizing, so the prompt is the one a live client sends).
 async fn canned_reply(client: &reqwest::Client, base: &str) -> Result<Value, BenchError> {
     let body = json!({"model": "gpt-5.5", "stream": true, "store": false, "input": "hi"});
-    let response = post(client, &format!("{base}/v1/responses"), &[], None, bytes::Bytes::from(body.to_string())).await?;
+    let response =
+        post(client, &format!("{base}/v1/responses"), &[], None, bytes::Bytes::from(body.to_string())).await?;
     let mut item = response["output"][0].clone();
     if let Some(o) = item.as_object_mut() {
         o.remove("id");
@@ -374,7 +393,12 @@ async fn canned_reply(client: &reqwest::Client, base: &str) -> Result<Value, Ben
     Ok(item)
 }
 
-async fn http_conversation(client: reqwest::Client, url: String, bodies: Vec<bytes::Bytes>, headers: Vec<(String, String)>) -> Result<usize, BenchError> {
+async fn http_conversation(
+    client: reqwest::Client,
+    url: String,
+    bodies: Vec<bytes::Bytes>,
+    headers: Vec<(String, String)>,
+) -> Result<usize, BenchError> {
     for b in &bodies {
         post(&client, &url, &headers, None, b.clone()).await?;
     }
@@ -404,9 +428,16 @@ async fn ws_conversation(base: String, c: Conversation) -> Result<usize, BenchEr
 /// Emulator throughput over HTTP and WebSocket: `concurrency` conversations of `turns` turns each in
 /// flight at once, `rounds` alternating rounds (HTTP then WebSocket), fast tokenizer, caches reset
 /// before each phase. The WebSocket phase includes its handshakes.
-pub async fn throughput(concurrency: usize, turns: usize, rounds: usize, startup_tokens: usize) -> Result<ThroughputReport, BenchError> {
+pub async fn throughput(
+    concurrency: usize,
+    turns: usize,
+    rounds: usize,
+    startup_tokens: usize,
+) -> Result<ThroughputReport, BenchError> {
     let config = EmulatorConfig { tokenizer: TokenizerMode::Fast, log_capacity: 64, ..EmulatorConfig::default() };
-    let emu = codex_emulator::spawn(config).await.map_err(|e| BenchError::Start { what: "emulator", message: e.to_string() })?;
+    let emu = codex_emulator::spawn(config)
+        .await
+        .map_err(|e| BenchError::Start { what: "emulator", message: e.to_string() })?;
     let base = emu.base_url();
     let client = crate::load::client(concurrency)?;
     let reply = canned_reply(&client, &base).await?;
@@ -443,7 +474,12 @@ pub async fn throughput(concurrency: usize, turns: usize, rounds: usize, startup
                     tasks.push(tokio::spawn(ws_conversation(base.clone(), c)));
                 } else {
                     let headers = vec![("session-id".to_owned(), c.id.clone())];
-                    tasks.push(tokio::spawn(http_conversation(client.clone(), format!("{base}/v1/responses"), bodies, headers)));
+                    tasks.push(tokio::spawn(http_conversation(
+                        client.clone(),
+                        format!("{base}/v1/responses"),
+                        bodies,
+                        headers,
+                    )));
                 }
             }
             for t in tasks {
@@ -468,7 +504,12 @@ pub async fn throughput(concurrency: usize, turns: usize, rounds: usize, startup
         v.get(v.len() / 2).copied().unwrap_or(0.0)
     };
     let (http_tps, ws_tps) = (median("http"), median("ws"));
-    Ok(ThroughputReport { phases, http_turns_per_s: http_tps, ws_turns_per_s: ws_tps, ws_over_http: ws_tps / http_tps.max(1e-9) })
+    Ok(ThroughputReport {
+        phases,
+        http_turns_per_s: http_tps,
+        ws_turns_per_s: ws_tps,
+        ws_over_http: ws_tps / http_tps.max(1e-9),
+    })
 }
 
 /// The built-in scenario the transport cache comparison replays by default (one Codex thread, 20 turns).

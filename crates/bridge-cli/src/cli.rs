@@ -96,10 +96,10 @@ pub struct BenchTransportArgs {
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
     /// Turns per conversation in the throughput run.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 50)]
     pub turns: usize,
     /// Alternating HTTP/WebSocket rounds in the throughput run.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     pub rounds: usize,
     /// Startup context of each throughput conversation (words, about tokens).
     #[arg(long, default_value_t = 8000)]

@@ -42,7 +42,11 @@ impl ApiError {
         let error = match self.body.get("error") {
             Some(e @ Value::Object(_)) => e.clone(),
             _ => {
-                let message = self.body.get("detail").and_then(Value::as_str).map_or_else(|| self.body.to_string(), str::to_owned);
+                let message = self
+                    .body
+                    .get("detail")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| self.body.to_string(), str::to_owned);
                 json!({"type": "invalid_request_error", "code": null, "message": message, "param": null})
             }
         };

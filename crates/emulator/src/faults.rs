@@ -143,8 +143,9 @@ impl FaultSpec {
                 ("delay_ms", v) => spec.slow_delay_ms = num(v)?,
                 ("close", v) => {
                     let c = num(v)?;
-                    spec.close_code =
-                        Some(u16::try_from(c).ok().filter(|c| (1000..5000).contains(c)).ok_or("close must be 1000-4999")?);
+                    spec.close_code = Some(
+                        u16::try_from(c).ok().filter(|c| (1000..5000).contains(c)).ok_or("close must be 1000-4999")?,
+                    );
                 }
                 ("stale_anchor", None) => spec.stale_anchor = true,
                 ("times", v) => spec.times = Some(num(v)?),

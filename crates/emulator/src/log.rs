@@ -226,12 +226,7 @@ impl RequestLog {
                 let body = body_value(&raw);
                 let input_items =
                     entry.input_items.or_else(|| body.get("input").and_then(Value::as_array).map(Vec::len));
-                LoggedRequest {
-                    body,
-                    input_items,
-                    reconstructed_body: reconstructed.map(|r| r.body()),
-                    ..entry
-                }
+                LoggedRequest { body, input_items, reconstructed_body: reconstructed.map(|r| r.body()), ..entry }
             })
             .collect()
     }

@@ -220,7 +220,10 @@ pub(crate) fn serve_turn(st: &EmulatorState, req: TurnRequest<'_>) -> Result<Tur
     if let Err(snap) = st.quota.admit(now) {
         st.rejected.fetch_add(1, Ordering::Relaxed);
         let resets_at = snap.exhausted_until().unwrap_or(now / 1000);
-        return Err(errors::ApiError { headers: snap.headers(), ..errors::usage_limit(&st.config.plan_type, resets_at) });
+        return Err(errors::ApiError {
+            headers: snap.headers(),
+            ..errors::usage_limit(&st.config.plan_type, resets_at)
+        });
     }
     if fault.is_some() {
         st.faulted.fetch_add(1, Ordering::Relaxed);

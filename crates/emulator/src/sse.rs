@@ -180,13 +180,11 @@ pub enum Step {
 pub fn script(events: Vec<Event>, fault: Option<&FaultSpec>, failed: &Value) -> VecDeque<Step> {
     let mut abort = false;
     let mut events = with_failure(events, fault, failed);
-    if let Some(f) = fault {
-        if let Some(n) = f.cut_after
-            && n < events.len()
-        {
-            events.truncate(n);
-            abort = true;
-        }
+    if let Some(n) = fault.and_then(|f| f.cut_after)
+        && n < events.len()
+    {
+        events.truncate(n);
+        abort = true;
     }
     let mut steps = VecDeque::new();
     for (i, (name, payload)) in events.iter().enumerate() {

@@ -158,7 +158,8 @@ impl WsStats {
     }
 
     fn snapshot(&self) -> WsCounters {
-        let [connections, creates, prewarms, with_previous, errors] = self.counters().map(|c| c.load(Ordering::Relaxed));
+        let [connections, creates, prewarms, with_previous, errors] =
+            self.counters().map(|c| c.load(Ordering::Relaxed));
         WsCounters { connections, creates, prewarms, with_previous_response_id: with_previous, errors }
     }
 

@@ -180,7 +180,13 @@ fn close_frame(code: u16, reason: &str) -> Message {
     Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason.to_owned()) }))
 }
 
-async fn run(st: Arc<EmulatorState>, mut socket: WebSocket, mut conn: Conn, at_handshake: Option<FaultSpec>, limit: usize) {
+async fn run(
+    st: Arc<EmulatorState>,
+    mut socket: WebSocket,
+    mut conn: Conn,
+    at_handshake: Option<FaultSpec>,
+    limit: usize,
+) {
     if let Some(code) = at_handshake.and_then(|f| f.close_code) {
         let _ = socket.send(close_frame(code, "emulator: injected close at the handshake")).await;
         return;
@@ -317,7 +323,12 @@ fn invalid(message: &str, param: Option<&str>, code: Option<&str>) -> ApiError {
 }
 
 fn meta_str<'a>(frame: &'a Value, key: &str) -> Option<&'a str> {
-    frame.get("client_metadata").and_then(|m| m.get(key)).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+    frame
+        .get("client_metadata")
+        .and_then(|m| m.get(key))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }
 
 /// React to one text frame.
@@ -325,7 +336,13 @@ fn on_text(st: &EmulatorState, conn: &mut Conn, raw: Bytes, busy: bool) -> React
     let frame: Value = match serde_json::from_slice(&raw) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => return Reaction::Error(invalid("A WebSocket message must be a JSON object.", None, None)),
-        Err(e) => return Reaction::Error(invalid(&format!("We could not parse the JSON of your message. ({e})"), None, None)),
+        Err(e) => {
+            return Reaction::Error(invalid(
+                &format!("We could not parse the JSON of your message. ({e})"),
+                None,
+                None,
+            ));
+        }
     };
     match frame.get("type").and_then(Value::as_str) {
         Some("response.create") => {}
@@ -335,9 +352,11 @@ fn on_text(st: &EmulatorState, conn: &mut Conn, raw: Bytes, busy: bool) -> React
             return Reaction::Error(invalid(&format!("Unsupported message type: {shown}"), Some("type"), None));
         }
     }
-    if let Some(ms) = frame.get("client_metadata").and_then(|m| m.get(TIME_METADATA)).and_then(|v| {
-        v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-    }) {
+    if let Some(ms) = frame
+        .get("client_metadata")
+        .and_then(|m| m.get(TIME_METADATA))
+        .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())))
+    {
         st.clock.set_ms(ms);
     }
     let now = st.clock.now_ms();
@@ -385,7 +404,8 @@ fn on_text(st: &EmulatorState, conn: &mut Conn, raw: Bytes, busy: bool) -> React
             Some("websocket_connection_limit_reached"),
         ));
     }
-    let fault = faults::select_where(conn.header_fault.as_ref(), &st.faults(), &st.fault_counters, |f| !f.at_handshake());
+    let fault =
+        faults::select_where(conn.header_fault.as_ref(), &st.faults(), &st.fault_counters, |f| !f.at_handshake());
     if fault.as_ref().is_some_and(|f| f.stale_anchor) {
         conn.last = None;
     }
@@ -407,7 +427,9 @@ fn create(
     turn_state: Option<String>,
     fault: Option<FaultSpec>,
 ) -> Result<Flight, ApiError> {
-    let Value::Object(mut view) = frame else { return Err(invalid("A WebSocket message must be a JSON object.", None, None)) };
+    let Value::Object(mut view) = frame else {
+        return Err(invalid("A WebSocket message must be a JSON object.", None, None));
+    };
     view.remove("type");
     let generate = view.remove("generate") != Some(Value::Bool(false));
     view.remove("previous_response_id");
@@ -451,10 +473,11 @@ fn create(
                 && last.template.get("model").and_then(Value::as_str) == Some(model.as_str());
             let tokens = if same_head {
                 let mut tokens = last.tokens.clone();
-                st.tokenizer.append_items(&input.items_of_this_turn(), &mut tokens);
+                st.tokenizer.append_items(input.items_of_this_turn(), &mut tokens);
                 tokens
             } else {
-                st.tokenizer.prompt(&Reconstructed { template: Arc::clone(&template), input: Arc::clone(&input) }.body())
+                st.tokenizer
+                    .prompt(&Reconstructed { template: Arc::clone(&template), input: Arc::clone(&input) }.body())
             };
             let prefix = if same_head { last.chain.clone() } else { Vec::new() };
             let chain = block_chain_extend(&model, &tokens, st.config.cache.block_tokens, prefix);

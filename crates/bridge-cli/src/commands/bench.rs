@@ -49,7 +49,8 @@ async fn transport_bench(args: BenchTransportArgs) -> anyhow::Result<()> {
         }
     }
     if args.concurrency > 0 {
-        let report = transport::throughput(args.concurrency, args.turns, args.rounds.max(1), args.startup_tokens).await?;
+        let report =
+            transport::throughput(args.concurrency, args.turns, args.rounds.max(1), args.startup_tokens).await?;
         if args.json {
             write_json_lines(&mut out, &report.phases)?;
             writeln!(out, "{}", serde_json::to_string(&report)?)?;

@@ -32,7 +32,14 @@ async fn codex_exec_and_resume_over_websocket_without_fallback() {
     for e in &log {
         eprintln!(
             "log: {} {} transport={} connection={:?} prewarm={} previous_response_id={} input_items={:?} turn_state={}",
-            e.method, e.path, e.transport, e.connection, e.prewarm, e.previous_response_id.is_some(), e.input_items, e.turn_state
+            e.method,
+            e.path,
+            e.transport,
+            e.connection,
+            e.prewarm,
+            e.previous_response_id.is_some(),
+            e.input_items,
+            e.turn_state
         );
     }
     let posts: Vec<_> = log.iter().filter(|e| e.method == "POST").collect();

@@ -4,8 +4,8 @@
 //! cached shares are closest (least squares) to #171's HTTP numbers 14% / 27% / 41% is the calibrated value.
 
 use codex_emulator::EmulatorConfig;
-use codex_emulator::config::CALIBRATED_HTTP_AFFINITY;
 use codex_emulator::cache::{BlockHash, block_chain};
+use codex_emulator::config::CALIBRATED_HTTP_AFFINITY;
 use codex_emulator::model::{CacheModel, CacheRequest};
 
 const REPORTED: [f64; 3] = [0.14, 0.27, 0.41];

@@ -23,7 +23,8 @@ fn capture(name: &str) -> Value {
 
 /// The captured handshake's headers a client sets itself (not the WebSocket handshake's own).
 fn handshake_headers(capture: &Value) -> Vec<(String, String)> {
-    const OWN: &[&str] = &["host", "connection", "upgrade", "sec-websocket-version", "sec-websocket-key", "sec-websocket-extensions"];
+    const OWN: &[&str] =
+        &["host", "connection", "upgrade", "sec-websocket-version", "sec-websocket-key", "sec-websocket-extensions"];
     capture["headers"]
         .as_array()
         .unwrap()
@@ -37,10 +38,8 @@ async fn connect(emu: &RunningEmulator, path: &str, headers: &[(String, String)]
     let url = format!("{}{path}", emu.base_url().replace("http://", "ws://"));
     let mut req = url.into_client_request().unwrap();
     for (k, v) in headers {
-        req.headers_mut().insert(
-            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            http::HeaderValue::from_str(v).unwrap(),
-        );
+        req.headers_mut()
+            .insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), http::HeaderValue::from_str(v).unwrap());
     }
     let (ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
     assert_eq!(resp.status(), 101);
@@ -150,13 +149,18 @@ async fn captured_exec_prewarm_then_delta_is_cached_as_on_http() {
     let prewarm_id = prewarm.completed()["id"].as_str().unwrap().to_owned();
     assert!(prewarm_id.starts_with("resp_"));
     assert_eq!(prewarm.completed()["output"], json!([]), "generate:false produces no output");
-    assert!(prewarm.frame("codex.response.metadata")["headers"]["x-codex-turn-state"].as_str().unwrap().starts_with("ts1."));
+    assert!(
+        prewarm.frame("codex.response.metadata")["headers"]["x-codex-turn-state"].as_str().unwrap().starts_with("ts1.")
+    );
 
     send(&mut ws, &replayed("codex-exec-builtin-apikey-ws__s1-t1__r03__WS-v1-responses-msg2.json", Some(&prewarm_id)))
         .await;
     let turn = answer(&mut ws).await;
     let names = turn.types();
-    assert_eq!(names[..4], ["codex.response.metadata", "codex.rate_limits", "response.created", "response.in_progress"]);
+    assert_eq!(
+        names[..4],
+        ["codex.response.metadata", "codex.rate_limits", "response.created", "response.in_progress"]
+    );
     assert_eq!(turn.completed()["previous_response_id"], json!(prewarm_id));
     let texts: Vec<&Value> = turn.completed()["output"]
         .as_array()
@@ -197,7 +201,8 @@ async fn captured_exec_prewarm_then_delta_is_cached_as_on_http() {
 async fn captured_resume_with_a_tool_round_reconstructs_every_item() {
     let emu = start(EmulatorConfig::default()).await;
     let p = "codex-exec-builtin-apikey-ws__s1-t2-resume-tool__";
-    let mut ws = connect(&emu, "/v1/responses", &handshake_headers(&capture(&format!("{p}r01__GET-v1-responses.json")))).await;
+    let mut ws =
+        connect(&emu, "/v1/responses", &handshake_headers(&capture(&format!("{p}r01__GET-v1-responses.json")))).await;
     let mut previous: Option<String> = None;
     let mut answers = Vec::new();
     for msg in ["r02__WS-v1-responses-msg1", "r03__WS-v1-responses-msg2", "r04__WS-v1-responses-msg3"] {
@@ -229,10 +234,14 @@ async fn captured_resume_with_a_tool_round_reconstructs_every_item() {
 async fn captured_appserver_second_turn_on_the_same_connection_and_a_second_thread() {
     let emu = start(EmulatorConfig::default()).await;
     let p = "codex-appserver-builtin-apikey-ws__";
-    let mut ws = connect(&emu, "/v1/responses", &handshake_headers(&capture(&format!("{p}s1-t1__r01__GET-v1-responses.json")))).await;
+    let mut ws =
+        connect(&emu, "/v1/responses", &handshake_headers(&capture(&format!("{p}s1-t1__r01__GET-v1-responses.json"))))
+            .await;
     let mut previous: Option<String> = None;
     let mut last = Answer::default();
-    for msg in ["s1-t1__r02__WS-v1-responses-msg1", "s1-t1__r03__WS-v1-responses-msg2", "s1-t2__r01__WS-v1-responses-msg3"] {
+    for msg in
+        ["s1-t1__r02__WS-v1-responses-msg1", "s1-t1__r03__WS-v1-responses-msg2", "s1-t2__r01__WS-v1-responses-msg3"]
+    {
         send(&mut ws, &replayed(&format!("{p}{msg}.json"), previous.as_deref())).await;
         last = answer(&mut ws).await;
         previous = Some(last.completed()["id"].as_str().unwrap().to_owned());
@@ -240,7 +249,9 @@ async fn captured_appserver_second_turn_on_the_same_connection_and_a_second_thre
     let (input, cached) = usage_of(&last);
     assert!(cached * 10 >= input * 9, "turn 2 sent only the new message and is served from cache: {cached}/{input}");
     // The second thread opens its own connection: its anchors are its own.
-    let mut ws2 = connect(&emu, "/v1/responses", &handshake_headers(&capture(&format!("{p}s2-t1__r01__GET-v1-responses.json")))).await;
+    let mut ws2 =
+        connect(&emu, "/v1/responses", &handshake_headers(&capture(&format!("{p}s2-t1__r01__GET-v1-responses.json"))))
+            .await;
     send(&mut ws2, &replayed(&format!("{p}s2-t1__r03__WS-v1-responses-msg2.json"), previous.as_deref())).await;
     let foreign = answer(&mut ws2).await;
     assert_eq!(foreign.error()["error"]["code"], "previous_response_not_found", "anchors are per connection");
@@ -350,7 +361,16 @@ async fn each_websocket_fault_gives_its_frames_or_close_code() {
     // close 1006: the connection is dropped after 3 response events (no close frame, no completed)
     let cut = with_fault("cut_after=3", &f).await;
     assert!(cut.dropped && cut.close.is_none(), "{cut:?}");
-    assert_eq!(cut.types(), ["codex.response.metadata", "codex.rate_limits", "response.created", "response.in_progress", "response.output_item.added"]);
+    assert_eq!(
+        cut.types(),
+        [
+            "codex.response.metadata",
+            "codex.rate_limits",
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added"
+        ]
+    );
     // 1012 / 1013 at the handshake
     for code in [1012u16, 1013] {
         let a = with_fault(&format!("close={code}"), &f).await;
@@ -360,7 +380,10 @@ async fn each_websocket_fault_gives_its_frames_or_close_code() {
     // 1013 mid-turn, after 2 response events
     let mid = with_fault("close=1013;cut_after=2", &f).await;
     assert_eq!(mid.close, Some(CloseCode::from(1013)));
-    assert_eq!(mid.types(), ["codex.response.metadata", "codex.rate_limits", "response.created", "response.in_progress"]);
+    assert_eq!(
+        mid.types(),
+        ["codex.response.metadata", "codex.rate_limits", "response.created", "response.in_progress"]
+    );
     // response.failed
     let failed = with_fault("fail_at=2;code=server_is_overloaded", &f).await;
     let last = failed.frames.last().unwrap();
@@ -368,7 +391,10 @@ async fn each_websocket_fault_gives_its_frames_or_close_code() {
     assert_eq!(last["response"]["error"]["code"], "server_is_overloaded");
     // HTTP error kinds as wrapped errors
     let e503 = with_fault("status=503;code=server_is_overloaded", &f).await;
-    assert_eq!((e503.error()["status"].clone(), e503.error()["error"]["code"].clone()), (json!(503), json!("server_is_overloaded")));
+    assert_eq!(
+        (e503.error()["status"].clone(), e503.error()["error"]["code"].clone()),
+        (json!(503), json!("server_is_overloaded"))
+    );
     let e429 = with_fault("status=429;retry_after=2", &f).await;
     assert_eq!(e429.error()["headers"]["retry-after"], "2");
     let expired = with_fault("expired", &f).await;
@@ -436,7 +462,13 @@ async fn handshake_needs_auth_like_http() {
 #[tokio::test]
 async fn quota_spent_mid_session_on_both_transports_and_every_report_agrees() {
     // Each request of ~600 fast tokens; a 5-hour budget of 2000 tokens is spent after a few turns.
-    let emu = start(EmulatorConfig { budget_5h_tokens: Some(2_000), budget_weekly_tokens: Some(100_000), virtual_clock_ms: Some(1_800_000_000_000), ..crate::common::fast() }).await;
+    let emu = start(EmulatorConfig {
+        budget_5h_tokens: Some(2_000),
+        budget_weekly_tokens: Some(100_000),
+        virtual_clock_ms: Some(1_800_000_000_000),
+        ..crate::common::fast()
+    })
+    .await;
     let req = body(vec![user(&"lorem ".repeat(400))]);
     let mut http_statuses = Vec::new();
     let mut last_ok_headers = None;
@@ -476,8 +508,14 @@ async fn quota_spent_mid_session_on_both_transports_and_every_report_agrees() {
     assert_eq!(usage["rate_limit"]["primary_window"]["used_percent"], 100.0);
     assert_eq!(usage["rate_limit"]["primary_window"]["limit_window_seconds"], 18000);
     let h = last_ok_headers.unwrap();
-    assert_eq!(usage["rate_limit"]["secondary_window"]["used_percent"].as_f64().unwrap().to_string(), h["x-codex-secondary-used-percent"].to_str().unwrap());
-    assert_eq!(usage["rate_limit"]["primary_window"]["reset_at"].to_string(), h["x-codex-primary-reset-at"].to_str().unwrap());
+    assert_eq!(
+        usage["rate_limit"]["secondary_window"]["used_percent"].as_f64().unwrap().to_string(),
+        h["x-codex-secondary-used-percent"].to_str().unwrap()
+    );
+    assert_eq!(
+        usage["rate_limit"]["primary_window"]["reset_at"].to_string(),
+        h["x-codex-primary-reset-at"].to_str().unwrap()
+    );
 
     // WebSocket: refused with the wrapped 429 and the same headers
     let mut ws = connect(&emu, "/v1/responses", &bearer()).await;
@@ -513,7 +551,10 @@ async fn quota_spent_mid_session_on_both_transports_and_every_report_agrees() {
     for (w, e) in [("primary_window", "primary"), ("secondary_window", "secondary")] {
         assert_eq!(usage2["rate_limit"][w]["used_percent"], ev["rate_limits"][e]["used_percent"], "{w}");
         assert_eq!(usage2["rate_limit"][w]["reset_at"], ev["rate_limits"][e]["reset_at"], "{w}");
-        assert_eq!(ev["rate_limits"][e]["window_minutes"], usage2["rate_limit"][w]["limit_window_seconds"].as_u64().unwrap() / 60);
+        assert_eq!(
+            ev["rate_limits"][e]["window_minutes"],
+            usage2["rate_limit"][w]["limit_window_seconds"].as_u64().unwrap() / 60
+        );
     }
     assert!(ev["rate_limits"]["primary"]["used_percent"].as_f64().unwrap() > 0.0);
     // spend the new window over WebSocket: refused mid-session on this transport too

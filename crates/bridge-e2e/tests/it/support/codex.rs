@@ -42,11 +42,15 @@ impl CodexSession {
     pub async fn builtin(clients: &Clients, openai_base_url: &str) -> Self {
         let home = tempfile::Builder::new().prefix("e2e-codex-home-").tempdir().expect("CODEX_HOME temp dir");
         let workdir = tempfile::Builder::new().prefix("e2e-codex-work-").tempdir().expect("workdir temp dir");
-        std::fs::write(home.path().join("config.toml"), builtin_config_toml(openai_base_url)).expect("write config.toml");
+        std::fs::write(home.path().join("config.toml"), builtin_config_toml(openai_base_url))
+            .expect("write config.toml");
         std::fs::create_dir(home.path().join("home")).expect("create HOME");
         let session = Self { clients: clients.clone(), home, workdir, thread_id: None, turns: 0 };
         let mut login = session.command(&["login", "--with-api-key"]);
-        login.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        login
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         login.kill_on_drop(true);
         let mut child = login.spawn().expect("spawn codex login");
         {
