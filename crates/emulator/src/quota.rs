@@ -43,7 +43,7 @@ impl Window {
         WindowSnapshot {
             used_percent: (used_percent * 10.0).round() / 10.0,
             window_minutes: self.len_ms / 60_000,
-            reset_at_s: (start + self.len_ms) / 1000,
+            reset_at_s: start.saturating_add(self.len_ms) / 1000,
             now_s: now_ms / 1000,
             spent: self.budget.is_some_and(|b| self.used >= b),
         }

@@ -231,9 +231,10 @@ pub(crate) fn serve_turn(st: &EmulatorState, req: TurnRequest<'_>) -> Result<Tur
     if let Some(imm) = fault.as_ref().and_then(|f| f.immediate.clone()) {
         let err = match imm {
             Immediate::Status { status, retry_after, code } => errors::injected(status, retry_after, code.as_deref()),
-            Immediate::UsageLimit { plan, resets_in } => {
-                errors::usage_limit(plan.as_deref().unwrap_or(&st.config.plan_type), now / 1000 + resets_in)
-            }
+            Immediate::UsageLimit { plan, resets_in } => errors::usage_limit(
+                plan.as_deref().unwrap_or(&st.config.plan_type),
+                (now / 1000).saturating_add(resets_in),
+            ),
             Immediate::Expired => errors::token_expired(),
         };
         return Err(errors::ApiError { headers: st.quota.snapshot(now).headers(), ..err });

@@ -283,7 +283,9 @@ async fn play(socket: &mut WebSocket, f: &mut Flight) -> Played {
     while let Some(step) = f.steps.pop_front() {
         match step {
             WsStep::Sleep(ms) => {
-                f.wake = Instant::now() + Duration::from_millis(ms);
+                let now = Instant::now();
+                // a huge stall from a fault spec must not overflow the clock: cap it at a year
+                f.wake = now.checked_add(Duration::from_millis(ms)).unwrap_or(now + Duration::from_secs(365 * 86_400));
                 if fed && socket.flush().await.is_err() {
                     return Played::End;
                 }
