@@ -1,7 +1,8 @@
 //! Measurement for codex-bridge: the overhead benchmark (the same requests straight to the emulator and
 //! through the bridge, interleaved), the emulator capacity check, the workload generator, the cache
 //! benchmark (client-direct vs bridge vs limit) and the demo built on it; the store-outage benchmark (Redis up vs
-//! killed) and the crash-loss harness (SIGKILLs under load against the usage store).
+//! killed) and the crash-loss harness (SIGKILLs under load against the usage store); the transport
+//! benchmarks (one conversation over HTTP vs one WebSocket, and the emulator's turns per second on each).
 //!
 //! Everything runs on loopback with bounded request counts and stops by itself. Numbers are only
 //! meaningful from a release build (`cargo run --release -p codex-bridge -- bench ...`).
@@ -18,6 +19,7 @@ pub mod redis;
 pub mod stats;
 pub mod store_outage;
 pub mod trace;
+pub mod transport;
 pub mod workload;
 
 /// Errors of a benchmark run.

@@ -70,6 +70,46 @@ pub enum BenchCommand {
     StoreOutage(BenchStoreOutageArgs),
     /// SIGKILLs `serve` under load and counts completed responses missing from the usage store.
     CrashLoss(BenchCrashLossArgs),
+    /// Straight to the emulator: one conversation over HTTP vs one WebSocket (cached share vs the limit
+    /// under --http-affinity), and the emulator's turns per second over each transport.
+    Transport(BenchTransportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchTransportArgs {
+    /// A single-conversation scenario to replay live over both transports.
+    #[arg(long, default_value = "multi-turn")]
+    pub scenario: String,
+    /// Emulator routing mode(s).
+    #[arg(long, value_enum, default_value_t = RoutingArg::Docs)]
+    pub routing: RoutingArg,
+    /// The emulator's --http-affinity (default: the calibrated value).
+    #[arg(long, default_value_t = codex_emulator::config::CALIBRATED_HTTP_AFFINITY)]
+    pub http_affinity: f64,
+    /// Routing seeds 0..N (one emulator run each).
+    #[arg(long, default_value_t = 10)]
+    pub seeds: u64,
+    /// Seed of the generated workload.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Conversations in flight in the throughput run (0 skips it).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Turns per conversation in the throughput run.
+    #[arg(long, default_value_t = 50)]
+    pub turns: usize,
+    /// Alternating HTTP/WebSocket rounds in the throughput run.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// Startup context of each throughput conversation (words, about tokens).
+    #[arg(long, default_value_t = 8000)]
+    pub startup_tokens: usize,
+    /// Skip the cache comparison.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// JSON lines instead of the tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -48,6 +48,23 @@ pub async fn stats(State(st): St) -> Response {
     errors::json(200, v)
 }
 
+/// `GET /backend-api/wham/usage` (also `/api/codex/usage`): the plan quota in the shape Codex and
+/// codex-lb read. Logged; needs a bearer token.
+pub async fn wham_usage(State(st): St, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let (_, now) = record(&st, &method, &uri, &headers, &body);
+    if crate::validation::bearer(&headers).is_none() {
+        return errors::missing_auth().into_response();
+    }
+    let snap = st.quota.snapshot(now);
+    let mut resp = errors::json(200, snap.wham_usage());
+    for (name, value) in snap.headers() {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(name, v);
+        }
+    }
+    resp
+}
+
 /// `GET /emulator/requests`: the request log.
 pub async fn requests(State(st): St) -> Response {
     to_json(&st.requests())

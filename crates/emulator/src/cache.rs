@@ -36,6 +36,32 @@ pub fn block_chain(namespace: &str, tokens: &[u32], block_tokens: usize) -> Vec<
     out
 }
 
+/// [`block_chain`] of `tokens` given the chain of a prefix of them: `prefix_chain` must be
+/// `block_chain(namespace, p, block_tokens)` for some prefix `p` of `tokens`; its blocks are kept and only
+/// the blocks after them are hashed (a WebSocket turn extends the previous turn's chain).
+pub fn block_chain_extend(
+    namespace: &str,
+    tokens: &[u32],
+    block_tokens: usize,
+    mut prefix_chain: Vec<BlockHash>,
+) -> Vec<BlockHash> {
+    let block = block_tokens.max(1);
+    let known = prefix_chain.len().min(tokens.len() / block);
+    prefix_chain.truncate(known);
+    let mut prev = prefix_chain.last().copied().unwrap_or_else(|| xxh3_128(namespace.as_bytes()));
+    let mut bytes = Vec::with_capacity(16 + block * 4);
+    for chunk in tokens[known * block..].chunks_exact(block) {
+        bytes.clear();
+        bytes.extend_from_slice(&prev.to_le_bytes());
+        for t in chunk {
+            bytes.extend_from_slice(&t.to_le_bytes());
+        }
+        prev = xxh3_128(&bytes);
+        prefix_chain.push(prev);
+    }
+    prefix_chain
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     created_ms: u64,
@@ -157,6 +183,15 @@ mod tests {
 
     fn rules() -> CacheRules {
         CacheRules { min_tokens: 4, block_tokens: 2, idle_ttl_ms: 100, max_age_ms: 1000 }
+    }
+
+    #[test]
+    fn extending_a_prefix_chain_equals_hashing_everything() {
+        let tokens: Vec<u32> = (0..1000).collect();
+        let full = block_chain("m", &tokens, 7);
+        let prefix = block_chain("m", &tokens[..300], 7);
+        assert_eq!(block_chain_extend("m", &tokens, 7, prefix), full);
+        assert_eq!(block_chain_extend("m", &tokens, 7, Vec::new()), full);
     }
 
     #[test]

@@ -107,7 +107,28 @@ pub struct EmulatorConfig {
     pub log_capacity: usize,
     /// Body parameters the ChatGPT flavour rejects with `{"detail":"Unsupported parameter: X"}`.
     pub rejected_params: Vec<String>,
+    /// Probability that an HTTP request (or a WebSocket handshake) reaches the machine its routing mode
+    /// chooses; otherwise the front door picks a machine (seeded, deterministic). Default 1.0 (always the
+    /// routing mode's machine, the behaviour before transport-aware routing).
+    pub http_affinity: f64,
+    /// Seed of the front door's picks and of the turn-state tokens (default 0).
+    pub routing_seed: u64,
+    /// Plan budget in tokens per 5-hour window (`None` = unlimited).
+    pub budget_5h_tokens: Option<u64>,
+    /// Plan budget in tokens per weekly window (`None` = unlimited).
+    pub budget_weekly_tokens: Option<u64>,
+    /// Largest WebSocket message the emulator reads; a bigger one gets close code 1009 (default 64 MiB,
+    /// the HTTP body limit).
+    pub ws_max_message_bytes: usize,
+    /// Age (emulator clock) after which a WebSocket connection answers `websocket_connection_limit_reached`
+    /// (default 60 minutes).
+    pub ws_max_age_ms: u64,
 }
+
+/// The calibrated `--http-affinity` (README, "Transport-aware routing"): the least-squares fit of the
+/// expected follow-up cached shares to icoretech/codex-pooler #171's HTTP numbers (14% / 27% / 41%) with 16
+/// machines.
+pub const CALIBRATED_HTTP_AFFINITY: f64 = 0.37;
 
 /// The parameters rejected in ChatGPT flavour by default (see README, "Validation").
 pub const DEFAULT_REJECTED_PARAMS: &[&str] = &[
@@ -140,6 +161,12 @@ impl Default for EmulatorConfig {
             plan_type: "plus".to_owned(),
             log_capacity: 1000,
             rejected_params: DEFAULT_REJECTED_PARAMS.iter().map(|s| (*s).to_owned()).collect(),
+            http_affinity: 1.0,
+            routing_seed: 0,
+            budget_5h_tokens: None,
+            budget_weekly_tokens: None,
+            ws_max_message_bytes: crate::MAX_BODY_BYTES,
+            ws_max_age_ms: 60 * 60 * 1000,
         }
     }
 }

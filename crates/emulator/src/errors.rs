@@ -26,12 +26,36 @@ pub struct ApiError {
     pub body: Value,
     /// `Retry-After` header value in seconds.
     pub retry_after: Option<u64>,
+    /// Further response headers (the quota's rate-limit headers).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
     /// An error with `status` and `body`.
     pub fn new(status: u16, body: Value) -> Self {
-        Self { status, body, retry_after: None }
+        Self { status, body, retry_after: None, headers: Vec::new() }
+    }
+
+    /// The wrapped WebSocket form: `{"type":"error","status":N,"error":{…},"headers":{…}}`. A body without
+    /// an `error` object (the ChatGPT backend's `{"detail": …}`) becomes `error.message`.
+    pub fn wrapped(&self) -> Value {
+        let error = match self.body.get("error") {
+            Some(e @ Value::Object(_)) => e.clone(),
+            _ => {
+                let message = self
+                    .body
+                    .get("detail")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| self.body.to_string(), str::to_owned);
+                json!({"type": "invalid_request_error", "code": null, "message": message, "param": null})
+            }
+        };
+        let mut headers: serde_json::Map<String, Value> =
+            self.headers.iter().map(|(k, v)| ((*k).to_owned(), Value::String(v.clone()))).collect();
+        if let Some(secs) = self.retry_after {
+            headers.insert("retry-after".to_owned(), Value::String(secs.to_string()));
+        }
+        json!({"type": "error", "status": self.status, "error": error, "headers": headers})
     }
 }
 
@@ -42,6 +66,11 @@ impl IntoResponse for ApiError {
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        for (name, value) in &self.headers {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                resp.headers_mut().insert(*name, v);
+            }
         }
         resp
     }

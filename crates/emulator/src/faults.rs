@@ -3,7 +3,8 @@
 //!
 //! Syntax: `key=value` pairs separated by `;` (bare words for kinds), e.g. `status=429;retry_after=2`,
 //! `usage_limit;resets_in=600`, `expired`, `cut_after=3`, `stall_ms=500;at=1`, `slow_bytes=16;delay_ms=5`,
-//! `fail_at=2;code=server_is_overloaded`, with `times=K`, `skip=K` and `id=NAME` limiting a fault to some
+//! `fail_at=2;code=server_is_overloaded`, WebSocket-only `close=1012` / `close=1013;cut_after=3` /
+//! `stale_anchor`, with `times=K`, `skip=K` and `id=NAME` limiting a fault to some
 //! requests. Invariants: parsing never panics; each spec's counter is keyed by its `id` (else its text),
 //! counts every request that consulted it, and a spec applies to request number `n` (0-based) iff
 //! `skip <= n < skip + times`.
@@ -76,6 +77,12 @@ pub struct FaultSpec {
     pub slow_bytes: Option<usize>,
     /// Delay between slow chunks (ms, default 10).
     pub slow_delay_ms: u64,
+    /// WebSocket only: close with this code (`close=1012`); alone at the handshake, with `cut_after=N`
+    /// after N events of the response.
+    pub close_code: Option<u16>,
+    /// WebSocket only: the connection forgets its last response before this create, so a
+    /// `previous_response_id` gets `previous_response_not_found`.
+    pub stale_anchor: bool,
 }
 
 impl FaultSpec {
@@ -95,6 +102,8 @@ impl FaultSpec {
             stall_at: StallAt::Before(0),
             slow_bytes: None,
             slow_delay_ms: 10,
+            close_code: None,
+            stale_anchor: false,
         };
         let mut status: Option<u16> = None;
         let mut retry_after = None;
@@ -132,6 +141,13 @@ impl FaultSpec {
                 ("at", v) => spec.stall_at = StallAt::Before(num(v)? as usize),
                 ("slow_bytes", v) => spec.slow_bytes = Some((num(v)? as usize).max(1)),
                 ("delay_ms", v) => spec.slow_delay_ms = num(v)?,
+                ("close", v) => {
+                    let c = num(v)?;
+                    spec.close_code = Some(
+                        u16::try_from(c).ok().filter(|c| (1000..5000).contains(c)).ok_or("close must be 1000-4999")?,
+                    );
+                }
+                ("stale_anchor", None) => spec.stale_anchor = true,
                 ("times", v) => spec.times = Some(num(v)?),
                 ("skip", v) => spec.skip = num(v)?,
                 ("id", Some(v)) => spec.id = Some(v.to_owned()),
@@ -149,6 +165,11 @@ impl FaultSpec {
             spec.fail_code = code;
         }
         Ok(spec)
+    }
+
+    /// A WebSocket handshake fault: `close=CODE` alone (no stream position, no immediate error).
+    pub fn at_handshake(&self) -> bool {
+        self.close_code.is_some() && self.cut_after.is_none() && self.immediate.is_none()
     }
 
     fn counter_key(&self) -> &str {
@@ -194,6 +215,21 @@ pub fn select(header: Option<&FaultSpec>, config: &[FaultSpec], counters: &Fault
     config.iter().find(|s| counters.admit(s)).cloned()
 }
 
+/// [`select`] among the specs for which `wanted` holds (the WebSocket transport consults handshake faults
+/// at the handshake and the others per `response.create`); a header spec that is not wanted selects
+/// nothing and is not counted.
+pub fn select_where(
+    header: Option<&FaultSpec>,
+    config: &[FaultSpec],
+    counters: &FaultCounters,
+    wanted: impl Fn(&FaultSpec) -> bool,
+) -> Option<FaultSpec> {
+    if let Some(spec) = header {
+        return (wanted(spec) && counters.admit(spec)).then(|| spec.clone());
+    }
+    config.iter().filter(|s| wanted(s)).find(|s| counters.admit(s)).cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +248,12 @@ mod tests {
         assert_eq!((s.stall_ms, s.stall_at, s.slow_bytes, s.cut_after), (Some(500), StallAt::Each, Some(7), Some(3)));
         let s = FaultSpec::parse("fail_at=2;code=server_is_overloaded").unwrap();
         assert_eq!((s.fail_at, s.fail_code.as_deref()), (Some(2), Some("server_is_overloaded")));
+        let s = FaultSpec::parse("close=1012").unwrap();
+        assert!(s.at_handshake());
+        let s = FaultSpec::parse("close=1013;cut_after=2").unwrap();
+        assert!(!s.at_handshake() && s.close_code == Some(1013));
+        assert!(FaultSpec::parse("stale_anchor").unwrap().stale_anchor);
+        assert!(FaultSpec::parse("close=99").is_err());
         assert!(FaultSpec::parse("bogus=1").is_err());
         assert!(FaultSpec::parse("status=abc").is_err());
         assert!(FaultSpec::parse("status=200").is_err());

@@ -5,6 +5,8 @@
 //! deterministic reply), models prompt caching (o200k_base tokens, N machines, routing, 1024-token
 //! minimum, 128-token blocks, overflow, TTL, LRU, virtual clock), injects faults, emulates OAuth and a
 //! GitHub-release source of instruction files, and exposes stats, a request log and a limit calculator.
+//! The Responses endpoints also speak WebSocket (`ws`), routing is transport-aware (`--http-affinity`,
+//! connections pinned at the handshake, turn state) and a plan quota is reported and enforced (`quota`).
 //! See README.md for every rule and its source. Invariant: the library never panics on client input.
 
 pub mod admin;
@@ -19,6 +21,7 @@ pub mod limit;
 pub mod log;
 pub mod model;
 pub mod oauth;
+pub mod quota;
 pub mod releases;
 pub mod reply;
 pub mod responses;
@@ -26,7 +29,9 @@ pub mod sse;
 pub mod state;
 pub mod stats;
 pub mod tokenizer;
+pub mod turnstate;
 pub mod validation;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,8 +50,10 @@ pub use stats::StatsSnapshot;
 /// The HTTP router over a shared state.
 pub fn router(state: Arc<EmulatorState>) -> Router {
     Router::new()
-        .route("/v1/responses", post(responses::api))
-        .route("/backend-api/codex/responses", post(responses::chatgpt))
+        .route("/v1/responses", post(responses::api).get(ws::api))
+        .route("/backend-api/codex/responses", post(responses::chatgpt).get(ws::chatgpt))
+        .route("/backend-api/wham/usage", get(admin::wham_usage))
+        .route("/api/codex/usage", get(admin::wham_usage))
         .route("/oauth/authorize", get(admin::authorize))
         .route("/oauth/token", post(admin::token))
         .route("/repos/openai/codex/releases/latest", get(admin::latest_release))

@@ -5,7 +5,8 @@
 //! request per line): `{"ts_ms": <unix ms>, "headers": [[name, value], …], "body": {<request body>}}`,
 //! optionally `"tokens": [u32, …]` to give the token sequence directly (then `body` may be omitted and
 //! `"model"` names the cache namespace); lines with a `path` not ending in `/responses` are skipped; the
-//! request log (`GET /emulator/requests`, one entry per line) is a valid trace. Invariants: the report's
+//! request log (`GET /emulator/requests`, one entry per line) is a valid trace; a WebSocket create counts
+//! with its whole reconstructed input, so HTTP and WebSocket runs of one conversation have the same limit. Invariants: the report's
 //! `cached_tokens` is a multiple of the block size per request and never exceeds `input_tokens`.
 
 use serde::{Deserialize, Serialize};
@@ -74,9 +75,14 @@ struct TraceLine {
     tokens: Option<Vec<u32>>,
     #[serde(default)]
     model: Option<String>,
+    #[serde(default)]
+    reconstructed_body: Option<Value>,
 }
 
-fn to_request(line: TraceLine, tokenizer: &Tokenizer) -> Option<TraceRequest> {
+fn to_request(mut line: TraceLine, tokenizer: &Tokenizer) -> Option<TraceRequest> {
+    if let Some(full) = line.reconstructed_body.take() {
+        line.body = full;
+    }
     if line.path.as_deref().is_some_and(|p| !p.split('?').next().unwrap_or("").ends_with("/responses")) {
         return None;
     }
@@ -107,15 +113,16 @@ pub fn parse_trace(text: &str, tokenizer: &Tokenizer) -> Result<Vec<TraceRequest
 pub fn trace_from_log(entries: &[LoggedRequest], tokenizer: &Tokenizer) -> Vec<TraceRequest> {
     entries
         .iter()
-        .filter(|e| e.method == "POST" && e.served)
+        .filter(|e| (e.method == "POST" || e.method == "WS") && e.served)
         .filter_map(|e| {
             to_request(
                 TraceLine {
                     ts_ms: e.ts_ms,
                     path: Some(e.path.clone()),
-                    body: e.body.clone(),
+                    body: e.reconstructed_body.clone().unwrap_or_else(|| e.body.clone()),
                     tokens: None,
                     model: None,
+                    reconstructed_body: None,
                 },
                 tokenizer,
             )

@@ -66,6 +66,25 @@ struct Cli {
     /// Request-log capacity.
     #[arg(long, default_value_t = 1000)]
     log_capacity: usize,
+    /// Probability that an HTTP request (or a WebSocket handshake) reaches its routing mode's machine;
+    /// otherwise the front door picks one. 1.0 = always (default); 0.37 = calibrated (README).
+    #[arg(long, default_value_t = 1.0)]
+    http_affinity: f64,
+    /// Seed of the front door's picks and of turn-state tokens.
+    #[arg(long, default_value_t = 0)]
+    routing_seed: u64,
+    /// Plan budget, tokens per 5-hour window (default unlimited).
+    #[arg(long)]
+    budget_5h_tokens: Option<u64>,
+    /// Plan budget, tokens per weekly window (default unlimited).
+    #[arg(long)]
+    budget_weekly_tokens: Option<u64>,
+    /// Largest WebSocket message read; bigger ones get close 1009.
+    #[arg(long, default_value_t = codex_emulator::MAX_BODY_BYTES)]
+    ws_max_message_bytes: usize,
+    /// WebSocket connection age limit in seconds (emulator clock).
+    #[arg(long, default_value_t = 3600)]
+    ws_max_age_secs: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -102,6 +121,12 @@ impl Cli {
             accept_any_token: self.accept_any_token,
             access_token_ttl_secs: self.access_token_ttl_secs,
             log_capacity: self.log_capacity,
+            http_affinity: self.http_affinity.clamp(0.0, 1.0),
+            routing_seed: self.routing_seed,
+            budget_5h_tokens: self.budget_5h_tokens,
+            budget_weekly_tokens: self.budget_weekly_tokens,
+            ws_max_message_bytes: self.ws_max_message_bytes,
+            ws_max_age_ms: self.ws_max_age_secs.saturating_mul(1000),
             ..EmulatorConfig::default()
         }
     }

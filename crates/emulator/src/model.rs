@@ -1,9 +1,15 @@
-//! The prompt-cache model: N machines, routing, overflow above a per prefix+key rate, and the stats.
+//! The prompt-cache model: N machines, routing, transport-aware placement (HTTP affinity, WebSocket
+//! connections pinned at the handshake, turn state), overflow above a per prefix+key rate, and the stats.
 //!
 //! Invariants: routing is a pure function of (model, first 256 tokens, affinity key) so the same
-//! request always has the same primary machine; a request overflows only when at least `overflow_rpm`
-//! requests with the same route key arrived in the previous 60 s of emulator time, and then goes to a
-//! machine other than the primary (never with one machine); every served request updates the stats once.
+//! request always has the same *rule* machine; with `http_affinity` 1.0 (the default) the rule machine is
+//! the primary, exactly as before transport-aware routing; below 1.0 a request reaches the rule machine
+//! with that probability and otherwise a front-door machine, both drawn from a hash of (seed, route key,
+//! the route key's request count), so a replay is deterministic; a pinned request (a WebSocket
+//! connection's machine, or the issuer of a valid turn state) goes to its machine and never overflows;
+//! an unpinned request overflows only when at least `overflow_rpm` requests with the same route key
+//! arrived in the previous 60 s of emulator time, and then goes to a machine other than the primary
+//! (never with one machine); every served request updates the stats once, under its transport too.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -27,6 +33,35 @@ pub struct CacheRequest<'a> {
     pub prompt_cache_key: Option<&'a str>,
     /// `session-id` (or `session_id`) header.
     pub session_id: Option<&'a str>,
+}
+
+/// How a request reached the emulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// `POST …/responses` (SSE or JSON).
+    #[default]
+    Http,
+    /// A `response.create` frame on a WebSocket connection.
+    Ws,
+}
+
+impl Transport {
+    /// `http` or `ws` (the request log's and the stats' label).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Ws => "ws",
+        }
+    }
+}
+
+/// Where a request is placed before routing: its transport and an optional fixed machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Placement {
+    /// The transport (for the per-transport stats).
+    pub transport: Transport,
+    /// A machine fixed before routing: the WebSocket connection's, or a valid turn state's issuer.
+    pub pinned: Option<usize>,
 }
 
 /// What the cache model decided for one request.
@@ -60,6 +95,10 @@ pub struct CacheModel {
     per_machine: Vec<Counters>,
     overflow_in: Vec<u64>,
     overflowed: u64,
+    http_affinity: f64,
+    seed: u64,
+    draws: HashMap<u64, u64>,
+    per_transport: BTreeMap<String, Counters>,
 }
 
 fn hash64(parts: &[&[u8]]) -> u64 {
@@ -90,6 +129,52 @@ impl CacheModel {
             per_machine: vec![Counters::default(); n],
             overflow_in: vec![0; n],
             overflowed: 0,
+            http_affinity: config.http_affinity.clamp(0.0, 1.0),
+            seed: config.routing_seed,
+            draws: HashMap::new(),
+            per_transport: BTreeMap::new(),
+        }
+    }
+
+    /// The machine a request with route key `route` and rule machine `rule` reaches: the rule machine
+    /// with probability `http_affinity`, else the front door's pick (uniform over all machines). Both
+    /// draws hash (seed, route, this route's draw count), so a replay draws the same machines.
+    fn affinity_pick(&mut self, route: u64, rule: usize) -> usize {
+        if self.http_affinity >= 1.0 {
+            return rule;
+        }
+        if self.draws.len() > 100_000 {
+            self.draws.clear();
+        }
+        let count = self.draws.entry(route).or_insert(0);
+        let n = *count;
+        *count += 1;
+        let seed = self.seed.to_le_bytes();
+        let (r, c) = (route.to_le_bytes(), n.to_le_bytes());
+        let u = hash64(&[b"affinity", &seed, &r, &c]) as f64 / (u64::MAX as f64 + 1.0);
+        if u < self.http_affinity {
+            rule
+        } else {
+            (hash64(&[b"front-door", &seed, &r, &c]) % self.machines.len() as u64) as usize
+        }
+    }
+
+    /// The machine a new WebSocket connection is served by for its life, decided at the handshake by the
+    /// HTTP rule with what the handshake has: its `session-id` is the affinity key (the body's
+    /// `prompt_cache_key` and prefix do not exist yet). The connection reaches that rule machine with
+    /// probability `http_affinity`, else the front door's pick; without a session header the front door
+    /// picks (from the connection number).
+    pub fn route_connection(&mut self, session_id: Option<&str>, connection: u64) -> usize {
+        let n = self.machines.len() as u64;
+        match session_id {
+            Some(sid) => {
+                let route = hash64(&[b"ws", b"k", sid.as_bytes()]);
+                self.affinity_pick(route, (route % n) as usize)
+            }
+            None => {
+                let seed = self.seed.to_le_bytes();
+                (hash64(&[b"ws-front-door", &seed, &connection.to_le_bytes()]) % n) as usize
+            }
         }
     }
 
@@ -129,15 +214,33 @@ impl CacheModel {
     /// (`block_chain(req.model, req.tokens, rules.block_tokens)`), so the hashing can run outside the
     /// lock that guards the model.
     pub fn serve_chain(&mut self, req: &CacheRequest<'_>, chain: &[BlockHash], now_ms: u64) -> Outcome {
-        let (route, primary) = self.route(req);
-        let window = self.rates.entry(route).or_default();
-        while window.front().is_some_and(|t| now_ms.saturating_sub(*t) >= RATE_WINDOW_MS) {
-            window.pop_front();
-        }
-        let recent = window.len();
-        window.push_back(now_ms);
+        self.serve_placed(req, chain, now_ms, Placement::default())
+    }
+
+    /// [`CacheModel::serve_chain`] with a placement: the transport and, for pinned requests, the machine.
+    pub fn serve_placed(
+        &mut self,
+        req: &CacheRequest<'_>,
+        chain: &[BlockHash],
+        now_ms: u64,
+        placement: Placement,
+    ) -> Outcome {
         let n = self.machines.len();
-        let overflowed = n > 1 && recent >= self.overflow_rpm;
+        let (route, rule) = self.route(req);
+        let (primary, recent) = match placement.pinned {
+            Some(m) => (m % n, 0),
+            None => {
+                let primary = self.affinity_pick(route, rule);
+                let window = self.rates.entry(route).or_default();
+                while window.front().is_some_and(|t| now_ms.saturating_sub(*t) >= RATE_WINDOW_MS) {
+                    window.pop_front();
+                }
+                let recent = window.len();
+                window.push_back(now_ms);
+                (primary, recent)
+            }
+        };
+        let overflowed = placement.pinned.is_none() && n > 1 && recent >= self.overflow_rpm;
         let machine = if overflowed {
             let offset = 1 + (hash64(&[&route.to_le_bytes(), &(recent as u64).to_le_bytes()]) % (n as u64 - 1));
             (primary + offset as usize) % n
@@ -161,6 +264,11 @@ impl CacheModel {
         if let Some(c) = self.per_machine.get_mut(machine) {
             c.add(input, served.cached_tokens, served.write_tokens);
         }
+        self.per_transport.entry(placement.transport.name().to_owned()).or_default().add(
+            input,
+            served.cached_tokens,
+            served.write_tokens,
+        );
         if overflowed {
             self.overflowed += 1;
             if let Some(c) = self.overflow_in.get_mut(machine) {
@@ -182,6 +290,7 @@ impl CacheModel {
         snap.totals = self.totals.clone();
         snap.overflowed = self.overflowed;
         snap.per_key = self.per_key.clone();
+        snap.per_transport = self.per_transport.clone();
         snap.per_machine = self
             .machines
             .iter()
@@ -205,5 +314,7 @@ impl CacheModel {
         self.per_machine = vec![Counters::default(); n];
         self.overflow_in = vec![0; n];
         self.overflowed = 0;
+        self.draws.clear();
+        self.per_transport.clear();
     }
 }

@@ -121,8 +121,9 @@ pub fn events(base: &Value, items: &[Value], completed: &Value) -> Vec<Event> {
     out
 }
 
-/// Encode one event as SSE bytes with `type` and `sequence_number` first in its data.
-pub fn encode(name: &str, seq: usize, payload: &Value) -> Bytes {
+/// One event's data object as JSON text, `type` and `sequence_number` first (an SSE `data:` line, or one
+/// WebSocket text frame).
+pub fn data_json(name: &str, seq: usize, payload: &Value) -> String {
     let mut data = Map::new();
     data.insert("type".into(), json!(name));
     data.insert("sequence_number".into(), json!(seq));
@@ -131,7 +132,33 @@ pub fn encode(name: &str, seq: usize, payload: &Value) -> Bytes {
             data.insert(k.clone(), v.clone());
         }
     }
-    Bytes::from(format!("event: {name}\ndata: {}\n\n", Value::Object(data)))
+    Value::Object(data).to_string()
+}
+
+/// Encode one event as SSE bytes with `type` and `sequence_number` first in its data.
+pub fn encode(name: &str, seq: usize, payload: &Value) -> Bytes {
+    Bytes::from(format!("event: {name}\ndata: {}\n\n", data_json(name, seq, payload)))
+}
+
+/// Apply a `fail_at` fault: events from number `n` on are replaced by one `response.failed` built from
+/// `failed` (the response object).
+pub fn with_failure(mut events: Vec<Event>, fault: Option<&FaultSpec>, failed: &Value) -> Vec<Event> {
+    if let Some(f) = fault
+        && let Some(n) = f.fail_at
+    {
+        events.truncate(n);
+        let mut resp = failed.clone();
+        if let Some(o) = resp.as_object_mut() {
+            o.insert("status".into(), json!("failed"));
+            o.insert(
+                "error".into(),
+                json!({"code": f.fail_code.as_deref().unwrap_or("server_error"),
+                    "message": f.message.as_deref().unwrap_or("An error occurred while processing your request.")}),
+            );
+        }
+        events.push(ev("response.failed", json!({"response": resp})));
+    }
+    events
 }
 
 /// Pause before aborting a cut stream, so the events before the cut reach the client.
@@ -150,28 +177,14 @@ pub enum Step {
 
 /// Script the byte stream for `events` with the stream faults of `fault`; `failed` is the response
 /// object used for `response.failed`.
-pub fn script(mut events: Vec<Event>, fault: Option<&FaultSpec>, failed: &Value) -> VecDeque<Step> {
+pub fn script(events: Vec<Event>, fault: Option<&FaultSpec>, failed: &Value) -> VecDeque<Step> {
     let mut abort = false;
-    if let Some(f) = fault {
-        if let Some(n) = f.fail_at {
-            events.truncate(n);
-            let mut resp = failed.clone();
-            if let Some(o) = resp.as_object_mut() {
-                o.insert("status".into(), json!("failed"));
-                o.insert(
-                    "error".into(),
-                    json!({"code": f.fail_code.as_deref().unwrap_or("server_error"),
-                        "message": f.message.as_deref().unwrap_or("An error occurred while processing your request.")}),
-                );
-            }
-            events.push(ev("response.failed", json!({"response": resp})));
-        }
-        if let Some(n) = f.cut_after
-            && n < events.len()
-        {
-            events.truncate(n);
-            abort = true;
-        }
+    let mut events = with_failure(events, fault, failed);
+    if let Some(n) = fault.and_then(|f| f.cut_after)
+        && n < events.len()
+    {
+        events.truncate(n);
+        abort = true;
     }
     let mut steps = VecDeque::new();
     for (i, (name, payload)) in events.iter().enumerate() {

@@ -13,8 +13,9 @@ use crate::limit::{LimitReport, limit_for_tokens, trace_from_log};
 use crate::log::{LoggedRequest, RequestLog};
 use crate::model::CacheModel;
 use crate::oauth::OAuth;
+use crate::quota::Quota;
 use crate::releases::Releases;
-use crate::stats::StatsSnapshot;
+use crate::stats::{StatsSnapshot, WsCounters};
 use crate::tokenizer::Tokenizer;
 
 /// Everything the emulator knows.
@@ -38,6 +39,9 @@ pub struct EmulatorState {
     pub oauth: OAuth,
     /// Release and instruction-file server.
     pub releases: Releases,
+    /// Plan quota (5-hour and weekly token budgets).
+    pub quota: Quota,
+    pub(crate) ws: WsStats,
     pub(crate) responses_requests: AtomicU64,
     pub(crate) rejected: AtomicU64,
     pub(crate) faulted: AtomicU64,
@@ -60,6 +64,8 @@ impl EmulatorState {
             faults: Mutex::new(config.faults.clone()),
             oauth: OAuth::new(&config.account_id, &config.plan_type, config.access_token_ttl_secs),
             releases: Releases::default(),
+            quota: Quota::new(&config.plan_type, config.budget_5h_tokens, config.budget_weekly_tokens),
+            ws: WsStats::default(),
             responses_requests: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             faulted: AtomicU64::new(0),
@@ -98,6 +104,7 @@ impl EmulatorState {
             responses_requests: self.responses_requests.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             faulted: self.faulted.load(Ordering::Relaxed),
+            ws: self.ws.snapshot(),
             ..StatsSnapshot::default()
         };
         self.model().fill_snapshot(&mut snap);
@@ -115,18 +122,50 @@ impl EmulatorState {
         limit_for_tokens(&trace, &self.config.cache)
     }
 
-    /// Clear caches, log, stats and faults (active list and counters). Issued OAuth tokens and published
+    /// Clear caches, log, stats, quota usage and faults (active list and counters). Issued OAuth tokens and published
     /// releases survive (a running client may hold them); reset those with their own `reset`.
     pub fn reset(&self) {
         self.model().reset();
         self.log.clear();
         self.set_faults(Vec::new());
+        self.quota.reset();
         for c in [&self.responses_requests, &self.rejected, &self.faulted] {
             c.store(0, Ordering::Relaxed);
         }
+        self.ws.reset();
     }
 
     pub(crate) fn next_serial(&self) -> u64 {
         self.serial.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// WebSocket counters (connections are numbered from 1 for the life of the emulator; reset clears the
+/// counts, not the numbering).
+#[derive(Debug, Default)]
+pub(crate) struct WsStats {
+    pub(crate) next_connection: AtomicU64,
+    pub(crate) connections: AtomicU64,
+    pub(crate) creates: AtomicU64,
+    pub(crate) prewarms: AtomicU64,
+    pub(crate) with_previous: AtomicU64,
+    pub(crate) errors: AtomicU64,
+}
+
+impl WsStats {
+    fn counters(&self) -> [&AtomicU64; 5] {
+        [&self.connections, &self.creates, &self.prewarms, &self.with_previous, &self.errors]
+    }
+
+    fn snapshot(&self) -> WsCounters {
+        let [connections, creates, prewarms, with_previous, errors] =
+            self.counters().map(|c| c.load(Ordering::Relaxed));
+        WsCounters { connections, creates, prewarms, with_previous_response_id: with_previous, errors }
+    }
+
+    fn reset(&self) {
+        for c in self.counters() {
+            c.store(0, Ordering::Relaxed);
+        }
     }
 }

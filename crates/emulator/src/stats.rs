@@ -44,6 +44,21 @@ pub struct MachineStats {
     pub overflow_in: u64,
 }
 
+/// WebSocket connection and frame counters.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct WsCounters {
+    /// Connections upgraded.
+    pub connections: u64,
+    /// `response.create` frames received.
+    pub creates: u64,
+    /// Creates with `generate: false`.
+    pub prewarms: u64,
+    /// Creates with `previous_response_id`.
+    pub with_previous_response_id: u64,
+    /// Wrapped `error` frames sent.
+    pub errors: u64,
+}
+
 /// A snapshot of all statistics (`GET /emulator/stats`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StatsSnapshot {
@@ -57,6 +72,10 @@ pub struct StatsSnapshot {
     pub overflowed: u64,
     /// By `prompt_cache_key` (`""` = none).
     pub per_key: BTreeMap<String, Counters>,
+    /// By transport (`http`, `ws`).
+    pub per_transport: BTreeMap<String, Counters>,
+    /// WebSocket counters.
+    pub ws: WsCounters,
     /// By machine.
     pub per_machine: Vec<MachineStats>,
     /// Responses requests received (including rejected and faulted ones).

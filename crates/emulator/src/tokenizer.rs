@@ -96,6 +96,14 @@ impl Tokenizer {
         out
     }
 
+    /// Appends the tokens of `items` (input items, `id` removed) to `out`: `prompt` of a body whose input
+    /// grew by `items` is the old prompt followed by exactly these tokens.
+    pub fn append_items(&self, items: &[Value], out: &mut Vec<u32>) {
+        for item in items {
+            self.append(&canonical_item(item), out);
+        }
+    }
+
     /// Appends a segment's tokens to `out` (fast mode writes them in place).
     fn append(&self, bytes: &[u8], out: &mut Vec<u32>) {
         match self.mode {

@@ -27,3 +27,42 @@ async fn cache_bench_accounts_tokens_and_the_limit_bounds_both_paths() {
     let table = cache::table(&results);
     assert!(table.contains("multi-turn") && table.contains("orchestrator"), "{table}");
 }
+
+/// The transport replay: a live conversation over HTTP and over one WebSocket sends the same input, has the
+/// same limit, and the WebSocket run is served from one machine (at the limit); the throughput run completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_replays_send_the_same_conversation_and_one_socket_reaches_the_limit() {
+    use bridge_bench::transport;
+    let scenario = workload::scenario("multi-turn", 3).unwrap();
+    let mut turns = transport::live_script(&scenario).unwrap();
+    assert_eq!(turns.len(), 20);
+    assert_eq!(turns[0].new_items.len(), 3, "startup (2 items) + the first user message");
+    assert!(turns[1..].iter().all(|t| t.new_items.len() == 1), "one user message per later turn");
+    turns.truncate(8);
+    let config = codex_emulator::EmulatorConfig {
+        tokenizer: codex_emulator::TokenizerMode::Fast,
+        http_affinity: 0.0,
+        ..Default::default()
+    };
+    let emu = codex_emulator::spawn(config).await.unwrap();
+    let client = bridge_bench::load::client(1).unwrap();
+    let http = transport::replay_http(&client, &emu.base_url(), &turns).await.unwrap();
+    let http_limit = emu.state().limit();
+    emu.state().reset();
+    let ws = transport::replay_ws(&emu.base_url(), &turns).await.unwrap();
+    let ws_limit = emu.state().limit();
+    let sum = |u: &[transport::TurnUsage], f: fn(&transport::TurnUsage) -> u64| u.iter().map(f).sum::<u64>();
+    let (http_in, ws_in) = (sum(&http, |u| u.input_tokens), sum(&ws, |u| u.input_tokens));
+    // the reasoning item's seeded ciphertext may differ by a few bytes between runs
+    assert!(http_in.abs_diff(ws_in) * 1000 < http_in, "{http_in} vs {ws_in}");
+    assert_eq!(http_limit.cached_tokens.abs_diff(ws_limit.cached_tokens) % 128, 0);
+    assert!(http_limit.cached_tokens.abs_diff(ws_limit.cached_tokens) <= 128 * 8, "{http_limit:?} vs {ws_limit:?}");
+    assert_eq!(sum(&ws, |u| u.cached_tokens), ws_limit.cached_tokens, "one socket, one machine: at the limit");
+    assert!(sum(&http, |u| u.cached_tokens) < http_limit.cached_tokens, "affinity 0 scatters HTTP");
+    assert_eq!(emu.state().stats().ws.with_previous_response_id, 7);
+    emu.shutdown().await;
+
+    let report = transport::throughput(2, 3, 1, 500).await.unwrap();
+    assert_eq!(report.phases.len(), 2);
+    assert!(report.phases.iter().all(|p| p.turns == 6 && p.turns_per_s > 0.0), "{report:?}");
+}

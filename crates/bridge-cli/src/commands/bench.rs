@@ -1,4 +1,4 @@
-//! `codex-bridge bench cache|overhead|amplification|store-outage|crash-loss`: run a benchmark and print a table, or JSON lines
+//! `codex-bridge bench cache|overhead|amplification|store-outage|crash-loss|transport`: run a benchmark and print a table, or JSON lines
 //! with `--json`.
 
 use std::io::Write as _;
@@ -9,7 +9,7 @@ use codex_emulator::RoutingMode;
 
 use crate::cli::{
     BenchAmplificationArgs, BenchCacheArgs, BenchCommand, BenchCrashLossArgs, BenchOverheadArgs, BenchStoreOutageArgs,
-    RoutingArg,
+    BenchTransportArgs, RoutingArg,
 };
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -19,7 +19,58 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Amplification(args) => amplification_bench(args).await,
         BenchCommand::StoreOutage(args) => store_outage_bench(args).await,
         BenchCommand::CrashLoss(args) => crash_loss_bench(args).await,
+        BenchCommand::Transport(args) => transport_bench(args).await,
     }
+}
+
+async fn transport_bench(args: BenchTransportArgs) -> anyhow::Result<()> {
+    use bridge_bench::transport;
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; throughput numbers are only meaningful from `cargo run --release`");
+    }
+    let mut out = std::io::stdout().lock();
+    if !args.no_cache {
+        let scenario = workload::scenario(&args.scenario, args.seed)
+            .with_context(|| format!("unknown scenario {:?}; known: {}", args.scenario, workload::NAMES.join(", ")))?;
+        let routings = match args.routing {
+            RoutingArg::Docs => vec![RoutingMode::Docs],
+            RoutingArg::SessionHeader => vec![RoutingMode::SessionHeader],
+            RoutingArg::Both => vec![RoutingMode::Docs, RoutingMode::SessionHeader],
+        };
+        let seeds: Vec<u64> = (0..args.seeds.max(1)).collect();
+        let mut rows = Vec::new();
+        for routing in routings {
+            rows.extend(transport::cache_compare(&scenario, routing, args.http_affinity, &seeds).await?);
+        }
+        if args.json {
+            write_json_lines(&mut out, &rows)?;
+        } else {
+            write!(out, "{}", transport::cache_table(&rows))?;
+        }
+    }
+    if args.concurrency > 0 {
+        let report =
+            transport::throughput(args.concurrency, args.turns, args.rounds.max(1), args.startup_tokens).await?;
+        if args.json {
+            write_json_lines(&mut out, &report.phases)?;
+            writeln!(out, "{}", serde_json::to_string(&report)?)?;
+        } else {
+            writeln!(out, "{:>5} {:<5} {:>4} {:>6} {:>9} {:>9}", "round", "tr", "c", "turns", "ms", "turns/s")?;
+            for p in &report.phases {
+                writeln!(
+                    out,
+                    "{:>5} {:<5} {:>4} {:>6} {:>9} {:>9.1}",
+                    p.round, p.transport, p.concurrency, p.turns, p.elapsed_ms, p.turns_per_s
+                )?;
+            }
+            writeln!(
+                out,
+                "median turns/s at c={}: http {:.1}, ws {:.1} (ws/http {:.2})",
+                args.concurrency, report.http_turns_per_s, report.ws_turns_per_s, report.ws_over_http
+            )?;
+        }
+    }
+    Ok(())
 }
 
 async fn amplification_bench(args: BenchAmplificationArgs) -> anyhow::Result<()> {

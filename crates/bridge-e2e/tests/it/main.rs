@@ -12,5 +12,6 @@ mod bridge_codex_appserver;
 mod bridge_codex_exec;
 mod bridge_opencode;
 mod codex_exec;
+mod codex_exec_ws;
 mod opencode_run;
 mod support;

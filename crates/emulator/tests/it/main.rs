@@ -5,6 +5,7 @@
 
 mod binary;
 mod caching;
+mod calibration;
 mod common;
 mod faults;
 mod fixtures;
@@ -12,3 +13,4 @@ mod limit;
 mod oauth_releases;
 mod sse_shape;
 mod validation;
+mod ws;

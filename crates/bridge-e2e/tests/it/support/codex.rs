@@ -37,6 +37,40 @@ impl CodexSession {
         Self { clients: clients.clone(), home, workdir, thread_id: None, turns: 0 }
     }
 
+    /// A session with Codex's built-in `openai` provider re-pointed with `openai_base_url` (it speaks
+    /// Responses over WebSocket first) and the dummy key stored by `codex login --with-api-key`.
+    pub async fn builtin(clients: &Clients, openai_base_url: &str) -> Self {
+        let home = tempfile::Builder::new().prefix("e2e-codex-home-").tempdir().expect("CODEX_HOME temp dir");
+        let workdir = tempfile::Builder::new().prefix("e2e-codex-work-").tempdir().expect("workdir temp dir");
+        std::fs::write(home.path().join("config.toml"), builtin_config_toml(openai_base_url))
+            .expect("write config.toml");
+        std::fs::create_dir(home.path().join("home")).expect("create HOME");
+        let session = Self { clients: clients.clone(), home, workdir, thread_id: None, turns: 0 };
+        let mut login = session.command(&["login", "--with-api-key"]);
+        login
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        login.kill_on_drop(true);
+        let mut child = login.spawn().expect("spawn codex login");
+        {
+            use tokio::io::AsyncWriteExt;
+            let mut stdin = child.stdin.take().expect("login stdin");
+            stdin.write_all(CODEX_CLIENT_KEY.as_bytes()).await.expect("write the key");
+        }
+        let out = tokio::time::timeout(CLIENT_TIMEOUT, child.wait_with_output())
+            .await
+            .expect("codex login finished in time")
+            .expect("codex login ran");
+        assert!(
+            out.status.success(),
+            "codex login --with-api-key failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        session
+    }
+
     /// The thread id reported by the first turn's `thread.started` event.
     pub fn thread_id(&self) -> Option<&str> {
         self.thread_id.as_deref()
@@ -140,6 +174,31 @@ wire_api = "responses"
 env_key = "{KEY_VAR}"
 request_max_retries = 0
 stream_max_retries = 0
+
+[tui]
+screen_reader_detection_done = true
+"#
+    )
+}
+
+/// The built-in provider's config (docs/reference/clients.md, the `codex-builtin-apikey` variant).
+fn builtin_config_toml(openai_base_url: &str) -> String {
+    format!(
+        r#"model = "{CODEX_MODEL}"
+approval_policy = "never"
+sandbox_mode = "read-only"
+check_for_update_on_startup = false
+openai_base_url = "{openai_base_url}"
+cli_auth_credentials_store = "file"
+
+[analytics]
+enabled = false
+
+[feedback]
+enabled = false
+
+[history]
+persistence = "save-all"
 
 [tui]
 screen_reader_detection_done = true
