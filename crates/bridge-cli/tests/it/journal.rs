@@ -2,31 +2,15 @@
 //! `doctor`, `tasks`, `history` and `sessions digest` as separate processes.
 
 use std::path::Path;
-use std::process::Command;
 
+use bridge_test_support::git::git;
 use serde_json::{Value, json};
 
 use crate::support::*;
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t.invalid")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
+/// Commits `file` (its own name as content and message).
 fn commit(root: &Path, file: &str) {
-    std::fs::write(root.join(file), file).unwrap();
-    git(root, &["add", "."]);
-    git(root, &["commit", "-q", "-m", file]);
+    bridge_test_support::git::commit(root, file, file);
 }
 
 /// Runs a command and returns (success, stdout, stderr).

@@ -2,11 +2,11 @@
 //! plan calls into the task graph, drift headers and events, the opt-in tail note, restarts.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use bridge_journal::project::ProjectDir;
 use bridge_journal::rollout::{all, read_lines};
 use bridge_journal::tasks::TaskStatus;
+use bridge_test_support::git::git;
 use serde_json::{Value, json};
 
 use crate::support::{Options, Reply, ScriptedUpstream, TestBridge, client, sse_reply};
@@ -28,25 +28,9 @@ fn history_is_capped_unless_the_cap_is_zero() {
     assert_eq!(journal_config("[history]\nmax_bytes = 0\n").history_max_bytes, None, "0 keeps everything");
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t.invalid")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
+/// Commits `file` (its own name as content and message).
 fn commit(root: &Path, file: &str) {
-    std::fs::write(root.join(file), file).unwrap();
-    git(root, &["add", "."]);
-    git(root, &["commit", "-q", "-m", file]);
+    bridge_test_support::git::commit(root, file, file);
 }
 
 struct Fixture {

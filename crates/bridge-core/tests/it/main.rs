@@ -3,9 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod codex_support;
-/// bridge-store's throwaway `redis-server` (Redis tests skip without it unless `CODEX_BRIDGE_REQUIRE_REDIS=1`).
-#[path = "../../../bridge-store/tests/it/redis_server.rs"]
-mod redis_server;
+/// The throwaway `redis-server` (Redis tests skip without it unless `CODEX_BRIDGE_REQUIRE_REDIS=1`).
+use bridge_test_support::redis_server;
 mod support;
 
 mod access;

@@ -1,7 +1,6 @@
 //! Helpers: a real git repository in a temp directory, synthetic turns, the Codex example files.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use bridge_journal::TurnRecord;
 use bridge_journal::lines::TokenUsage;
@@ -9,21 +8,7 @@ use serde_json::{Value, json};
 
 pub const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/captures/examples/");
 
-/// Runs git in `dir` and returns stdout.
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t.invalid")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
+pub use bridge_test_support::git::{commit, git};
 
 /// A repository with one commit on `main`.
 pub fn repo() -> (tempfile::TempDir, PathBuf) {
@@ -33,14 +18,6 @@ pub fn repo() -> (tempfile::TempDir, PathBuf) {
     git(&root, &["init", "-q", "-b", "main"]);
     commit(&root, "a.txt", "one");
     (dir, root)
-}
-
-/// Writes a file and commits it; returns the new HEAD.
-pub fn commit(root: &Path, file: &str, text: &str) -> String {
-    std::fs::write(root.join(file), text).unwrap();
-    git(root, &["add", "."]);
-    git(root, &["commit", "-q", "-m", text]);
-    git(root, &["rev-parse", "HEAD"])
 }
 
 pub fn user(text: &str) -> Value {

@@ -11,7 +11,7 @@
 mod conformance;
 mod fixtures;
 mod open_url;
-mod redis_server;
+use bridge_test_support::redis_server;
 mod redis_specific;
 mod sqlite_specific;
 
