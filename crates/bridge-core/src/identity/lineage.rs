@@ -12,8 +12,7 @@
 //! - The in-memory maps are caches in front of the store, bounded by clearing when full, keyed by digests
 //!   (sessions) so that an idle session allocates nothing on the heap here.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bridge_store::{Store, StoreResult};
 use serde::{Deserialize, Serialize};
@@ -73,21 +72,25 @@ impl Cached {
 /// Lineage and prefix-index access with memory caches.
 pub struct Lineages {
     store: Arc<dyn Store>,
-    sessions: Mutex<HashMap<Digest, Cached>>,
-    index: Mutex<HashMap<Digest, Arc<IndexEntry>>>,
-    capacity: usize,
+    /// Bounded; the least useful entries are evicted (S3-FIFO), never the whole cache at once.
+    sessions: quick_cache::sync::Cache<Digest, Cached>,
+    index: quick_cache::sync::Cache<Digest, Arc<IndexEntry>>,
 }
 
 impl Lineages {
     /// Empty caches over `store`, each holding at most `capacity` entries.
     pub fn new(store: Arc<dyn Store>, capacity: usize) -> Self {
-        Self { store, sessions: Mutex::default(), index: Mutex::default(), capacity: capacity.max(1) }
+        let capacity = capacity.max(1);
+        Self {
+            store,
+            sessions: quick_cache::sync::Cache::new(capacity),
+            index: quick_cache::sync::Cache::new(capacity),
+        }
     }
 
     /// The lineage of a session: memory, else the store.
     pub async fn get(&self, session: &str) -> StoreResult<Option<Lineage>> {
-        let cached =
-            self.sessions.lock().ok().and_then(|m| m.get(&digest(session.as_bytes())).map(|c| c.lineage(session)));
+        let cached = self.sessions.get(&digest(session.as_bytes())).map(|c| c.lineage(session));
         if let Some(l) = cached {
             return Ok(Some(l));
         }
@@ -100,12 +103,7 @@ impl Lineages {
 
     /// Remembers a lineage in memory only (roots, which are recomputed identically after a restart).
     pub fn remember(&self, session: &str, lineage: Lineage) {
-        if let Ok(mut m) = self.sessions.lock() {
-            if m.len() >= self.capacity {
-                m.clear();
-            }
-            m.insert(digest(session.as_bytes()), Cached::new(session, lineage));
-        }
+        self.sessions.insert(digest(session.as_bytes()), Cached::new(session, lineage));
     }
 
     /// Decides a fork of `root` for `member` (ordinal from the store) and persists the session's lineage.
@@ -137,7 +135,7 @@ impl Lineages {
     }
 
     async fn lookup(&self, digest: &Digest) -> StoreResult<Option<Arc<IndexEntry>>> {
-        if let Some(e) = self.index.lock().ok().and_then(|m| m.get(digest).cloned()) {
+        if let Some(e) = self.index.get(digest) {
             return Ok(Some(e));
         }
         let Some(bytes) = self.store.get(PREFIX_NS, &hex(digest)).await? else { return Ok(None) };
@@ -160,7 +158,7 @@ impl Lineages {
         let Ok(json) = serde_json::to_string(&*entry) else { return Vec::new() };
         let mut fresh = Vec::new();
         for d in chain.get(positions).unwrap_or_default() {
-            let known = self.index.lock().is_ok_and(|m| m.contains_key(d));
+            let known = self.index.get(d).is_some();
             if !known {
                 self.cache_index(*d, entry.clone());
                 fresh.push((hex(d), json.clone()));
@@ -170,18 +168,13 @@ impl Lineages {
     }
 
     fn cache_index(&self, digest: Digest, entry: Arc<IndexEntry>) {
-        if let Ok(mut m) = self.index.lock() {
-            if m.len() >= self.capacity {
-                m.clear();
-            }
-            m.entry(digest).or_insert(entry);
+        if self.index.get(&digest).is_none() {
+            self.index.insert(digest, entry);
         }
     }
 
     /// Entries in the memory caches (sessions, index), for the memory benchmark and metrics.
     pub fn cached(&self) -> (usize, usize) {
-        let s = self.sessions.lock().map_or(0, |m| m.len());
-        let i = self.index.lock().map_or(0, |m| m.len());
-        (s, i)
+        (self.sessions.len(), self.index.len())
     }
 }

@@ -98,17 +98,23 @@ async fn index_reports_only_positions_new_to_this_process() {
 }
 
 #[tokio::test]
-async fn memory_caches_are_cleared_when_full() {
-    let lineages = Lineages::new(Arc::new(MemoryStore::default()), 2);
-    let full = chain(3);
-    assert_eq!(lineages.index(&full, 0..3, entry("a")).len(), 3);
-    assert_eq!(lineages.cached().1, 1, "the third entry found the cache full and cleared it");
-    for s in ["s1", "s2", "s3"] {
-        lineages.remember(s, Lineage { root: format!("cache_{s}"), fork: None });
+async fn memory_caches_are_bounded_and_evict_instead_of_clearing() {
+    let lineages = Lineages::new(Arc::new(MemoryStore::default()), 100);
+    let full = chain(250);
+    assert_eq!(lineages.index(&full, 0..250, entry("a")).len(), 250, "every position is new to the index");
+    let (_, indexed) = lineages.cached();
+    assert!((50..=100).contains(&indexed), "bounded and not cleared whole: {indexed}");
+    for i in 0..1000 {
+        lineages.remember(&format!("s{i}"), Lineage { root: format!("cache_s{i}"), fork: None });
     }
-    assert_eq!(lineages.cached().0, 1);
-    assert_eq!(lineages.get("s3").await.unwrap().map(|l| l.root), Some("cache_s3".into()));
-    assert_eq!(lineages.get("s1").await.unwrap(), None, "a forgotten root is not in the store");
+    let (sessions, _) = lineages.cached();
+    assert!((50..=100).contains(&sessions), "bounded and not cleared whole: {sessions}");
+    assert_eq!(lineages.get("s999").await.unwrap().map(|l| l.root), Some("cache_s999".into()), "the newest is kept");
+    let mut kept = 0;
+    for i in 0..1000 {
+        kept += usize::from(lineages.get(&format!("s{i}")).await.unwrap().is_some());
+    }
+    assert!(kept <= 100, "evicted roots are gone (they are not in the store): {kept} kept");
 }
 
 #[tokio::test]
