@@ -11,9 +11,10 @@ use serde::Deserialize;
 
 pub mod cache;
 pub mod codex;
+pub mod defaults;
 
 /// Default bound on one request-path store call (`store_timeout_ms`).
-pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(250);
+pub const DEFAULT_STORE_TIMEOUT: Duration = defaults::STORE_TIMEOUT;
 
 /// How the bridge authenticates to the upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -243,13 +244,13 @@ pub struct ServerLimits {
 impl Default for ServerLimits {
     fn default() -> Self {
         Self {
-            max_connections: 1024,
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            body_read_timeout: Duration::from_secs(30),
-            body_min_bytes_per_sec: 64 * 1024,
-            client_stall_timeout: Duration::from_secs(30),
-            max_inflight_body_bytes: 256 * 1024 * 1024,
+            max_connections: defaults::MAX_CONNECTIONS,
+            header_read_timeout: defaults::HEADER_READ_TIMEOUT,
+            idle_timeout: defaults::IDLE_TIMEOUT,
+            body_read_timeout: defaults::BODY_READ_TIMEOUT,
+            body_min_bytes_per_sec: defaults::BODY_MIN_BYTES_PER_SEC,
+            client_stall_timeout: defaults::CLIENT_STALL_TIMEOUT,
+            max_inflight_body_bytes: defaults::MAX_INFLIGHT_BODY_BYTES,
         }
     }
 }
@@ -303,12 +304,12 @@ pub enum ConfigError {
     Invalid { key: &'static str, reason: String },
 }
 
-/// 32 MiB: a 400k-token conversation is about 1.6 MB of text; tool outputs and images add more.
-pub const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
-/// Default listen address.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
-/// Default upstream base URL.
-pub const DEFAULT_UPSTREAM: &str = "https://api.openai.com/v1";
+/// Default `body_limit_bytes` ([`defaults::BODY_LIMIT_BYTES`]).
+pub const DEFAULT_BODY_LIMIT: usize = defaults::BODY_LIMIT_BYTES;
+/// Default listen address ([`defaults::LISTEN`]).
+pub const DEFAULT_LISTEN: &str = defaults::LISTEN;
+/// Default upstream base URL ([`defaults::UPSTREAM`]).
+pub const DEFAULT_UPSTREAM: &str = defaults::UPSTREAM;
 
 impl Config {
     /// The environment variable holding the upstream API key, from the file (default `OPENAI_API_KEY`).
@@ -316,7 +317,7 @@ impl Config {
         file_text
             .and_then(|t| toml::from_str::<FileConfig>(t).ok())
             .and_then(|f| f.upstream.api_key_env)
-            .unwrap_or_else(|| "OPENAI_API_KEY".to_owned())
+            .unwrap_or_else(|| defaults::API_KEY_ENV.to_owned())
     }
 
     /// Reads the file (if any) and merges it under `settings`.
@@ -352,7 +353,7 @@ impl Config {
         if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() <= "https://".len() {
             return Err(ConfigError::UpstreamUrl(redact_url(&url)));
         }
-        let api_key_env = file.upstream.api_key_env.unwrap_or_else(|| "OPENAI_API_KEY".to_owned());
+        let api_key_env = file.upstream.api_key_env.unwrap_or_else(|| defaults::API_KEY_ENV.to_owned());
         let api_key = settings.env_api_key.filter(|k| !k.trim().is_empty()).map(Secret::new);
         match auth {
             UpstreamAuth::ApiKey if api_key.is_none() => return Err(ConfigError::MissingApiKey(api_key_env)),
@@ -373,7 +374,7 @@ impl Config {
         let data_dir = settings.data_dir.or(file.data_dir).unwrap_or(default_data_dir);
         let body_limit_bytes = file.body_limit_bytes.unwrap_or(DEFAULT_BODY_LIMIT);
         let server = server_limits(&file.server, body_limit_bytes)?;
-        let idle_timeout = Duration::from_millis(file.upstream.idle_timeout_ms.unwrap_or(300_000));
+        let idle_timeout = file.upstream.idle_timeout_ms.map_or(defaults::UPSTREAM_IDLE_TIMEOUT, Duration::from_millis);
         Ok(Self {
             listen,
             chatgpt: crate::config::codex::resolve_chatgpt(file.chatgpt, &data_dir),
@@ -383,22 +384,28 @@ impl Config {
             access_tokens,
             body_limit_bytes,
             models: file.models.unwrap_or_default(),
-            shutdown_grace: Duration::from_millis(file.shutdown_grace_ms.unwrap_or(30_000)),
+            shutdown_grace: file.shutdown_grace_ms.map_or(defaults::SHUTDOWN_GRACE, Duration::from_millis),
             server,
             upstream: UpstreamConfig {
                 url,
                 auth,
                 api_key: if auth == UpstreamAuth::ApiKey { api_key } else { None },
-                connect_timeout: Duration::from_millis(file.upstream.connect_timeout_ms.unwrap_or(10_000)),
+                connect_timeout: file
+                    .upstream
+                    .connect_timeout_ms
+                    .map_or(defaults::CONNECT_TIMEOUT, Duration::from_millis),
                 response_head_timeout: file
                     .upstream
                     .response_head_timeout_ms
                     .map_or(idle_timeout, Duration::from_millis),
                 idle_timeout,
-                max_retries: file.upstream.max_retries.unwrap_or(2),
-                retry_budget: Duration::from_millis(file.upstream.retry_budget_ms.unwrap_or(15_000)),
-                max_retry_after: Duration::from_millis(file.upstream.max_retry_after_ms.unwrap_or(10_000)),
-                force_stream: file.upstream.force_stream.unwrap_or(true),
+                max_retries: file.upstream.max_retries.unwrap_or(defaults::MAX_RETRIES),
+                retry_budget: file.upstream.retry_budget_ms.map_or(defaults::RETRY_BUDGET, Duration::from_millis),
+                max_retry_after: file
+                    .upstream
+                    .max_retry_after_ms
+                    .map_or(defaults::MAX_RETRY_AFTER, Duration::from_millis),
+                force_stream: file.upstream.force_stream.unwrap_or(defaults::FORCE_STREAM),
                 codex: crate::config::codex::resolve_shaping(file.upstream.codex, auth == UpstreamAuth::Chatgpt),
             },
             cache: file.cache.resolve(),

@@ -127,3 +127,35 @@ fn server_limits_have_defaults_and_refuse_nonsense() {
     let err = Config::resolve(settings(), Some(file), Path::new("x"), PathBuf::new()).unwrap_err();
     assert!(err.to_string().contains("max_inflight_body_bytes"), "{err}");
 }
+
+/// The README's configuration tables show the defaults the code uses ([`super::defaults::documented`]): for
+/// each key, a table row whose cell names the key has the default as the first code span of the next cell.
+#[test]
+fn the_readme_tables_show_the_defaults_in_force() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let rows: Vec<Vec<&str>> =
+        readme.lines().filter(|l| l.starts_with('|')).map(|l| l.split('|').map(str::trim).collect()).collect();
+    let first_code = |cell: &str| cell.split('`').nth(1).map(str::to_owned);
+    for (key, value) in super::defaults::documented() {
+        let named = format!("`{key}`");
+        let shown: Vec<Option<String>> = rows
+            .iter()
+            .filter_map(|cells| {
+                cells.iter().position(|c| *c == named).map(|i| cells.get(i + 1).and_then(|c| first_code(c)))
+            })
+            .collect();
+        assert!(!shown.is_empty(), "the README has no table row for {key}");
+        assert!(
+            shown.iter().all(|s| s.as_deref() == Some(value.as_str())),
+            "README shows {shown:?} for {key}, the code uses {value}"
+        );
+    }
+    // And the defaults are what an empty configuration resolves to.
+    let c = Config::resolve(settings(), None, Path::new("x"), PathBuf::from("/d")).unwrap();
+    let d = super::defaults::documented();
+    let get = |k: &str| d.iter().find(|(key, _)| *key == k).map(|(_, v)| v.clone()).unwrap();
+    assert_eq!(c.server.max_connections.to_string(), get("[server] max_connections"));
+    assert_eq!(c.server.client_stall_timeout.as_millis().to_string(), get("[server] client_stall_timeout_ms"));
+    assert_eq!(c.upstream.retry_budget.as_millis().to_string(), get("[upstream] retry_budget_ms"));
+    assert_eq!(c.listen.to_string(), get("listen"));
+}
