@@ -1,13 +1,108 @@
 //! Turning failures into OpenAI-shaped HTTP responses, and upstream error bodies into the same shape.
 //!
+//! Inside the bridge an exchange fails with a typed [`BridgeError`] (what went wrong, in the bridge's
+//! terms); its wire form is [`BridgeError::to_api_error`], the OpenAI-shaped `{"error":{...}}` every
+//! transport sends (HTTP: [`HttpError`], plus `Retry-After` where [`BridgeError::retry_after_secs`] says).
+//!
 //! Upstream errors keep their status and message: `{"error":{...}}` bodies pass with their fields,
 //! FastAPI-style `{"detail": ...}` bodies become `{"error":{"message": <detail>, ...}}`, and anything else
 //! becomes a message quoting the (truncated) text.
 
+use std::time::Duration;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bridge_types::{ApiError, ErrorKind};
+use bridge_types::{ApiError, ErrorKind, RequestError};
 use serde_json::Value;
+
+/// The error code of the 503 a request gets when the in-flight body budget is spent.
+pub const OVERLOADED: &str = "bridge_overloaded";
+
+/// Why an exchange failed (module docs).
+#[derive(Debug)]
+pub enum BridgeError {
+    /// The body is larger than `body_limit_bytes` (413).
+    BodyTooLarge { limit: usize },
+    /// The body arrived slower than the server limits allow (408).
+    BodyTooSlow { received: usize, read_timeout: Duration, min_bytes_per_sec: u64 },
+    /// The body could not be read from the connection (400).
+    BodyUnreadable(String),
+    /// The in-flight body budget is spent (503 with `Retry-After`).
+    Overloaded { budget_bytes: usize },
+    /// The body is not a valid Responses request (400 naming the JSON path).
+    InvalidRequest(RequestError),
+    /// Shaping the request for the upstream failed (500: a bridge bug, never the client's input).
+    Shaping(String),
+    /// The upstream, the way to it, or another bridge part failed; already OpenAI-shaped with its status.
+    Api(ApiError),
+}
+
+impl BridgeError {
+    /// The OpenAI-shaped error the client gets.
+    pub fn to_api_error(&self) -> ApiError {
+        match self {
+            BridgeError::BodyTooLarge { limit } => too_large(*limit),
+            BridgeError::BodyTooSlow { received, read_timeout, min_bytes_per_sec } => ApiError::new(
+                408,
+                ErrorKind::InvalidRequestError,
+                format!(
+                    "the request body arrived too slowly ({received} bytes received; server.body_read_timeout_ms = {}, server.body_min_bytes_per_sec = {min_bytes_per_sec})",
+                    read_timeout.as_millis()
+                ),
+            )
+            .with_code("request_timeout"),
+            BridgeError::BodyUnreadable(why) => ApiError::new(
+                400,
+                ErrorKind::InvalidRequestError,
+                format!("could not read the request body: {why}"),
+            ),
+            BridgeError::Overloaded { budget_bytes } => ApiError::new(
+                503,
+                ErrorKind::ServerError,
+                format!(
+                    "codex-bridge is holding its limit of {} MiB of request bodies (server.max_inflight_body_bytes); retry shortly",
+                    budget_bytes / (1024 * 1024)
+                ),
+            )
+            .with_code(OVERLOADED),
+            BridgeError::InvalidRequest(e) => bad_request(e),
+            BridgeError::Shaping(why) => {
+                ApiError::new(500, ErrorKind::ServerError, format!("could not shape the request: {why}"))
+            }
+            BridgeError::Api(e) => e.clone(),
+        }
+    }
+
+    /// The HTTP status of the wire form.
+    pub fn status(&self) -> u16 {
+        match self {
+            BridgeError::Api(e) => e.status,
+            other => other.to_api_error().status,
+        }
+    }
+
+    /// Seconds a client should wait before retrying, when the failure is a momentary refusal.
+    pub fn retry_after_secs(&self) -> Option<u32> {
+        matches!(self, BridgeError::Overloaded { .. }).then_some(1)
+    }
+}
+
+impl From<ApiError> for BridgeError {
+    fn from(e: ApiError) -> Self {
+        BridgeError::Api(e)
+    }
+}
+
+impl IntoResponse for BridgeError {
+    fn into_response(self) -> Response {
+        let retry_after = self.retry_after_secs();
+        let mut response = HttpError(self.to_api_error()).into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
 
 /// An [`ApiError`] as an axum response.
 #[derive(Debug)]
@@ -107,6 +202,32 @@ pub fn kind_for(status: u16) -> ErrorKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bridge_errors_have_their_wire_form_and_retry_hint() {
+        let overloaded = BridgeError::Overloaded { budget_bytes: 256 * 1024 * 1024 };
+        assert_eq!((overloaded.status(), overloaded.retry_after_secs()), (503, Some(1)));
+        assert_eq!(overloaded.to_api_error().code.as_deref(), Some(OVERLOADED));
+        let response = overloaded.into_response();
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "1");
+        let large = BridgeError::BodyTooLarge { limit: 10 };
+        assert_eq!((large.status(), large.retry_after_secs()), (413, None));
+        let invalid = BridgeError::InvalidRequest(RequestError {
+            message: "bad".into(),
+            param: Some("input[2]".into()),
+            code: "invalid_type",
+        });
+        let wire = invalid.to_api_error();
+        assert_eq!(
+            (wire.status, wire.param.as_deref(), wire.code.as_deref()),
+            (400, Some("input[2]"), Some("invalid_type"))
+        );
+        let slow =
+            BridgeError::BodyTooSlow { received: 5, read_timeout: Duration::from_millis(30), min_bytes_per_sec: 7 };
+        assert_eq!(slow.status(), 408);
+        assert!(slow.to_api_error().message.contains("5 bytes received"));
+        assert_eq!(BridgeError::from(bad_gateway("x")).status(), 502);
+    }
 
     #[test]
     fn detail_bodies_keep_their_message() {

@@ -21,10 +21,11 @@ use std::time::Instant;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use bridge_sse::SseEvent;
-use bridge_types::{ApiError, ErrorKind, ResponsesRequest, Usage};
+use bridge_types::{ApiError, ResponsesRequest, Usage};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::errors::BridgeError;
 use crate::exchange::{Exchange, Outcome};
 use crate::metrics::Metrics;
 use crate::pump::{Sink, UpstreamEvents};
@@ -54,7 +55,7 @@ pub struct Ingress<'a> {
 /// drift), and the reply.
 pub struct Answer {
     pub notes: HeaderMap,
-    pub reply: Result<Reply, ApiError>,
+    pub reply: Result<Reply, BridgeError>,
 }
 
 /// What the upstream answered.
@@ -94,7 +95,7 @@ pub async fn run(state: &AppState, ingress: Ingress<'_>) -> Answer {
     Answer { notes, reply }
 }
 
-async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -> Result<Reply, ApiError> {
+async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -> Result<Reply, BridgeError> {
     let Ingress { route, headers, original, mut request, started, body_permit } = ingress;
     let metrics = &state.metrics;
     let mut exchange = Exchange::begin(state.books.clone(), state.request_id(), route, started, vec![body_permit]);
@@ -107,7 +108,7 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
     let identity =
         match crate::identity::for_request(&state.identity, metrics, &request, headers, client.as_deref()).await {
             Ok(identity) => identity,
-            Err(e) => return fail(exchange, e).await,
+            Err(e) => return fail(exchange, e.into()).await,
         };
     if let Some(v) = identity.warning.as_deref().and_then(|w| HeaderValue::from_str(w).ok()) {
         notes.insert(crate::identity::WARNING_HEADER, v);
@@ -119,10 +120,7 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
         .and_then(|streams| crate::identity::apply_key(&mut request, &identity).map(|()| streams));
     let client_streams = match shaped {
         Ok(streams) => streams,
-        Err(e) => {
-            let e = ApiError::new(500, ErrorKind::ServerError, format!("could not shape the request: {e}"));
-            return fail(exchange, e).await;
-        }
+        Err(e) => return fail(exchange, BridgeError::Shaping(e.to_string())).await,
     };
     let journal = match &state.journal {
         Some(journal) => {
@@ -154,7 +152,7 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
     settle_git(&mut exchange, state, notes).await;
     let upstream = match upstream {
         Ok(response) => response,
-        Err(e) => return fail(exchange, e).await,
+        Err(e) => return fail(exchange, e.into()).await,
     };
     Metrics::observe(&metrics.upstream_latency, route, sent_at.elapsed());
     let status = upstream.status().as_u16();
@@ -168,7 +166,7 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
     if !(200..300).contains(&status) || !is_sse {
         let bytes = match read_upstream_body(upstream, idle).await {
             Ok(bytes) => bytes,
-            Err(e) => return fail(exchange, e).await,
+            Err(e) => return fail(exchange, e.into()).await,
         };
         let mut headers = upstream_headers;
         if (200..300).contains(&status) {
@@ -191,11 +189,11 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
         Ok(Some(event)) => event,
         Ok(None) => {
             let e = crate::errors::bad_gateway("upstream closed the stream before sending any event");
-            return fail(exchange, e).await;
+            return fail(exchange, e.into()).await;
         }
         Err(failure) => {
             Metrics::count(&metrics.stream_errors, failure.label(), 1);
-            return fail(exchange, failure.to_api_error()).await;
+            return fail(exchange, failure.to_api_error().into()).await;
         }
     };
     Metrics::observe(&metrics.ttfb, route, started.elapsed());
@@ -210,8 +208,8 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
 }
 
 /// Finishes the exchange with the error's status and returns the error.
-async fn fail(exchange: Exchange, e: ApiError) -> Result<Reply, ApiError> {
-    exchange.finish(Outcome::status(e.status)).await;
+async fn fail(exchange: Exchange, e: BridgeError) -> Result<Reply, BridgeError> {
+    exchange.finish(Outcome::status(e.status())).await;
     Err(e)
 }
 

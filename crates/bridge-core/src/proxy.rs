@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::connection::ConnectionHandle;
-use crate::errors::{HttpError, bad_request, json_response, too_large};
+use crate::errors::{BridgeError, HttpError, json_response};
 use crate::metrics::{Metrics, RequestLabels};
 use crate::pipeline::{Answer, Ingress, Reply};
 use crate::pump::{AggregateSink, Aggregated, SseSink};
@@ -27,7 +27,7 @@ const CLIENT_QUEUE: usize = 64;
 /// Bodies larger than this are parsed on the blocking pool, so a big parse never delays other connections.
 const PARSE_OFF_WORKER_BYTES: usize = 256 * 1024;
 /// The error code of the 503 a request gets when the in-flight body budget is spent.
-pub const OVERLOADED: &str = "bridge_overloaded";
+pub use crate::errors::OVERLOADED;
 
 /// `POST /v1/responses` and `POST /backend-api/codex/responses`.
 pub async fn responses(
@@ -67,12 +67,12 @@ async fn ingress<'a>(
     headers: &'a HeaderMap,
     body: Body,
     started: Instant,
-) -> Result<Ingress<'a>, ApiError> {
+) -> Result<Ingress<'a>, BridgeError> {
     let limit = state.config.body_limit_bytes;
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large(limit));
+        return Err(BridgeError::BodyTooLarge { limit });
     }
     let (original, body_permit) = read_body(body, declared, state).await?;
     let request = parse(&original).await?;
@@ -111,27 +111,22 @@ async fn egress(state: &AppState, reply: Reply, connection: Option<ConnectionHan
             copy_response_headers(&upstream_headers, response.headers_mut());
             response
         }
-        Ok(Aggregated::Error(e)) => error_response(e),
-        Err(_) => error_response(ApiError::new(
+        Ok(Aggregated::Error(e)) => error_response(e.into()),
+        Err(_) => error_response(BridgeError::Api(ApiError::new(
             500,
             bridge_types::ErrorKind::ServerError,
             "stream aggregation stopped unexpectedly",
-        )),
+        ))),
     }
 }
 
-/// An error as the client sees it (a 503 for the body budget carries `Retry-After`).
-fn error_response(e: ApiError) -> Response {
-    let overloaded = e.code.as_deref() == Some(OVERLOADED);
-    let mut response = HttpError(e).into_response();
-    if overloaded {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    response
+/// An error as the client sees it (OpenAI-shaped; `Retry-After` on a momentary refusal).
+fn error_response(e: BridgeError) -> Response {
+    e.into_response()
 }
 
 /// Parses the body; a large one on the blocking pool.
-async fn parse(original: &Bytes) -> Result<ResponsesRequest, ApiError> {
+async fn parse(original: &Bytes) -> Result<ResponsesRequest, BridgeError> {
     let parsed = if original.len() > PARSE_OFF_WORKER_BYTES {
         let bytes = original.clone();
         tokio::task::spawn_blocking(move || ResponsesRequest::parse(&bytes)).await.map_err(|e| {
@@ -140,7 +135,7 @@ async fn parse(original: &Bytes) -> Result<ResponsesRequest, ApiError> {
     } else {
         ResponsesRequest::parse(original)
     };
-    parsed.map_err(|e| bad_request(&e))
+    parsed.map_err(BridgeError::InvalidRequest)
 }
 
 /// Reads the client body under three bounds: `body_limit_bytes` (413), the in-flight body budget (503 with
@@ -151,7 +146,7 @@ async fn read_body(
     body: Body,
     declared: Option<u64>,
     state: &AppState,
-) -> Result<(Bytes, OwnedSemaphorePermit), ApiError> {
+) -> Result<(Bytes, OwnedSemaphorePermit), BridgeError> {
     let limit = state.config.body_limit_bytes;
     let limits = &state.config.server;
     let budget = &state.body_budget;
@@ -168,19 +163,19 @@ async fn read_body(
         let deadline = started + allowed(held.max(total));
         let wait = deadline.saturating_duration_since(tokio::time::Instant::now()).min(limits.body_read_timeout);
         let chunk = match tokio::time::timeout(wait, stream.next()).await {
-            Err(_) => return Err(body_timeout(total, limits)),
+            Err(_) => {
+                return Err(BridgeError::BodyTooSlow {
+                    received: total,
+                    read_timeout: limits.body_read_timeout,
+                    min_bytes_per_sec: limits.body_min_bytes_per_sec,
+                });
+            }
             Ok(None) => break,
-            Ok(Some(chunk)) => chunk.map_err(|e| {
-                ApiError::new(
-                    400,
-                    bridge_types::ErrorKind::InvalidRequestError,
-                    format!("could not read the request body: {e}"),
-                )
-            })?,
+            Ok(Some(chunk)) => chunk.map_err(|e| BridgeError::BodyUnreadable(e.to_string()))?,
         };
         total += chunk.len();
         if total > limit {
-            return Err(too_large(limit));
+            return Err(BridgeError::BodyTooLarge { limit });
         }
         if total > held {
             permit.merge(reserve(budget, total - held, state)?);
@@ -192,33 +187,12 @@ async fn read_body(
 }
 
 /// Takes `bytes` (in KiB, at least one) from the in-flight body budget, or refuses with a 503.
-fn reserve(budget: &Arc<Semaphore>, bytes: usize, state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+fn reserve(budget: &Arc<Semaphore>, bytes: usize, state: &AppState) -> Result<OwnedSemaphorePermit, BridgeError> {
     let kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
     budget.clone().try_acquire_many_owned(kib).map_err(|_| {
         Metrics::count(&state.metrics.requests_shed, "body_budget", 1);
-        ApiError::new(
-            503,
-            bridge_types::ErrorKind::ServerError,
-            format!(
-                "codex-bridge is holding its limit of {} MiB of request bodies (server.max_inflight_body_bytes); retry shortly",
-                state.config.server.max_inflight_body_bytes / (1024 * 1024)
-            ),
-        )
-        .with_code(OVERLOADED)
+        BridgeError::Overloaded { budget_bytes: state.config.server.max_inflight_body_bytes }
     })
-}
-
-fn body_timeout(received: usize, limits: &crate::config::ServerLimits) -> ApiError {
-    ApiError::new(
-        408,
-        bridge_types::ErrorKind::InvalidRequestError,
-        format!(
-            "the request body arrived too slowly ({received} bytes received; server.body_read_timeout_ms = {}, server.body_min_bytes_per_sec = {})",
-            limits.body_read_timeout.as_millis(),
-            limits.body_min_bytes_per_sec
-        ),
-    )
-    .with_code("request_timeout")
 }
 
 /// 404 for unknown routes, OpenAI-shaped.
