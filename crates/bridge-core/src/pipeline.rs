@@ -31,6 +31,7 @@ use crate::metrics::Metrics;
 use crate::pump::{Sink, UpstreamEvents};
 use crate::sent::SentRequest;
 use crate::state::AppState;
+use bridge_journal::RequestView;
 
 /// Largest non-streaming upstream body or error body the bridge reads.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
@@ -130,8 +131,9 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
         }
         None => None,
     };
-    exchange.cx_mut().model = request.model();
     let (sent, body) = SentRequest::new(request, original);
+    // The model as sent (shaping may have renamed it), decoded once by `SentRequest`.
+    exchange.cx_mut().model = RequestView::model(&sent).map(str::to_owned);
     let sent = Arc::new(sent);
     let mut upstream_headers = state.upstream.request_headers(headers, client_streams || force_stream);
     crate::identity::affinity_headers(&mut upstream_headers, &identity, state.config.cache.affinity);

@@ -26,8 +26,6 @@ use crate::upstream::copy_response_headers;
 const CLIENT_QUEUE: usize = 64;
 /// Bodies larger than this are parsed on the blocking pool, so a big parse never delays other connections.
 const PARSE_OFF_WORKER_BYTES: usize = 256 * 1024;
-/// The error code of the 503 a request gets when the in-flight body budget is spent.
-pub use crate::errors::OVERLOADED;
 
 /// `POST /v1/responses` and `POST /backend-api/codex/responses`.
 pub async fn responses(
@@ -48,12 +46,12 @@ pub async fn responses(
             let Answer { notes, reply } = crate::pipeline::run(&state, ingress).await;
             let mut response = match reply {
                 Ok(reply) => egress(&state, reply, connection).await,
-                Err(e) => error_response(e),
+                Err(e) => e.into_response(),
             };
             response.headers_mut().extend(notes);
             response
         }
-        Err(e) => error_response(e),
+        Err(e) => e.into_response(),
     };
     let status = response.status();
     state.metrics.requests.get_or_create(&RequestLabels { route, status: status.as_u16() }).inc();
@@ -82,16 +80,18 @@ async fn ingress<'a>(
 /// The HTTP egress: a whole answer as is; a stream as SSE to a streaming client, else aggregated into one
 /// Responses object.
 async fn egress(state: &AppState, reply: Reply, connection: Option<ConnectionHandle>) -> Response {
-    let streaming = match reply {
+    let (streaming, upstream_headers) = match reply {
         Reply::Whole { status, headers, body } => {
             let mut response = json_response(status, String::new());
             *response.body_mut() = Body::from(body);
             copy_response_headers(&headers, response.headers_mut());
             return response;
         }
-        Reply::Stream(streaming) => streaming,
+        Reply::Stream(mut streaming) => {
+            let headers = std::mem::take(&mut streaming.headers);
+            (streaming, headers)
+        }
     };
-    let upstream_headers = streaming.headers.clone();
     if streaming.client_streams {
         let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
         streaming.pump(SseSink { tx, stall: state.config.server.client_stall_timeout, connection, live: true });
@@ -111,18 +111,14 @@ async fn egress(state: &AppState, reply: Reply, connection: Option<ConnectionHan
             copy_response_headers(&upstream_headers, response.headers_mut());
             response
         }
-        Ok(Aggregated::Error(e)) => error_response(e.into()),
-        Err(_) => error_response(BridgeError::Api(ApiError::new(
+        Ok(Aggregated::Error(e)) => BridgeError::from(e).into_response(),
+        Err(_) => BridgeError::Api(ApiError::new(
             500,
             bridge_types::ErrorKind::ServerError,
             "stream aggregation stopped unexpectedly",
-        ))),
+        ))
+        .into_response(),
     }
-}
-
-/// An error as the client sees it (OpenAI-shaped; `Retry-After` on a momentary refusal).
-fn error_response(e: BridgeError) -> Response {
-    e.into_response()
 }
 
 /// Parses the body; a large one on the blocking pool.
