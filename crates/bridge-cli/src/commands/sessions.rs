@@ -59,7 +59,13 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<()> {
             )?;
             let opt = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
             for (i, t) in turns.iter().enumerate() {
-                let outcome = t.outcome.clone().unwrap_or_else(|| "no usage".to_owned());
+                let mut outcome = t.outcome.clone().unwrap_or_else(|| "no usage".to_owned());
+                if let Some(r) = &t.routed {
+                    outcome.push_str(&format!("  (sent {}: {})", r.upstream_key, r.how));
+                }
+                if t.over_rate {
+                    outcome.push_str("  [lineage over the per-key rate]");
+                }
                 writeln!(
                     out,
                     "{:>4} {:<32} {:<22} {:>6} {:>8} {:>8}  {outcome}",

@@ -75,7 +75,13 @@ async fn two_replicas_share_a_redis_store() {
         .iter()
         .map(|r| r.body["prompt_cache_key"].as_str().unwrap_or_default().to_owned())
         .collect();
-    assert_eq!(keys[2..5], ["cache_conv-shared-fork-1", "cache_conv-shared-fork-2", "cache_conv-shared-fork-1"]);
+    // Forks send their root's key (`fork_key = "root"`) and carry their own numbered identity as thread-id.
+    assert_eq!(keys[2..5], ["cache_conv-shared", "cache_conv-shared", "cache_conv-shared"]);
+    let threads: Vec<String> = emulator.state().requests()[2..5]
+        .iter()
+        .map(|r| r.headers.iter().find(|(n, _)| n == "thread-id").map(|(_, v)| v.clone()).unwrap_or_default())
+        .collect();
+    assert_eq!(threads, ["cache_conv-shared-fork-1", "cache_conv-shared-fork-2", "cache_conv-shared-fork-1"]);
     assert!(keys[5].starts_with("cache_") && keys[5] == keys[6], "{keys:?}");
     assert!(a.terminate().success());
     assert!(b.terminate().success());

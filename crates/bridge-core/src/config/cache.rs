@@ -17,6 +17,19 @@ pub enum AffinityPolicy {
     Key,
 }
 
+/// Which key a fork (or subagent) of a session-keyed lineage sends upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForkKey {
+    /// The fork's own key, `cache_<root>-fork-<n>`.
+    Distinct,
+    /// The lineage root's key, so a fork reads the history it shares with its root from the root's cache;
+    /// members spill to `cache_<root>-p<k>` when the lineage's members together exceed `namespace_max_rpm`.
+    /// The bridge still tracks and reports each fork under its own identity.
+    #[default]
+    Root,
+}
+
 /// One config rule that puts matching requests into a shared startup namespace. Every given matcher must
 /// match; a rule without matchers matches everything.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -37,6 +50,7 @@ pub struct NamespaceRule {
 #[serde(deny_unknown_fields)]
 pub struct FileCache {
     affinity: Option<AffinityPolicy>,
+    fork_key: Option<ForkKey>,
     namespace_auto: Option<bool>,
     #[serde(default)]
     namespace_rules: Vec<NamespaceRule>,
@@ -51,6 +65,7 @@ pub struct FileCache {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheConfig {
     pub affinity: AffinityPolicy,
+    pub fork_key: ForkKey,
     /// Every request without a host key shares routing with others of the same stable startup prefix.
     pub namespace_auto: bool,
     pub namespace_rules: Vec<NamespaceRule>,
@@ -78,6 +93,7 @@ impl FileCache {
     pub fn resolve(self) -> CacheConfig {
         CacheConfig {
             affinity: self.affinity.unwrap_or_default(),
+            fork_key: self.fork_key.unwrap_or_default(),
             namespace_auto: self.namespace_auto.unwrap_or(false),
             namespace_rules: self.namespace_rules,
             namespace_max_rpm: self.namespace_max_rpm.unwrap_or(12).max(1),

@@ -1,5 +1,5 @@
 //! Key formats: `cache_<base>` from session ids, `cache_<base>-fork-<n>` for forks, `cache_<hash>` for the
-//! fallback and `cache_ns-<name>-p<k>` for shared startup namespaces.
+//! fallback, `cache_ns-<name>-p<k>` for shared startup namespaces and `cache_<base>-p<k>` for spilled forks.
 //!
 //! Invariants: every function here is pure; a sanitized value is printable ASCII without spaces (so it is
 //! also a valid header value) and at most [`MAX_BASE`] bytes; an id that already starts with `cache_` is not
@@ -45,6 +45,11 @@ pub fn fork_key(root_key: &str, n: u64) -> String {
     format!("{}-fork-{n}", session_key(root_key))
 }
 
+/// `<root>-p<partition>`: a fork of `root` spilled off its root's key (`fork_key = "root"`).
+pub fn spill_key(root_key: &str, partition: u32) -> String {
+    format!("{}-p{partition}", session_key(root_key))
+}
+
 /// `cache_<hash>`: 16 hex digits of the stable-prefix digest.
 pub fn fallback_key(stable: &Digest) -> String {
     format!("cache_{}", &hex(stable)[..16])
@@ -66,6 +71,7 @@ mod tests {
         assert_eq!(fork_key("cache_conv", 2), "cache_conv-fork-2");
         assert_eq!(fork_key("ses_A", 1), "cache_ses_A-fork-1");
         assert_eq!(namespace_key("team a", 0), "cache_ns-team-a-p0");
+        assert_eq!(spill_key("cache_conv", 2), "cache_conv-p2");
         assert_eq!(fallback_key(&[0xab; 16]), "cache_abababababababab");
         assert_eq!(sanitize("é\u{1}x"), "__x");
     }

@@ -4,10 +4,14 @@
 //! Precedence: a host key (kept verbatim) → a session id (`cache_<base>`) → with a fork hint, a parent or an
 //! implicitly detected fork, `cache_<root>-fork-<n>` → no identity at all, `cache_<hash>` of the stable
 //! prefix. A shared startup namespace, when opted into, replaces the key with the namespace partition's key.
+//! Under `[cache] fork_key = "root"` (the default) a fork keeps `cache_<root>-fork-<n>` as its identity
+//! (tracker, journal, reports) but sends its root's key upstream, or a spill partition's
+//! `cache_<root>-p<k>` when the lineage was over the per-key rate when the fork joined.
 //!
 //! Invariants:
-//! - The key is a pure function of the request and the stored lineage state: no clock, no randomness
-//!   (the namespace partition also depends on the recent request rate, by design, and only in namespace mode).
+//! - The key is a pure function of the request and the stored lineage and partition state: no clock, no
+//!   randomness (a new member's partition also depends on the recent request rate, by design, and only
+//!   when it joins; it is stored then and never changes).
 //! - Soft overrides (`temperature`, `top_p`, `max_output_tokens`, `reasoning.*`, `text.verbosity`,
 //!   `tool_choice`, `parallel_tool_calls`, `service_tier`, the model) are never read.
 //! - A key never changes on a prefix mismatch; unrelated conversations never share a derived key.
@@ -15,7 +19,7 @@
 //!   (sanitized); a session named only by a header is filed under its key `cache_<id>`, so a keyless side
 //!   request (OpenCode's title request) never shares a session with the keyed conversation of the same id.
 //! - Store reads on the request path happen only for sessions this process has not seen (lineage lookup,
-//!   fork search); everything else is served from memory.
+//!   fork search, namespace and partition assignment); everything else is served from memory.
 
 pub mod affinity;
 pub mod canonical;
@@ -23,15 +27,16 @@ pub mod hints;
 pub mod keys;
 pub mod lineage;
 pub mod namespace;
+pub mod partitions;
 pub mod prefix;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use bridge_store::{Store, StoreResult};
 use bridge_types::ResponsesRequest;
 
-pub use crate::config::cache::{AffinityPolicy, CacheConfig, NamespaceRule};
+pub use crate::config::cache::{AffinityPolicy, CacheConfig, ForkKey, NamespaceRule};
 pub use affinity::affinity_headers;
 pub use hints::Hints;
 pub use lineage::{IndexEntry, Lineage, Lineages};
@@ -65,6 +70,29 @@ impl KeyKind {
     }
 }
 
+/// How a request's key relates to its own identity (the key sent upstream vs the one it is reported under).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Routing {
+    /// The key is the session's own (or a namespace's, see [`Identity::namespace`]).
+    #[default]
+    Own,
+    /// A fork sending its lineage root's key (`[cache] fork_key = "root"`).
+    WithRoot,
+    /// A fork sending `cache_<root>-p<k>`: the lineage was over the per-key rate when it joined.
+    Spilled(u32),
+}
+
+impl Routing {
+    /// `with-root`, `spilled-p<k>`; `None` for a request routed by its own key.
+    pub fn label(self) -> Option<String> {
+        match self {
+            Routing::Own => None,
+            Routing::WithRoot => Some("with-root".to_owned()),
+            Routing::Spilled(p) => Some(format!("spilled-p{p}")),
+        }
+    }
+}
+
 /// The resolved identity of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -79,22 +107,39 @@ pub struct Identity {
     pub session: String,
     pub fork: Option<u64>,
     pub namespace: Option<String>,
+    /// How `key` relates to `own_key` for forks routed with their root.
+    pub routing: Routing,
+    /// The lineage alone sends more than `namespace_max_rpm` requests per minute on its key (reported, not
+    /// moved).
+    pub over_rate: bool,
     /// Set when conversation-like hints were present but unusable and the fallback key was used.
     pub warning: Option<String>,
+}
+
+impl Identity {
+    /// The key the lineage routes with upstream (`session-id` under the lineage affinity policy): the root's
+    /// key, or the spill partition's key for a spilled fork.
+    pub fn routing_root(&self) -> &str {
+        match self.routing {
+            Routing::Spilled(_) => &self.key,
+            Routing::Own | Routing::WithRoot => &self.root_key,
+        }
+    }
 }
 
 /// Resolves identities; shared by every request of a bridge.
 pub struct IdentityEngine {
     config: CacheConfig,
     lineages: Lineages,
-    partitions: Mutex<namespace::Partitions>,
+    partitions: partitions::PartitionBook,
 }
 
 impl IdentityEngine {
     /// An engine over `store`.
     pub fn new(config: CacheConfig, store: Arc<dyn Store>) -> Self {
-        let lineages = Lineages::new(store, config.tracker_max_sessions);
-        Self { config, lineages, partitions: Mutex::default() }
+        let lineages = Lineages::new(store.clone(), config.tracker_max_sessions);
+        let partitions = partitions::PartitionBook::new(store, config.tracker_max_sessions);
+        Self { config, lineages, partitions }
     }
 
     /// The lineage caches and prefix index.
@@ -147,6 +192,8 @@ impl IdentityEngine {
                     session: key,
                     fork: None,
                     namespace: None,
+                    routing: Routing::Own,
+                    over_rate: false,
                     warning,
                 }
             }
@@ -156,7 +203,7 @@ impl IdentityEngine {
         let lineage = identity.root_key.clone();
         let joined = match &hints.namespace {
             Some(_) => None,
-            None => self.partitions.lock().ok().and_then(|p| p.joined(&lineage).map(str::to_owned)),
+            None => self.partitions.joined(&lineage).await?,
         };
         let chosen = joined.or_else(|| {
             let model = request.model();
@@ -171,18 +218,41 @@ impl IdentityEngine {
             };
             namespace::choose(&self.config, &subject)
         });
+        let max_rpm = self.config.namespace_max_rpm;
         if let Some(name) = chosen {
-            let partition = self
-                .partitions
-                .lock()
-                .map(|mut p| p.route(&name, &lineage, now_ms, self.config.namespace_max_rpm))
-                .unwrap_or(0);
-            identity.key = keys::namespace_key(&name, partition);
+            let name = self.partitions.join(&lineage, &name).await?;
+            let routed = self.partitions.route(&name, &lineage, now_ms, max_rpm, None).await?;
+            identity.key = keys::namespace_key(&name, routed.partition);
             identity.root_key = identity.key.clone();
             identity.kind = KeyKind::Namespace;
             identity.namespace = Some(name);
+            identity.over_rate = routed.over_rate;
+        } else if self.config.fork_key == ForkKey::Root && matches!(identity.kind, KeyKind::Session | KeyKind::Fork) {
+            self.route_with_root(&mut identity, now_ms).await?;
         }
         Ok(identity)
+    }
+
+    /// Under `fork_key = "root"`: a session-keyed lineage is one routing group; its root is partition 0 (its
+    /// own key), and a fork joins the lowest partition under the rate: 0 sends the root's key, `k > 0`
+    /// sends `cache_<root>-p<k>`. Roots are counted too, since their requests load the key forks join.
+    async fn route_with_root(&self, identity: &mut Identity, now_ms: i64) -> StoreResult<()> {
+        let max_rpm = self.config.namespace_max_rpm;
+        let group = identity.root_key.clone();
+        let fixed = identity.fork.is_none().then_some(0);
+        let routed = self.partitions.route(&group, &identity.session, now_ms, max_rpm, fixed).await?;
+        identity.over_rate = routed.over_rate;
+        if identity.fork.is_none() {
+            return Ok(());
+        }
+        if routed.partition == 0 {
+            identity.key = group;
+            identity.routing = Routing::WithRoot;
+        } else {
+            identity.key = keys::spill_key(&group, routed.partition);
+            identity.routing = Routing::Spilled(routed.partition);
+        }
+        Ok(())
     }
 
     /// The identity of a session with an id: explicit fork, parent, remembered lineage or implicit fork.
@@ -204,6 +274,8 @@ impl IdentityEngine {
             session: session.to_owned(),
             fork: None,
             namespace: None,
+            routing: Routing::Own,
+            over_rate: false,
             warning: None,
         };
         let decided = if let (Some(fork), true) = (&hints.fork, derived) {

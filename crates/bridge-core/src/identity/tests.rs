@@ -32,9 +32,44 @@ async fn precedence_host_then_metadata_then_headers_then_fallback() {
     assert!(warned.warning.unwrap().contains("metadata.conversation_id"));
 }
 
+fn engine_with(fork_key: ForkKey) -> IdentityEngine {
+    let config = CacheConfig { fork_key, ..CacheConfig::default() };
+    IdentityEngine::new(config, Arc::new(MemoryStore::default()))
+}
+
+#[tokio::test]
+async fn forks_send_their_roots_key_by_default_and_keep_their_own_identity() {
+    let e = engine();
+    let body = |f: &str| format!(r#"{{"model":"m","metadata":{{"conversation_id":"base","forkId":"{f}"}}}}"#);
+    let root = key(&e, r#"{"model":"m","metadata":{"conversation_id":"base"}}"#, &[]).await;
+    assert_eq!((root.key.as_str(), root.routing), ("cache_base", Routing::Own));
+    let a = key(&e, &body("a"), &[]).await;
+    assert_eq!((a.key.as_str(), a.own_key.as_str(), a.kind), ("cache_base", "cache_base-fork-1", KeyKind::Fork));
+    assert_eq!((a.routing, a.fork, a.routing_root()), (Routing::WithRoot, Some(1), "cache_base"));
+    assert_eq!(a.session, "base-fork-a");
+    let host = key(&e, r#"{"model":"m","prompt_cache_key":"ses_c"}"#, &[("x-parent-session-id", "ses_r")]).await;
+    assert_eq!((host.key.as_str(), host.routing), ("ses_c", Routing::Own), "host keys stay verbatim");
+}
+
+#[tokio::test]
+async fn a_fork_spills_when_its_lineage_is_over_the_rate_and_keeps_its_partition() {
+    let config = CacheConfig { namespace_max_rpm: 2, ..CacheConfig::default() };
+    let e = IdentityEngine::new(config, Arc::new(MemoryStore::default()));
+    let root = r#"{"model":"m","metadata":{"conversation_id":"hot"}}"#;
+    let fork = |f: &str| format!(r#"{{"model":"m","metadata":{{"conversation_id":"hot","forkId":"{f}"}}}}"#);
+    key(&e, root, &[]).await;
+    assert_eq!(key(&e, &fork("a"), &[]).await.key, "cache_hot", "1 request in the window: joins the root");
+    let b = key(&e, &fork("b"), &[]).await;
+    assert_eq!((b.key.as_str(), b.routing, b.routing_root()), ("cache_hot-p1", Routing::Spilled(1), "cache_hot-p1"));
+    assert_eq!(b.root_key, "cache_hot", "the lineage root is unchanged");
+    key(&e, &fork("a"), &[]).await;
+    let again = key(&e, &fork("a"), &[]).await;
+    assert_eq!((again.key.as_str(), again.over_rate), ("cache_hot", true), "a member never moves; over rate is told");
+}
+
 #[tokio::test]
 async fn fork_hints_number_forks_per_base() {
-    let e = engine();
+    let e = engine_with(ForkKey::Distinct);
     let body = |f: &str| format!(r#"{{"model":"m","metadata":{{"conversation_id":"base","forkId":"{f}"}}}}"#);
     assert_eq!(key(&e, &body("a"), &[]).await.key, "cache_base-fork-1");
     assert_eq!(key(&e, &body("b"), &[]).await.key, "cache_base-fork-2");

@@ -48,6 +48,9 @@ pub enum Outcome {
     PrefixChanged(String),
     /// A new identity: nothing could be cached yet.
     NewIdentity,
+    /// A fork's first turn on a spill partition's key (its lineage was over the per-key rate when it
+    /// joined), so its root's cache could not serve it.
+    Spilled,
     /// The session was idle longer than the upstream cache TTL.
     IdleExpired,
     /// Nothing explains the miss.
@@ -62,6 +65,7 @@ impl fmt::Display for Outcome {
             Outcome::BelowMinimum => f.write_str("below-minimum"),
             Outcome::PrefixChanged(at) => write!(f, "prefix-changed@{at}"),
             Outcome::NewIdentity => f.write_str("new-identity"),
+            Outcome::Spilled => f.write_str("spilled"),
             Outcome::IdleExpired => f.write_str("idle-expired"),
             Outcome::Unexplained => f.write_str("unexplained"),
         }
@@ -97,6 +101,8 @@ pub struct Evidence {
     pub idle_ms: Option<i64>,
     pub ttl_ms: i64,
     pub min_tokens: u64,
+    /// The request was routed to a spill partition's key instead of its root's.
+    pub spilled: bool,
 }
 
 /// The backend caches in 128-token blocks.
@@ -131,7 +137,7 @@ pub fn outcome(e: &Evidence) -> Outcome {
         return Outcome::Partial;
     }
     if e.classification == Classification::New {
-        return Outcome::NewIdentity;
+        return if e.spilled { Outcome::Spilled } else { Outcome::NewIdentity };
     }
     if expected < e.min_tokens {
         return Outcome::BelowMinimum;
@@ -147,15 +153,20 @@ mod tests {
     use super::*;
 
     fn ev(c: Classification, input: u64, cached: u64, prev: Option<u64>, idle: i64) -> Outcome {
-        outcome(&Evidence {
+        outcome(&Evidence { previous_input_tokens: prev, idle_ms: Some(idle), ..evidence(c, input, cached) })
+    }
+
+    fn evidence(c: Classification, input: u64, cached: u64) -> Evidence {
+        Evidence {
             classification: c,
             input_tokens: input,
             cached_tokens: cached,
-            previous_input_tokens: prev,
-            idle_ms: Some(idle),
+            previous_input_tokens: None,
+            idle_ms: None,
             ttl_ms: 300_000,
             min_tokens: 1024,
-        })
+            spilled: false,
+        }
     }
 
     #[test]
@@ -169,6 +180,9 @@ mod tests {
         assert_eq!(ev(Append, 3000, 0, Some(500), 0), Outcome::BelowMinimum);
         assert_eq!(ev(New, 3000, 0, None, 0), Outcome::NewIdentity);
         assert_eq!(ev(New, 3000, 2048, None, 0), Outcome::Hit);
+        let spilled = Evidence { spilled: true, ..evidence(New, 3000, 0) };
+        assert_eq!(outcome(&spilled).to_string(), "spilled");
+        assert_eq!(outcome(&Evidence { cached_tokens: 2048, ..spilled }), Outcome::Hit);
         assert_eq!(ev(Rewrite(Some(3)), 3000, 0, Some(2900), 0).to_string(), "prefix-changed@3:input");
         assert_eq!(ev(ModelChanged, 3000, 0, Some(2900), 0).label(), "prefix-changed:model");
         assert_eq!(Classification::Rewrite(Some(2)).to_string(), "rewrite@2");

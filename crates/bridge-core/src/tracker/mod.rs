@@ -24,7 +24,7 @@ use bridge_store::Store;
 use bridge_types::Usage;
 
 use crate::identity::prefix::{Digest, Fingerprint, digest};
-use crate::identity::{CacheConfig, Identity, IndexEntry, KeyKind, Lineage};
+use crate::identity::{CacheConfig, Identity, IndexEntry, KeyKind, Lineage, Routing};
 use crate::metrics::{Metrics, OutcomeLabel, OutcomeReasonLabel};
 use crate::recorder::{Recorder, StoreWrite};
 use crate::sent::SentRequest;
@@ -110,6 +110,7 @@ impl Tracker {
                 idle_ms: previous.map(|p| turn.ts_ms - p.last_seen_ms),
                 ttl_ms: self.config.cache_ttl_secs as i64 * 1000,
                 min_tokens: self.config.min_cached_tokens,
+                spilled: matches!(turn.identity.routing, Routing::Spilled(_)),
             })),
             _ => None,
         };
@@ -130,8 +131,17 @@ impl Tracker {
         let row = TurnRow {
             ts_ms: turn.ts_ms,
             request_id: turn.request_id.clone(),
-            key: turn.identity.key.clone(),
+            key: match turn.identity.routing {
+                Routing::Own => turn.identity.key.clone(),
+                Routing::WithRoot | Routing::Spilled(_) => turn.identity.own_key.clone(),
+            },
             key_kind: turn.identity.kind.label().to_owned(),
+            routed: turn
+                .identity
+                .routing
+                .label()
+                .map(|how| state::Routed { how, upstream_key: turn.identity.key.clone() }),
+            over_rate: turn.identity.over_rate,
             model: turn.model.clone(),
             client: turn.client.clone(),
             items: fp.len(),

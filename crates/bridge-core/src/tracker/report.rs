@@ -85,6 +85,8 @@ mod tests {
             request_id: format!("r{ts}"),
             key: "k".into(),
             key_kind: "session".into(),
+            routed: None,
+            over_rate: false,
             model: None,
             client: None,
             items: 1,

@@ -40,9 +40,16 @@ pub struct SessionState {
 pub struct TurnRow {
     pub ts_ms: i64,
     pub request_id: String,
+    /// The session's own key (a fork routed with its root is reported under its own key).
     pub key: String,
     /// `host`, `session`, `fork`, `namespace`, `fallback`.
     pub key_kind: String,
+    /// The key sent upstream when it differs from `key`, and why (`with-root`, `spilled-p<k>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routed: Option<Routed>,
+    /// The lineage alone was over the per-key rate (reported, not moved).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub over_rate: bool,
     pub model: Option<String>,
     pub client: Option<String>,
     pub items: usize,
@@ -51,6 +58,13 @@ pub struct TurnRow {
     pub cached_tokens: Option<u64>,
     /// `hit`, `partial` or a miss reason; `None` when the upstream sent no usage.
     pub outcome: Option<String>,
+}
+
+/// Where a turn was routed when not by its own key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Routed {
+    pub how: String,
+    pub upstream_key: String,
 }
 
 /// Packs a chain for the store (16 bytes per item).

@@ -214,33 +214,41 @@ async fn fallback_is_stable_and_warns_only_when_hints_were_unusable() {
     second.stop().await;
 }
 
+/// Explicit forks are numbered from 1 per root, in order of first sight, and keep their number after a
+/// restart; under `fork_key = "distinct"` each sends its own key, under `"root"` (the default) the root's key
+/// with its own identity as `thread-id`.
 #[tokio::test]
 async fn explicit_forks_are_numbered_and_survive_a_restart() {
-    let upstream = ScriptedUpstream::start().await;
-    let data = Persistent::new();
-    let fork = |id: &str| json!({"model": "m", "input": "hi", "metadata": {"conversation_id": "base", "forkId": id}});
-    let bridge = TestBridge::with(&upstream.url(), data.options()).await;
-    send(&bridge, &json!({"model": "m", "input": "hi", "metadata": {"conversation_id": "base"}}), &[]).await;
-    send(&bridge, &fork("alpha"), &[]).await;
-    send(&bridge, &fork("beta"), &[]).await;
-    send(&bridge, &fork("alpha"), &[]).await;
-    bridge.stop().await;
-    let restarted = TestBridge::with(&upstream.url(), data.options()).await;
-    send(&restarted, &fork("beta"), &[]).await;
-    send(&restarted, &fork("gamma"), &[]).await;
-    let got: Vec<(String, String, String)> = (0..6).map(|i| seen_identity(&upstream, i)).collect();
-    let want = [
-        ("cache_base", "cache_base", "cache_base"),
-        ("cache_base-fork-1", "cache_base", "cache_base-fork-1"),
-        ("cache_base-fork-2", "cache_base", "cache_base-fork-2"),
-        ("cache_base-fork-1", "cache_base", "cache_base-fork-1"),
-        ("cache_base-fork-2", "cache_base", "cache_base-fork-2"),
-        ("cache_base-fork-3", "cache_base", "cache_base-fork-3"),
-    ];
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert_eq!((g.0.as_str(), g.1.as_str(), g.2.as_str()), w, "request {i}");
+    for mode in ["distinct", "root"] {
+        let upstream = ScriptedUpstream::start().await;
+        let data = Persistent::new();
+        let options = || Options { file: format!("[cache]\nfork_key = \"{mode}\"\n"), ..data.options() };
+        let fork =
+            |id: &str| json!({"model": "m", "input": "hi", "metadata": {"conversation_id": "base", "forkId": id}});
+        let bridge = TestBridge::with(&upstream.url(), options()).await;
+        send(&bridge, &json!({"model": "m", "input": "hi", "metadata": {"conversation_id": "base"}}), &[]).await;
+        send(&bridge, &fork("alpha"), &[]).await;
+        send(&bridge, &fork("beta"), &[]).await;
+        send(&bridge, &fork("alpha"), &[]).await;
+        bridge.stop().await;
+        let restarted = TestBridge::with(&upstream.url(), options()).await;
+        send(&restarted, &fork("beta"), &[]).await;
+        send(&restarted, &fork("gamma"), &[]).await;
+        let got: Vec<(String, String, String)> = (0..6).map(|i| seen_identity(&upstream, i)).collect();
+        let own = [
+            "cache_base",
+            "cache_base-fork-1",
+            "cache_base-fork-2",
+            "cache_base-fork-1",
+            "cache_base-fork-2",
+            "cache_base-fork-3",
+        ];
+        for (i, (g, own)) in got.iter().zip(own).enumerate() {
+            let key = if mode == "distinct" { own } else { "cache_base" };
+            assert_eq!((g.0.as_str(), g.1.as_str(), g.2.as_str()), (key, "cache_base", own), "{mode}: request {i}");
+        }
+        restarted.stop().await;
     }
-    restarted.stop().await;
 }
 
 use crate::redis_server;
@@ -258,10 +266,89 @@ async fn two_bridges_sharing_redis_agree_on_fork_ordinals() {
     send(&b, &fork("two"), &[]).await;
     send(&b, &fork("one"), &[]).await;
     send(&a, &fork("two"), &[]).await;
-    let keys: Vec<String> = (0..4).map(|i| seen_identity(&upstream, i).0).collect();
-    assert_eq!(keys, ["cache_shared-fork-1", "cache_shared-fork-2", "cache_shared-fork-1", "cache_shared-fork-2"]);
+    let seen: Vec<(String, String, String)> = (0..4).map(|i| seen_identity(&upstream, i)).collect();
+    let threads: Vec<&str> = seen.iter().map(|s| s.2.as_str()).collect();
+    assert_eq!(threads, ["cache_shared-fork-1", "cache_shared-fork-2", "cache_shared-fork-1", "cache_shared-fork-2"]);
+    assert!(seen.iter().all(|s| s.0 == "cache_shared"), "forks send their root's key: {seen:?}");
     a.stop().await;
     b.stop().await;
+}
+
+/// Issue 17, acceptance 2: a lineage started on one bridge and continued on another sharing Redis keeps one
+/// upstream key and partition, forks included: a fork spilled off its root's key (the root was over the
+/// per-key rate when it joined) and a namespace lineage's partition, on both replicas.
+#[tokio::test]
+async fn replicas_sharing_redis_keep_one_key_and_partition_per_lineage() {
+    let Some(redis) = redis_server::RedisServer::start() else { return };
+    let upstream = ScriptedUpstream::start().await;
+    let file = "[cache]\nnamespace_max_rpm = 1\n".to_owned();
+    let options = || Options { store: Some(redis.url()), file: file.clone(), ..Options::default() };
+    let a = TestBridge::with(&upstream.url(), options()).await;
+    let b = TestBridge::with(&upstream.url(), options()).await;
+    let root = json!({"model": "m", "input": "hi", "metadata": {"conversation_id": "busy"}});
+    let fork = |id: &str| json!({"model": "m", "input": "hi", "metadata": {"conversation_id": "busy", "forkId": id}});
+    send(&a, &root, &[]).await; // the root alone fills its key's rate (1 per minute here)
+    send(&a, &fork("x"), &[]).await; // so the fork spills to partition 1
+    send(&b, &fork("x"), &[]).await; // and keeps it on the other replica
+    send(&b, &root, &[]).await;
+    send(&b, &root, &[]).await; // b's own view of the root: 2 requests in the minute, over the rate of 1
+    let ns = [("x-codex-bridge-cache-namespace", "team")];
+    let member = |c: &str| json!({"model": "m", "input": "hi", "metadata": {"conversation_id": c}});
+    send(&a, &member("n1"), &ns).await; // joins team p0
+    send(&a, &member("n2"), &ns).await; // p0 is at the rate: p1
+    send(&b, &member("n2"), &[]).await; // the lineage keeps its namespace and partition on b, header or not
+    send(&b, &member("n1"), &[]).await;
+    let keys: Vec<String> = (0..9).map(|i| seen_identity(&upstream, i).0).collect();
+    assert_eq!(
+        keys,
+        [
+            "cache_busy",
+            "cache_busy-p1",
+            "cache_busy-p1",
+            "cache_busy",
+            "cache_busy",
+            "cache_ns-team-p0",
+            "cache_ns-team-p1",
+            "cache_ns-team-p1",
+            "cache_ns-team-p0"
+        ]
+    );
+    let spilled = seen_identity(&upstream, 2);
+    assert_eq!(
+        (spilled.1.as_str(), spilled.2.as_str()),
+        ("cache_busy-p1", "cache_busy-fork-1"),
+        "session-id follows the key"
+    );
+    a.settle().await;
+    b.settle().await;
+    let rows = bridge_core::tracker::report::turns(b.state.store.as_ref(), "busy-fork-x").await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.key == "cache_busy-fork-1"), "reported under its own identity");
+    let routed = rows[1].routed.as_ref().expect("routed note");
+    assert_eq!((routed.how.as_str(), routed.upstream_key.as_str()), ("spilled-p1", "cache_busy-p1"));
+    let root_rows = bridge_core::tracker::report::turns(b.state.store.as_ref(), "busy").await.unwrap();
+    assert!(root_rows.last().unwrap().over_rate, "the root alone is over the rate: reported, not moved");
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Issue 17, acceptance 2 on SQLite: a spilled fork's partition survives a restart.
+#[tokio::test]
+async fn a_spilled_fork_keeps_its_partition_across_a_restart() {
+    let upstream = ScriptedUpstream::start().await;
+    let data = Persistent::new();
+    let options = || Options { file: "[cache]\nnamespace_max_rpm = 1\n".into(), ..data.options() };
+    let root = json!({"model": "m", "input": "hi", "metadata": {"conversation_id": "r"}});
+    let fork = |id: &str| json!({"model": "m", "input": "hi", "metadata": {"conversation_id": "r", "forkId": id}});
+    let bridge = TestBridge::with(&upstream.url(), options()).await;
+    send(&bridge, &root, &[]).await;
+    send(&bridge, &fork("a"), &[]).await;
+    bridge.stop().await;
+    let restarted = TestBridge::with(&upstream.url(), options()).await;
+    send(&restarted, &fork("a"), &[]).await;
+    let keys: Vec<String> = (0..3).map(|i| seen_identity(&upstream, i).0).collect();
+    assert_eq!(keys, ["cache_r", "cache_r-p1", "cache_r-p1"]);
+    restarted.stop().await;
 }
 
 #[tokio::test]
@@ -289,7 +376,8 @@ async fn implicit_fork_is_detected_and_keyed_like_an_explicit_one() {
     send(&bridge, &json!({"model": "gpt-5-nano", "input": conversation(2)}), &[]).await;
     assert_eq!(
         seen_identity(&upstream, 3),
-        ("cache_root-A-fork-1".into(), "cache_root-A".into(), "cache_root-A-fork-1".into())
+        ("cache_root-A".into(), "cache_root-A".into(), "cache_root-A-fork-1".into()),
+        "the detected fork is numbered and sends its root's key"
     );
     assert_eq!(seen_identity(&upstream, 4).0, "cache_fresh-C");
     let title = seen_identity(&upstream, 5);
@@ -302,12 +390,12 @@ async fn implicit_fork_is_detected_and_keyed_like_an_explicit_one() {
     bridge.stop().await;
 }
 
+const KEY_DISTINCT: &str = "[cache]\naffinity = \"key\"\nfork_key = \"distinct\"";
+
 #[tokio::test]
 async fn key_affinity_policy_sends_the_fork_key_as_session() {
     let upstream = ScriptedUpstream::start().await;
-    let bridge =
-        TestBridge::with(&upstream.url(), Options { file: "[cache]\naffinity = \"key\"".into(), ..Options::default() })
-            .await;
+    let bridge = TestBridge::with(&upstream.url(), Options { file: KEY_DISTINCT.into(), ..Options::default() }).await;
     send(&bridge, &json!({"model": "m", "input": "hi", "metadata": {"conversation_id": "k", "forkId": "f"}}), &[])
         .await;
     assert_eq!(

@@ -101,7 +101,16 @@ async fn each_turn_records_the_kind_of_its_key() {
         let rows = bridge_core::tracker::report::turns(bridge.state.store.as_ref(), session).await.unwrap();
         assert_eq!(rows.len(), 1, "{session}");
         assert_eq!(rows[0].key_kind, *kind, "{session}");
-        assert_eq!(rows[0].key, seen_identity(&upstream, i).0, "{session}");
+        let sent = seen_identity(&upstream, i);
+        if *kind == "fork" {
+            // Sent with its root's key (`fork_key = "root"`), reported under its own, which is its thread-id.
+            assert_eq!(rows[0].key, sent.2, "{session}");
+            let routed = rows[0].routed.as_ref().expect("a routed note");
+            assert_eq!((routed.how.as_str(), routed.upstream_key.as_str()), ("with-root", sent.0.as_str()));
+        } else {
+            assert_eq!(rows[0].key, sent.0, "{session}");
+            assert!(rows[0].routed.is_none(), "{session}");
+        }
     }
     bridge.stop().await;
 }

@@ -30,7 +30,8 @@ async fn a_root_keeps_its_key_after_a_restart_and_forks_are_still_detected() {
     assert_eq!(seen_identity(&upstream, 3), ("cache_root-R".into(), "cache_root-R".into(), "cache_root-R".into()));
     assert_eq!(
         seen_identity(&upstream, 4),
-        ("cache_root-R-fork-1".into(), "cache_root-R".into(), "cache_root-R-fork-1".into())
+        ("cache_root-R".into(), "cache_root-R".into(), "cache_root-R-fork-1".into()),
+        "still its fork (numbered as thread-id), sending the root's key"
     );
 }
 
