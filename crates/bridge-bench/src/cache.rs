@@ -128,6 +128,9 @@ async fn replay(
 ) -> Result<Vec<Usage>, BenchError> {
     let mut usages = Vec::with_capacity(requests.len());
     for r in requests {
+        // The bridge in this process reads the recorded time too, so its partition rates and idle times
+        // follow the scenario's timeline rather than the compressed replay.
+        bridge_core::clock::replay_at(i64::try_from(r.at_ms).ok());
         let mut req = client
             .post(url)
             .header("authorization", "Bearer bench")
@@ -146,6 +149,7 @@ async fn replay(
         usages.push(completed_usage(&body).unwrap_or_default());
         progress.inc(1);
     }
+    bridge_core::clock::replay_at(None);
     Ok(usages)
 }
 

@@ -78,13 +78,39 @@ impl RedisStore {
     /// Runs one write command.
     async fn query<T: redis::FromRedisValue>(&self, op: &str, cmd: &Cmd) -> StoreResult<T> {
         let mut conn = self.conn.clone();
-        cmd.query_async(&mut conn).await.map_err(|e| self.error(op, &e))
+        cmd.query_async(&mut conn).await.map_err(|e| {
+            self.dropped(&e, &self.reads);
+            self.error(op, &e)
+        })
     }
 
-    /// Runs one read command on the read connection.
+    /// Runs one read command on the read connection. A read that finds its connection dropped (a restarted
+    /// server) is sent once more on the reconnected connection: it is idempotent, and otherwise the second
+    /// connection's first call after a recovery would fail and count as a second outage.
     async fn read<T: redis::FromRedisValue>(&self, op: &str, cmd: &Cmd) -> StoreResult<T> {
         let mut conn = self.reads.clone();
-        cmd.query_async(&mut conn).await.map_err(|e| self.error(op, &e))
+        match cmd.query_async(&mut conn).await {
+            Ok(v) => Ok(v),
+            Err(e) if e.is_connection_dropped() => {
+                self.dropped(&e, &self.conn);
+                cmd.query_async(&mut conn).await.map_err(|e| self.error(op, &e))
+            }
+            Err(e) => Err(self.error(op, &e)),
+        }
+    }
+
+    /// When one connection finds the server gone, pings `other` so it notices too and reconnects now,
+    /// rather than failing its own next call after the server is back.
+    fn dropped(&self, e: &RedisError, other: &ConnectionManager) {
+        if !e.is_connection_dropped() {
+            return;
+        }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let mut other = other.clone();
+            handle.spawn(async move {
+                let _: Result<Value, _> = redis::cmd("PING").query_async(&mut other).await;
+            });
+        }
     }
 
     /// A [`StoreError::Redis`] for a failed `op`.

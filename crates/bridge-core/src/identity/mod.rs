@@ -4,8 +4,8 @@
 //! Precedence: a host key (kept verbatim) → a session id (`cache_<base>`) → with a fork hint, a parent or an
 //! implicitly detected fork, `cache_<root>-fork-<n>` → no identity at all, `cache_<hash>` of the stable
 //! prefix. A shared startup namespace, when opted into, replaces the key with the namespace partition's key.
-//! Under `[cache] fork_key = "root"` (the default) a fork keeps `cache_<root>-fork-<n>` as its identity
-//! (tracker, journal, reports) but sends its root's key upstream, or a spill partition's
+//! Under `[cache] fork_key = "root"` (the default) a fork keeps its own identity (`cache_<root>-fork-<n>`, or
+//! its own host key) for the tracker, journal and reports, but sends its root's key upstream, or a spill partition's
 //! `cache_<root>-p<k>` when the lineage was over the per-key rate when the fork joined.
 //!
 //! Invariants:
@@ -227,15 +227,16 @@ impl IdentityEngine {
             identity.kind = KeyKind::Namespace;
             identity.namespace = Some(name);
             identity.over_rate = routed.over_rate;
-        } else if self.config.fork_key == ForkKey::Root && matches!(identity.kind, KeyKind::Session | KeyKind::Fork) {
+        } else if self.config.fork_key == ForkKey::Root && identity.kind != KeyKind::Fallback {
             self.route_with_root(&mut identity, now_ms).await?;
         }
         Ok(identity)
     }
 
-    /// Under `fork_key = "root"`: a session-keyed lineage is one routing group; its root is partition 0 (its
-    /// own key), and a fork joins the lowest partition under the rate: 0 sends the root's key, `k > 0`
-    /// sends `cache_<root>-p<k>`. Roots are counted too, since their requests load the key forks join.
+    /// Under `fork_key = "root"`: a lineage is one routing group; its root is partition 0 (its own key), and
+    /// a fork (a host-keyed one too: a fork inherits its parent's key, as Codex's own forks do) joins the
+    /// lowest partition under the rate: 0 sends the root's key, `k > 0` sends `cache_<root>-p<k>`. Roots are
+    /// counted too, since their requests load the key forks join.
     async fn route_with_root(&self, identity: &mut Identity, now_ms: i64) -> StoreResult<()> {
         let max_rpm = self.config.namespace_max_rpm;
         let group = identity.root_key.clone();

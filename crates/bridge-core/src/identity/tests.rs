@@ -48,7 +48,10 @@ async fn forks_send_their_roots_key_by_default_and_keep_their_own_identity() {
     assert_eq!((a.routing, a.fork, a.routing_root()), (Routing::WithRoot, Some(1), "cache_base"));
     assert_eq!(a.session, "base-fork-a");
     let host = key(&e, r#"{"model":"m","prompt_cache_key":"ses_c"}"#, &[("x-parent-session-id", "ses_r")]).await;
-    assert_eq!((host.key.as_str(), host.routing), ("ses_c", Routing::Own), "host keys stay verbatim");
+    assert_eq!((host.key.as_str(), host.own_key.as_str()), ("ses_r", "ses_c"), "a host-keyed fork inherits the key");
+    assert_eq!((host.kind, host.routing), (KeyKind::Host, Routing::WithRoot));
+    let lone = key(&e, r#"{"model":"m","prompt_cache_key":"ses_lone"}"#, &[]).await;
+    assert_eq!((lone.key.as_str(), lone.routing), ("ses_lone", Routing::Own), "a host-keyed root stays verbatim");
 }
 
 #[tokio::test]
@@ -81,7 +84,7 @@ async fn fork_hints_number_forks_per_base() {
 
 #[tokio::test]
 async fn host_key_with_parent_header_keeps_key_and_routes_with_root() {
-    let e = engine();
+    let e = engine_with(ForkKey::Distinct);
     let child =
         key(&e, r#"{"model":"m","prompt_cache_key":"ses_child"}"#, &[("x-parent-session-id", "ses_root")]).await;
     assert_eq!(child.key, "ses_child");
@@ -168,4 +171,26 @@ async fn the_compact_cache_gives_back_each_kind_of_lineage_exactly() {
         assert_eq!(lineages.get(session).await.unwrap().as_ref(), Some(lineage), "{session}");
     }
     assert_eq!(lineages.get("ses_other").await.unwrap(), None);
+}
+
+/// Issue 17, acceptance 3: with more lineages than the in-memory bound, no active lineage's key changes
+/// (namespace partitions and spilled forks are read back from the store, not assigned again).
+#[tokio::test]
+async fn more_lineages_than_the_memory_bound_keep_their_keys() {
+    let config = CacheConfig { namespace_max_rpm: 3, tracker_max_sessions: 50, ..CacheConfig::default() };
+    let e = IdentityEngine::new(config, Arc::new(MemoryStore::default()));
+    let member = |i: usize| format!(r#"{{"model":"m","metadata":{{"conversation_id":"l{i}"}}}}"#);
+    let fork = |i: usize| format!(r#"{{"model":"m","metadata":{{"conversation_id":"hot","forkId":"f{i}"}}}}"#);
+    let ns = [("x-codex-bridge-cache-namespace", "team")];
+    let mut first = Vec::new();
+    for i in 0..300 {
+        first.push((key(&e, &member(i), &ns).await.key, key(&e, &fork(i), &[]).await.key));
+    }
+    let partitions: std::collections::BTreeSet<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(partitions.len() > 50, "the namespace spread over many partitions: {}", partitions.len());
+    assert!(first.iter().any(|(_, f)| f.contains("-p")), "some forks spilled");
+    for (i, (ns_key, fork_key)) in first.iter().enumerate() {
+        assert_eq!(&key(&e, &member(i), &[]).await.key, ns_key, "lineage l{i} kept its namespace partition");
+        assert_eq!(&key(&e, &fork(i), &[]).await.key, fork_key, "fork f{i} kept its partition");
+    }
 }

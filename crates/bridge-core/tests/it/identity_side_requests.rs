@@ -35,8 +35,8 @@ async fn a_title_request_with_session_headers_stays_out_of_the_keyed_conversatio
     assert_eq!(seen_identity(&upstream, 1), ("ses_T".into(), "ses_T".into(), "ses_T".into()), "main: host key");
     assert_eq!(
         seen_identity(&upstream, 2),
-        ("ses_child".into(), "ses_T".into(), "ses_child".into()),
-        "a subagent routes with the conversation's root, not with its title request"
+        ("ses_T".into(), "ses_T".into(), "ses_child".into()),
+        "a subagent routes with (and, under fork_key = root, sends the key of) the conversation's root, not its title request"
     );
 
     let state = bridge.state.clone();
