@@ -16,6 +16,8 @@
 //! or error messages.
 
 pub mod access;
+pub mod chat;
+pub mod chat_ingress;
 pub mod clock;
 pub mod codex;
 pub mod config;

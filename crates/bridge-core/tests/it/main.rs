@@ -8,6 +8,7 @@ use bridge_test_support::redis_server;
 mod support;
 
 mod access;
+mod chat;
 mod cache_emulator;
 mod chatgpt_auth;
 mod codex_errors;
