@@ -9,6 +9,7 @@
 
 pub mod amplification;
 pub mod cache;
+pub mod chat;
 pub mod chart;
 pub mod crash_loss;
 pub mod floor;

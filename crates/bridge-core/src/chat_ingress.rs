@@ -21,7 +21,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::chat::continuity::{ReplayStore, Scope};
+use crate::chat::continuity::{Digest, ReplayStore, Scope};
 use crate::chat::translate_in::{self, Translated};
 use crate::chat::translate_out::{self, ChatSink, Egress};
 use crate::connection::ConnectionHandle;
@@ -42,7 +42,7 @@ struct ChatContext {
     include_usage: bool,
     model: String,
     tool_names: std::collections::HashMap<String, String>,
-    replay: Option<(Arc<ReplayStore>, Scope)>,
+    replay: Option<(Arc<ReplayStore>, Scope, Digest)>,
 }
 
 impl ChatContext {
@@ -104,17 +104,18 @@ async fn ingress<'a>(
     }
     let original = Bytes::from(body);
     let mut request = ResponsesRequest::parse(&original).map_err(BridgeError::InvalidRequest)?;
-    let replay = match &state.chat_replay {
+    let scope = match &state.chat_replay {
         Some(store) => replay_scope(state, &request, headers).map(|scope| (store.clone(), scope)),
         None => None,
     };
-    if let Some((store, scope)) = &replay
-        && !anchors.is_empty()
+    let mut replay = None;
+    if let Some((store, scope)) = scope
         && let Some(mut items) = request.take_input_items()
     {
-        let inserted = store.splice(scope, &mut items, &anchors);
+        let (inserted, input) = store.splice(&scope, &mut items, &anchors);
         request.set_input_items(items);
         tracing::debug!(inserted, "chat reasoning replay");
+        replay = Some((store, scope, input));
     }
     let chat = ChatContext { client_streams, include_usage, model, tool_names, replay };
     Ok((Ingress { route, headers, original, request, started, body_permit }, chat))

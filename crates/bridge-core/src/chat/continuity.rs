@@ -53,15 +53,36 @@ impl Scope {
         Self(h.finalize())
     }
 
-    fn key(&self, anchor: &Anchor) -> [u8; 32] {
+    /// The key of an anchor; a text anchor also hashes the digest of the input before it (the same
+    /// answer text, "pong", recurs within a session; its place in the history does not). Call ids are
+    /// unique on their own.
+    fn key(&self, anchor: &Anchor, before: &Digest) -> [u8; 32] {
         let mut h = blake3::Hasher::new();
         h.update(self.0.as_bytes());
         match anchor {
-            Anchor::Text(t) => h.update(b"text\0").update(t.as_bytes()),
+            Anchor::Text(t) => h.update(b"text\0").update(before).update(t.as_bytes()),
             Anchor::Call(id) => h.update(b"call\0").update(id.as_bytes()),
         };
         *h.finalize().as_bytes()
     }
+}
+
+/// A chained digest of input items (the client's translated items, without replayed ones).
+pub type Digest = [u8; 32];
+
+/// `out[i]` is the digest of `items[..i]` (so `out.len() == items.len() + 1`): blake3 chained over each
+/// item's bytes, linear in the input.
+pub fn prefix_digests(items: &[Box<RawValue>]) -> Vec<Digest> {
+    let mut out = Vec::with_capacity(items.len() + 1);
+    let mut prev = [0u8; 32];
+    out.push(prev);
+    for item in items {
+        let mut h = blake3::Hasher::new();
+        h.update(&prev).update(item.get().as_bytes());
+        prev = *h.finalize().as_bytes();
+        out.push(prev);
+    }
+    out
 }
 
 impl ReplayStore {
@@ -72,8 +93,10 @@ impl ReplayStore {
     }
 
     /// Files a response's output items: each run of non-anchor items (reasoning, ...) under the anchor that
-    /// follows it (the response's assistant text, or a tool call id). Trailing items are not kept.
-    pub fn remember(&self, scope: &Scope, output: &[Box<RawValue>]) {
+    /// follows it (the response's assistant text, or a tool call id). Trailing items are not kept. `input`
+    /// is the digest of the request's translated input (the last of [`prefix_digests`]), which the next
+    /// turn's items before this answer hash to.
+    pub fn remember(&self, scope: &Scope, input: &Digest, output: &[Box<RawValue>]) {
         let mut pending: Vec<Box<RawValue>> = Vec::new();
         let mut text: Option<String> = None;
         let mut text_items: Option<Vec<Box<RawValue>>> = None;
@@ -88,7 +111,7 @@ impl ReplayStore {
                 }
                 Kind::Call(id) => {
                     if !pending.is_empty() {
-                        self.cache.insert(scope.key(&Anchor::Call(id)), Arc::new(std::mem::take(&mut pending)));
+                        self.cache.insert(scope.key(&Anchor::Call(id), input), Arc::new(std::mem::take(&mut pending)));
                     }
                 }
                 Kind::Other => pending.push(item.clone()),
@@ -98,22 +121,35 @@ impl ReplayStore {
             && !items.is_empty()
             && !text.is_empty()
         {
-            self.cache.insert(scope.key(&Anchor::Text(text)), Arc::new(items));
+            self.cache.insert(scope.key(&Anchor::Text(text), input), Arc::new(items));
         }
     }
 
-    /// The items to re-insert before `anchor`, if any were kept.
-    pub fn recall(&self, scope: &Scope, anchor: &Anchor) -> Option<Items> {
-        self.cache.get(&scope.key(anchor))
+    /// The items to re-insert before `anchor` (with `before` the digest of the input before it), if kept.
+    pub fn recall(&self, scope: &Scope, anchor: &Anchor, before: &Digest) -> Option<Items> {
+        self.cache.get(&scope.key(anchor, before))
     }
 
-    /// Inserts the kept items before each anchored input item; returns how many were inserted.
-    /// `anchors` are positions in `items` in increasing order.
-    pub fn splice(&self, scope: &Scope, items: &mut Vec<Box<RawValue>>, anchors: &[(usize, Anchor)]) -> usize {
-        let found: Vec<(usize, Items)> =
-            anchors.iter().filter_map(|(at, anchor)| self.recall(scope, anchor).map(|i| (*at, i))).collect();
+    /// Inserts the kept items before each anchored input item; returns how many were inserted and the
+    /// digest of the items as the client sent them (for [`ReplayStore::remember`]). `anchors` are positions
+    /// in `items` in increasing order.
+    pub fn splice(
+        &self,
+        scope: &Scope,
+        items: &mut Vec<Box<RawValue>>,
+        anchors: &[(usize, Anchor)],
+    ) -> (usize, Digest) {
+        let digests = prefix_digests(items);
+        let input = digests.last().copied().unwrap_or_default();
+        let found: Vec<(usize, Items)> = anchors
+            .iter()
+            .filter_map(|(at, anchor)| {
+                let before = digests.get(*at)?;
+                self.recall(scope, anchor, before).map(|i| (*at, i))
+            })
+            .collect();
         if found.is_empty() {
-            return 0;
+            return (0, input);
         }
         let inserted: usize = found.iter().map(|(_, i)| i.len()).sum();
         let mut out = Vec::with_capacity(items.len() + inserted);
@@ -125,7 +161,7 @@ impl ReplayStore {
             out.push(item);
         }
         *items = out;
-        inserted
+        (inserted, input)
     }
 
     /// Entries held now.
@@ -196,12 +232,17 @@ mod tests {
         let rs = serde_json::json!({"type": "reasoning", "id": "rs_1", "encrypted_content": "x"});
         let msg = serde_json::json!({"type": "message", "role": "assistant",
             "content": [{"type": "output_text", "text": "pong"}]});
-        store.remember(&scope, &[raw(rs.clone()), raw(msg.clone())]);
-        let mut items = vec![raw(serde_json::json!({"role": "user"})), raw(msg)];
+        let user = raw(serde_json::json!({"role": "user"}));
+        let input = *prefix_digests(std::slice::from_ref(&user)).last().unwrap();
+        store.remember(&scope, &input, &[raw(rs.clone()), raw(msg.clone())]);
+        let mut items = vec![user, raw(msg.clone())];
         let anchors = [(1, Anchor::Text("pong".into()))];
-        assert_eq!(store.splice(&Scope::new("ses_1", "other"), &mut items.clone(), &anchors), 0);
-        assert_eq!(store.splice(&Scope::new("ses_2", "acct"), &mut items.clone(), &anchors), 0);
-        assert_eq!(store.splice(&scope, &mut items, &anchors), 1);
+        assert_eq!(store.splice(&Scope::new("ses_1", "other"), &mut items.clone(), &anchors).0, 0);
+        assert_eq!(store.splice(&Scope::new("ses_2", "acct"), &mut items.clone(), &anchors).0, 0);
+        // The same text after another history is another answer.
+        let mut elsewhere = vec![raw(serde_json::json!({"role": "user", "n": 2})), raw(msg)];
+        assert_eq!(store.splice(&scope, &mut elsewhere, &anchors).0, 0);
+        assert_eq!(store.splice(&scope, &mut items, &anchors).0, 1);
         assert_eq!(items[1].get(), raw(rs).get());
     }
 }

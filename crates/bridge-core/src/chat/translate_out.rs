@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 
-use super::continuity::{ReplayStore, Scope};
+use super::continuity::{Digest, ReplayStore, Scope};
 use crate::metrics::Metrics;
 use crate::pump::{SseSink, StreamFailure, Tap};
 
@@ -39,8 +39,9 @@ pub struct Request {
     pub model: String,
     /// Shortened tool name → the client's name.
     pub tool_names: HashMap<String, String>,
-    /// Where to keep the output items for the next turn (none without a session or with replay off).
-    pub replay: Option<(Arc<ReplayStore>, Scope)>,
+    /// Where to keep the output items for the next turn, and the digest of the request's translated input
+    /// (none without a session or with replay off).
+    pub replay: Option<(Arc<ReplayStore>, Scope, Digest)>,
 }
 
 /// One tool call of the answer.
@@ -255,9 +256,9 @@ impl ChatSink {
                     _ => "stop",
                 });
                 if kind == "response.completed"
-                    && let Some((store, scope)) = &self.request.replay
+                    && let Some((store, scope, input)) = &self.request.replay
                 {
-                    store.remember(scope, &self.output);
+                    store.remember(scope, input, &self.output);
                 }
             }
             "response.failed" => {
