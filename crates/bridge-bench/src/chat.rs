@@ -81,7 +81,8 @@ fn chat_tools() -> Value {
 /// One 10-turn conversation; returns each turn's usage.
 async fn converse(client: &reqwest::Client, target: Target<'_>, seed: u64) -> Result<Vec<Usage>, BenchError> {
     let mut g = Gen::new(seed ^ 0xC4A7);
-    let system = format!("You are OpenCode, the best coding agent.\n{}\nWorking directory: /workspace\n", g.text(9_000));
+    let system =
+        format!("You are OpenCode, the best coding agent.\n{}\nWorking directory: /workspace\n", g.text(9_000));
     let mut messages = vec![json!({"role": "system", "content": system})];
     let tools = chat_tools();
     let mut usages = Vec::with_capacity(TURNS);

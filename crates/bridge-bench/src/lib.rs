@@ -9,8 +9,8 @@
 
 pub mod amplification;
 pub mod cache;
-pub mod chat;
 pub mod chart;
+pub mod chat;
 pub mod crash_loss;
 pub mod floor;
 pub mod load;

@@ -91,9 +91,9 @@ async fn ingress<'a>(
 ) -> Result<(Ingress<'a>, ChatContext), BridgeError> {
     let (chat_body, body_permit) = crate::proxy::read_limited(state, headers, body).await?;
     let translated = if chat_body.len() > TRANSLATE_OFF_WORKER_BYTES {
-        tokio::task::spawn_blocking(move || translate_in::translate(&chat_body)).await.map_err(|e| {
-            ApiError::new(500, ErrorKind::ServerError, format!("request translation stopped: {e}"))
-        })?
+        tokio::task::spawn_blocking(move || translate_in::translate(&chat_body))
+            .await
+            .map_err(|e| ApiError::new(500, ErrorKind::ServerError, format!("request translation stopped: {e}")))?
     } else {
         translate_in::translate(&chat_body)
     }
@@ -181,9 +181,7 @@ async fn egress(state: &AppState, reply: Reply, chat: ChatContext, connection: O
             response
         }
         Ok(Err(e)) => BridgeError::Api(e).into_response(),
-        Err(_) => {
-            BridgeError::Api(ApiError::new(500, ErrorKind::ServerError, "chat aggregation stopped unexpectedly"))
-                .into_response()
-        }
+        Err(_) => BridgeError::Api(ApiError::new(500, ErrorKind::ServerError, "chat aggregation stopped unexpectedly"))
+            .into_response(),
     }
 }

@@ -53,7 +53,8 @@ pub async fn run(args: StatsArgs) -> anyhow::Result<()> {
     let ratio = if input > 0 { cached as f64 / input as f64 } else { 0.0 };
     let by_client = group(&rows, |r| r.client.clone());
     let by_model = group(&rows, |r| r.model.clone());
-    let by_api = group(&rows, |r| Some(format!("{} {}", r.client.as_deref().unwrap_or("unknown"), ingress_api(&r.route))));
+    let by_api =
+        group(&rows, |r| Some(format!("{} {}", r.client.as_deref().unwrap_or("unknown"), ingress_api(&r.route))));
     let outcomes = bridge_core::tracker::report::outcomes(store.as_ref()).await?;
     let mut out = std::io::stdout().lock();
     if args.json {

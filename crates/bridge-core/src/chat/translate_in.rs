@@ -106,7 +106,8 @@ pub fn translate(body: &[u8]) -> Result<Translated, ApiError> {
         out.insert("parallel_tool_calls".into(), Value::from(b));
     }
     if let Some(effort) = chat.get("reasoning_effort").filter(|v| !v.is_null()) {
-        let effort = effort.as_str().ok_or_else(|| invalid("reasoning_effort", "`reasoning_effort` must be a string"))?;
+        let effort =
+            effort.as_str().ok_or_else(|| invalid("reasoning_effort", "`reasoning_effort` must be a string"))?;
         // A summary is asked for so that `reasoning_content` deltas can be streamed.
         out.insert("reasoning".into(), json!({"effort": effort, "summary": "auto"}));
         out.insert("include".into(), json!(["reasoning.encrypted_content"]));
@@ -140,8 +141,8 @@ pub fn translate(body: &[u8]) -> Result<Translated, ApiError> {
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(invalid("stream", "`stream` must be a boolean")),
     };
-    let include_usage = chat.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool)
-        == Some(true);
+    let include_usage =
+        chat.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool) == Some(true);
     let body = serde_json::to_vec(&Value::Object(out))
         .map_err(|e| ApiError::new(500, ErrorKind::ServerError, format!("could not encode the request: {e}")))?;
     Ok(Translated { body, client_streams, include_usage, model, tool_names: names.restore, anchors, notes })
@@ -198,7 +199,9 @@ fn check_fields(chat: &Map<String, Value>, notes: &mut Vec<String>) -> Result<()
             "frequency_penalty" | "presence_penalty" | "logit_bias" => {
                 "penalties and logit bias are not supported by the Responses API"
             }
-            "functions" | "function_call" => "the legacy `functions` / `function_call` fields are not supported; use `tools`",
+            "functions" | "function_call" => {
+                "the legacy `functions` / `function_call` fields are not supported; use `tools`"
+            }
             "prediction" => "predicted outputs are not supported by the Responses API",
             "web_search_options" => "`web_search_options` is not supported; pass a web_search tool instead",
             _ => "unknown or unsupported parameter",
@@ -248,9 +251,10 @@ fn translate_tools(tools: &[Value], names: &mut Names) -> Result<Vec<Value>, Api
                 out.push(Value::Object(t));
             }
             "custom" => {
-                let c = tool.get("custom").and_then(Value::as_object).ok_or_else(|| {
-                    invalid(&format!("{param}.custom"), "a custom tool needs a `custom` object")
-                })?;
+                let c = tool
+                    .get("custom")
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| invalid(&format!("{param}.custom"), "a custom tool needs a `custom` object"))?;
                 let name = c.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()).ok_or_else(|| {
                     invalid(&format!("{param}.custom.name"), "a custom tool needs a non-empty `name`")
                 })?;
@@ -389,7 +393,10 @@ fn translate_messages(messages: &[Value], names: &mut Names, notes: &mut Vec<Str
                                 "input": input_text})
                         }
                         other => {
-                            return Err(refuse(&format!("{cparam}.type"), format!("unsupported tool call type `{other}`")));
+                            return Err(refuse(
+                                &format!("{cparam}.type"),
+                                format!("unsupported tool call type `{other}`"),
+                            ));
                         }
                     };
                     anchors.push((input.len(), Anchor::Call(id)));
@@ -414,7 +421,10 @@ fn translate_messages(messages: &[Value], names: &mut Names, notes: &mut Vec<Str
                 input.push(json!({"type": kind, "call_id": id, "output": output}));
             }
             "function" => {
-                return Err(refuse(&format!("{param}.role"), "the legacy `function` role is not supported; use `tool`"));
+                return Err(refuse(
+                    &format!("{param}.role"),
+                    "the legacy `function` role is not supported; use `tool`",
+                ));
             }
             other => return Err(invalid(&format!("{param}.role"), format!("unknown message role `{other}`"))),
         }
@@ -511,7 +521,12 @@ fn assistant_text(content: Option<&Value>, param: &str) -> Result<String, ApiErr
             for (j, p) in parts.iter().enumerate() {
                 match (p.get("type").and_then(Value::as_str), p.get("text").or_else(|| p.get("refusal"))) {
                     (Some("text" | "refusal"), Some(Value::String(t))) => text.push_str(t),
-                    _ => return Err(refuse(&format!("{param}[{j}]"), "only text parts are allowed in assistant content")),
+                    _ => {
+                        return Err(refuse(
+                            &format!("{param}[{j}]"),
+                            "only text parts are allowed in assistant content",
+                        ));
+                    }
                 }
             }
             Ok(text)

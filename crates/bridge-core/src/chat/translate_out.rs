@@ -161,7 +161,8 @@ impl ChatSink {
         if let Some(i) = self.call_index(Some(&item_id)).filter(|_| !item_id.is_empty()) {
             return i;
         }
-        let kind = if item.get("type").and_then(Value::as_str) == Some("custom_tool_call") { "custom" } else { "function" };
+        let kind =
+            if item.get("type").and_then(Value::as_str) == Some("custom_tool_call") { "custom" } else { "function" };
         let name = self.restore(item.get("name").and_then(Value::as_str).unwrap_or_default());
         let call_id = item.get("call_id").and_then(Value::as_str).unwrap_or(&item_id).to_owned();
         self.tool_calls.push(ToolCall { item_id, call_id, name, kind, ..ToolCall::default() });
@@ -203,11 +204,11 @@ impl ChatSink {
                 self.reasoning.push_str(&d);
                 self.text_delta("reasoning_content", &d, out);
             }
-            "response.reasoning_summary_part.added" => {
-                if event.get("summary_index").and_then(Value::as_u64).is_some_and(|i| i > 0) {
-                    self.reasoning.push_str("\n\n");
-                    self.text_delta("reasoning_content", "\n\n", out);
-                }
+            "response.reasoning_summary_part.added"
+                if event.get("summary_index").and_then(Value::as_u64).is_some_and(|i| i > 0) =>
+            {
+                self.reasoning.push_str("\n\n");
+                self.text_delta("reasoning_content", "\n\n", out);
             }
             "response.output_item.added" => {
                 if let Some(item) = event.get("item")
@@ -264,8 +265,10 @@ impl ChatSink {
             "response.failed" => {
                 self.usage = Usage::from_event(&event);
                 let e = event.pointer("/response/error");
-                let message =
-                    e.and_then(|e| e.get("message")).and_then(Value::as_str).unwrap_or("the upstream reported response.failed");
+                let message = e
+                    .and_then(|e| e.get("message"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("the upstream reported response.failed");
                 let mut err = ApiError::new(500, ErrorKind::ServerError, message);
                 if let Some(code) = e.and_then(|e| e.get("code")).and_then(Value::as_str) {
                     err = err.with_code(code);
@@ -318,7 +321,9 @@ impl ChatSink {
                 .tool_calls
                 .iter()
                 .map(|c| match c.kind {
-                    "custom" => json!({"id": c.call_id, "type": "custom", "custom": {"name": c.name, "input": c.arguments}}),
+                    "custom" => {
+                        json!({"id": c.call_id, "type": "custom", "custom": {"name": c.name, "input": c.arguments}})
+                    }
                     _ => json!({"id": c.call_id, "type": "function",
                         "function": {"name": c.name, "arguments": c.arguments}}),
                 })

@@ -50,8 +50,11 @@ fn captured_chat_requests_translate_to_the_committed_responses_bodies() {
     let t = translate_in::translate(&capture_body(CAPTURES[2])).unwrap();
     let body: Value = serde_json::from_slice(&t.body).unwrap();
     assert_eq!(body["input"][0]["role"], "developer");
-    assert_eq!(body["input"][2], json!({"type": "message", "role": "assistant",
-        "content": [{"type": "output_text", "text": "pong"}]}));
+    assert_eq!(
+        body["input"][2],
+        json!({"type": "message", "role": "assistant",
+        "content": [{"type": "output_text", "text": "pong"}]})
+    );
     assert_eq!(body["reasoning"], json!({"effort": "medium", "summary": "auto"}));
     assert_eq!(body["max_output_tokens"], 32000);
     assert_eq!(body["tools"][0]["name"], "apply_patch");
@@ -138,12 +141,16 @@ async fn every_refused_field_is_a_400_naming_it() {
         (json!({"web_search_options": {}}), "web_search_options"),
         (json!({"some_vendor_field": 1}), "some_vendor_field"),
         (json!({"tools": [{"type": "web_search"}]}), "tools[0].type"),
-        (json!({"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]}), "messages[0].content[0]"),
+        (
+            json!({"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]}),
+            "messages[0].content[0]",
+        ),
         (json!({"messages": [{"role": "function", "content": "x"}]}), "messages[0].role"),
         (json!({"response_format": {"type": "grammar"}}), "response_format.type"),
     ];
     for (extra, param) in cases {
-        let resp = client().post(bridge.url("/v1/chat/completions")).json(&chat_body(extra.clone())).send().await.unwrap();
+        let resp =
+            client().post(bridge.url("/v1/chat/completions")).json(&chat_body(extra.clone())).send().await.unwrap();
         assert_eq!(resp.status(), 400, "{extra}");
         let v: Value = resp.json().await.unwrap();
         assert_eq!(v["error"]["param"], param, "{extra}: {v}");
@@ -192,7 +199,11 @@ async fn streamed_chunks_follow_the_chat_contract() {
     let body = json!({"model": "gpt-5.5", "stream": true, "stream_options": {"include_usage": true},
         "reasoning_effort": "medium", "tools": tools(), "tool_choice": "auto",
         "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "TOOLTEST run it"}]});
-    let resp = opencode_headers(client().post(bridge.url("/v1/chat/completions")), "ses_stream").json(&body).send().await.unwrap();
+    let resp = opencode_headers(client().post(bridge.url("/v1/chat/completions")), "ses_stream")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let text = resp.text().await.unwrap();
@@ -231,7 +242,8 @@ async fn a_whole_answer_and_a_tool_round_trip_with_cached_tokens() {
     let emu = emulator().await;
     let bridge = TestBridge::start(&format!("{}/v1", emu.base_url())).await;
     let system = "You are a careful assistant. ".repeat(200);
-    let mut messages = vec![json!({"role": "system", "content": system}), json!({"role": "user", "content": "TOOLTEST go"})];
+    let mut messages =
+        vec![json!({"role": "system", "content": system}), json!({"role": "user", "content": "TOOLTEST go"})];
     let post = |messages: Vec<Value>| {
         let body = json!({"model": "gpt-5.5", "messages": messages, "tools": tools()});
         opencode_headers(client().post(bridge.url("/v1/chat/completions")), "ses_whole").json(&body).send()
@@ -263,9 +275,15 @@ async fn upstream_errors_become_openai_errors_with_their_status() {
     up.push(Reply::Status {
         status: 429,
         headers: vec![("retry-after", "60".into())],
-        body: json!({"error": {"message": "slow down", "type": "rate_limit_error", "code": "rate_limit_exceeded"}}).to_string(),
+        body: json!({"error": {"message": "slow down", "type": "rate_limit_error", "code": "rate_limit_exceeded"}})
+            .to_string(),
     });
-    let resp = client().post(bridge.url("/v1/chat/completions")).json(&chat_body(json!({"stream": true}))).send().await.unwrap();
+    let resp = client()
+        .post(bridge.url("/v1/chat/completions"))
+        .json(&chat_body(json!({"stream": true})))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 429);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "rate_limit_exceeded");
@@ -273,7 +291,8 @@ async fn upstream_errors_become_openai_errors_with_their_status() {
     // Usage fields the upstream did not send stay absent.
     up.push(Reply::Sse(crate::support::sse_reply("ok", 10, None)));
     let body = chat_body(json!({"stream": true, "stream_options": {"include_usage": true}}));
-    let text = client().post(bridge.url("/v1/chat/completions")).json(&body).send().await.unwrap().text().await.unwrap();
+    let text =
+        client().post(bridge.url("/v1/chat/completions")).json(&body).send().await.unwrap().text().await.unwrap();
     let data = chunks(&text);
     let usage: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
     assert_eq!(usage["usage"], json!({"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}), "{text}");
@@ -282,11 +301,22 @@ async fn upstream_errors_become_openai_errors_with_their_status() {
     let failed = vec![
         (Duration::ZERO, ev("response.created", json!({"response": {"id": "resp_f", "status": "in_progress"}}))),
         (Duration::ZERO, ev("response.output_text.delta", json!({"item_id": "m", "delta": "par"}))),
-        (Duration::ZERO, ev("response.failed", json!({"response": {"id": "resp_f", "status": "failed",
-            "error": {"code": "server_error", "message": "boom"}}}))),
+        (
+            Duration::ZERO,
+            ev(
+                "response.failed",
+                json!({"response": {"id": "resp_f", "status": "failed",
+            "error": {"code": "server_error", "message": "boom"}}}),
+            ),
+        ),
     ];
     up.push(Reply::Sse(failed.clone()));
-    let resp = client().post(bridge.url("/v1/chat/completions")).json(&chat_body(json!({"stream": true}))).send().await.unwrap();
+    let resp = client()
+        .post(bridge.url("/v1/chat/completions"))
+        .json(&chat_body(json!({"stream": true})))
+        .send()
+        .await
+        .unwrap();
     let text = resp.text().await.unwrap();
     let data = chunks(&text);
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
@@ -311,7 +341,8 @@ async fn reasoning_is_replayed_on_turn_two_with_the_upstream_prefix_intact() {
         let emu = emulator().await;
         let file = format!("[chat]\nreasoning_replay = {replay}\n");
         let bridge = TestBridge::with(&format!("{}/v1", emu.base_url()), Options { file, ..Options::default() }).await;
-        let mut messages = vec![json!({"role": "system", "content": "sys"}), json!({"role": "user", "content": "Say pong"})];
+        let mut messages =
+            vec![json!({"role": "system", "content": "sys"}), json!({"role": "user", "content": "Say pong"})];
         let post = |messages: Vec<Value>| {
             let body = json!({"model": "gpt-5.5", "messages": messages, "reasoning_effort": "medium"});
             opencode_headers(client().post(bridge.url("/v1/chat/completions")), "ses_replay").json(&body).send()
@@ -356,6 +387,44 @@ async fn models_are_listed_for_chat_clients() {
     assert_eq!(data.len(), 2, "{v}");
     assert_eq!(data[0]["id"], "gpt-5.5");
     assert!(data.iter().all(|m| m["id"].is_string() && m["object"] == "model"), "{v}");
+    bridge.stop().await;
+    emu.shutdown().await;
+}
+
+/// Through a ChatGPT-mode bridge the translated requests get the Codex shape (no rejected parameter,
+/// `store:false`), the captured OpenCode Chat requests are served, and turn 2 of a session carries turn 1's
+/// reasoning under the logged-in account.
+#[tokio::test]
+async fn captured_chat_requests_reach_the_codex_backend_in_codex_shape() {
+    use crate::codex_support::{chatgpt_bridge, emulator as codex_emulator_up, login, upstream_bodies};
+    let emu = codex_emulator_up().await;
+    let dir = tempfile::tempdir().unwrap();
+    let _tokens = login(&emu, dir.path()).await;
+    let bridge = chatgpt_bridge(&emu, dir.path(), "").await;
+    for capture in CAPTURES {
+        let body: Value = serde_json::from_slice(&capture_body(capture)).unwrap();
+        let resp = opencode_headers(client().post(bridge.url("/v1/chat/completions")), "ses_codex")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{capture}");
+        let text = resp.text().await.unwrap();
+        assert_eq!(chunks(&text).last().map(String::as_str), Some("[DONE]"), "{capture}: {text}");
+        let sent = upstream_bodies(&emu);
+        let last = &sent.last().unwrap().body;
+        for rejected in codex_emulator::config::DEFAULT_REJECTED_PARAMS {
+            assert!(last.get(*rejected).is_none(), "{capture}: {rejected} removed: {last}");
+        }
+        assert_eq!(last["store"], false);
+        assert_eq!(last["prompt_cache_key"], "cache_ses_codex");
+    }
+    // Captures r02 (turn 1) and t2-continue (its turn 2) in order: the replayed reasoning sits before "pong".
+    let sent = upstream_bodies(&emu);
+    let turn2 = sent[2].body["input"].as_array().unwrap();
+    let turn1 = sent[1].body["input"].as_array().unwrap();
+    assert_eq!(turn2[..turn1.len()], turn1[..]);
+    assert_eq!(turn2[turn1.len()]["type"], "reasoning", "{:?}", turn2.iter().map(|i| &i["type"]).collect::<Vec<_>>());
     bridge.stop().await;
     emu.shutdown().await;
 }

@@ -8,8 +8,8 @@ use bridge_test_support::redis_server;
 mod support;
 
 mod access;
-mod chat;
 mod cache_emulator;
+mod chat;
 mod chatgpt_auth;
 mod codex_errors;
 mod codex_prompts;

@@ -202,7 +202,7 @@ fn chat_config_json(chat_base: &str) -> Value {
                 "npm": "@ai-sdk/openai-compatible",
                 "name": "codex-bridge (chat completions)",
                 "options": { "baseURL": chat_base, "apiKey": "{env:OPENAI_API_KEY}" },
-                "models": { OPENCODE_MODEL: model.clone(), OPENCODE_SMALL_MODEL: model }
+                "models": { OPENCODE_MODEL: model, OPENCODE_SMALL_MODEL: model }
             }
         }
     })
