@@ -428,3 +428,36 @@ async fn captured_chat_requests_reach_the_codex_backend_in_codex_shape() {
     bridge.stop().await;
     emu.shutdown().await;
 }
+
+/// A tool whose name is over 64 characters reaches the upstream shortened, and the tool call the upstream
+/// makes with the short name reaches the client under the client's own name, streamed and not.
+#[tokio::test]
+async fn a_long_tool_name_is_restored_in_tool_calls() {
+    let emu = emulator().await;
+    let bridge = TestBridge::start(&format!("{}/v1", emu.base_url())).await;
+    let long = format!("mcp__workspace_server__{}", "run_a_shell_command_".repeat(3));
+    let tool = json!([{"type": "function", "function": {"name": long, "description": "run",
+        "parameters": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}}]);
+    for stream in [false, true] {
+        let body = json!({"model": "gpt-5.5", "stream": stream, "tools": tool,
+            "messages": [{"role": "user", "content": "TOOLTEST now"}]});
+        let resp =
+            client().post(bridge.url("/v1/chat/completions")).bearer_auth("sk-test").json(&body).send().await.unwrap();
+        let text = resp.text().await.unwrap();
+        let name = if stream {
+            let first_call = chunks(&text)
+                .iter()
+                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                .find_map(|c| c.pointer("/choices/0/delta/tool_calls/0/function/name").cloned());
+            first_call.unwrap()
+        } else {
+            serde_json::from_str::<Value>(&text).unwrap()["choices"][0]["message"]["tool_calls"][0]["function"]["name"]
+                .clone()
+        };
+        assert_eq!(name, long.as_str(), "stream={stream}: {text}");
+        let sent = emu.state().requests();
+        assert_eq!(sent.last().unwrap().body["tools"][0]["name"], short_tool_name(&long).as_str());
+    }
+    bridge.stop().await;
+    emu.shutdown().await;
+}
