@@ -370,7 +370,25 @@ async fn reasoning_is_replayed_on_turn_two_with_the_upstream_prefix_intact() {
             assert_eq!(reasoning["role"], "assistant", "no replay: the assistant message follows turn 1's input");
             assert_eq!(turn2.len(), turn1.len() + 2);
         }
-        // Another session sharing the same history text gets nothing replayed.
+        if replay {
+            // The same history under another upstream account (another client credential in passthrough)
+            // or in another session gets nothing replayed.
+            let body = json!({"model": "gpt-5.5", "messages": messages_again(&answer), "reasoning_effort": "medium"});
+            for (auth, session) in [("Bearer sk-other-account", "ses_replay"), ("Bearer sk-test", "ses_other")] {
+                let resp = client()
+                    .post(bridge.url("/v1/chat/completions"))
+                    .header("authorization", auth)
+                    .header("x-session-id", session)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+                let seen = emu.state().requests();
+                let input = seen.last().unwrap().body["input"].as_array().unwrap().clone();
+                assert!(input.iter().all(|i| i["type"] != "reasoning"), "{auth} {session}: nothing replayed");
+            }
+        }
         bridge.stop().await;
         emu.shutdown().await;
     }
@@ -460,4 +478,14 @@ async fn a_long_tool_name_is_restored_in_tool_calls() {
     }
     bridge.stop().await;
     emu.shutdown().await;
+}
+
+/// The turn-2 history of the replay test.
+fn messages_again(answer: &str) -> Vec<Value> {
+    vec![
+        json!({"role": "system", "content": "sys"}),
+        json!({"role": "user", "content": "Say pong"}),
+        json!({"role": "assistant", "content": answer}),
+        json!({"role": "user", "content": "Say pong again"}),
+    ]
 }
