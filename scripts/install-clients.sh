@@ -47,6 +47,7 @@ else
 fi
 
 python_installed() {
+  [ -f "$dir/python/openai/__init__.py" ] || return 1
   [ "$(PYTHONPATH="$dir/python" python3 -c 'import openai; print(openai.__version__)' 2>/dev/null)" = "$OPENAI_PYTHON_VERSION" ]
 }
 if python_installed; then
