@@ -6,8 +6,10 @@
 //!   message translated on its own, part types and tool-name shortening fixed), so the same history gives
 //!   the same bytes and an append-only Chat history gives an append-only Responses `input`. The only
 //!   context a message reads is the messages before it (tool-output pairing), never the ones after.
-//! - Every field is mapped, accepted as a no-op, or refused with a 400 naming it (`param` = the field's
-//!   path); nothing is dropped silently except an orphan tool output (a warning says so).
+//! - Every top-level field is mapped, accepted as a no-op, or refused with a 400 naming it (`param` = the
+//!   field's path); an orphan tool output is dropped with a warning. Inside a message only `role`,
+//!   `content`, `tool_calls` and `tool_call_id` are read (`name`, a returned `reasoning_content` and the
+//!   like are ignored: the Responses input has no place for them).
 //! - Work is linear in the body's size; nothing panics on client input.
 
 use std::collections::{BTreeMap, HashMap};
