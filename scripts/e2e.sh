@@ -2,8 +2,8 @@
 # Real-client end-to-end suite (crates/bridge-e2e): install the pinned clients, build the tests, then run them
 # inside a loopback-only network namespace, so no client can reach the internet.
 #
-# Needs root (for `unshare -n`), node >= 20 and npm, cargo-nextest, and the package registries for the first
-# two steps (and apt when `ip` from iproute2 is missing). Exits non-zero on any failure. The real-client tests
+# Needs root (for `unshare -n`), node >= 20 and npm, python3 with pip (the openai SDK), cargo-nextest, and
+# the package registries for the first two steps (and apt when `ip` from iproute2 is missing). Exits non-zero on any failure. The real-client tests
 # are required here (CODEX_BRIDGE_REQUIRE_CLIENTS=1 unless set), so a missing client or namespace fails.
 # Env: CODEX_BRIDGE_CLIENTS_DIR (where to install the clients; default target/clients). The bridge binary the
 # tests start is built here and passed as CODEX_BRIDGE_BIN.

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Install the pinned real clients (OpenCode, Codex CLI) for the end-to-end suite (crates/bridge-e2e).
+# Install the pinned real clients (OpenCode, Codex CLI, the openai Python SDK) for the end-to-end suite
+# (crates/bridge-e2e).
 #
 # usage: scripts/install-clients.sh [DIR]
 #   DIR defaults to $CODEX_BRIDGE_CLIENTS_DIR, else target/clients in the repository (git-ignored).
 # Idempotent: skips npm when `opencode --version` and `codex --version` already print the pinned versions.
 # Prints both versions, and the clients' .bin directory on the last line (use it as CODEX_BRIDGE_CLIENTS_BIN).
-# Needs node >= 20 and npm, and the npm registry (run it before entering a loopback-only namespace).
+# The Python SDK goes into DIR/python (pip --target, no venv needed; tests put it on PYTHONPATH).
+# Needs node >= 20 and npm, python3 with pip, and the npm and PyPI registries (run it before entering a
+# loopback-only namespace).
 set -euo pipefail
 
 OPENCODE_VERSION="1.18.33"
 CODEX_VERSION="0.169.0"
+OPENAI_PYTHON_VERSION="3.51.0"
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 dir="${1:-${CODEX_BRIDGE_CLIENTS_DIR:-$repo/target/clients}}"
@@ -42,6 +46,20 @@ else
   fi
 fi
 
+python_installed() {
+  [ -f "$dir/python/openai/__init__.py" ] || return 1
+  [ "$(PYTHONPATH="$dir/python" python3 -c 'import openai; print(openai.__version__)' 2>/dev/null)" = "$OPENAI_PYTHON_VERSION" ]
+}
+if python_installed; then
+  echo "openai Python SDK already installed in $dir/python" >&2
+else
+  echo "installing openai==$OPENAI_PYTHON_VERSION (Python SDK) into $dir/python" >&2
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --upgrade \
+    --target "$dir/python" "openai==$OPENAI_PYTHON_VERSION" >&2
+  python_installed || { echo "install-clients: openai $OPENAI_PYTHON_VERSION missing after pip install" >&2; exit 1; }
+fi
+
 echo "opencode $("$bin/opencode" --version)"
+echo "openai-python $(PYTHONPATH="$dir/python" python3 -c 'import openai; print(openai.__version__)')"
 echo "$("$bin/codex" --version)"
 echo "$bin"

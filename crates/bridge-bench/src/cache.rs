@@ -37,14 +37,14 @@ pub fn routing_name(mode: RoutingMode) -> &'static str {
 }
 
 /// A bridge in this process, stopped on drop of the sender.
-struct InProcessBridge {
-    url: String,
+pub(crate) struct InProcessBridge {
+    pub(crate) url: String,
     stop: Option<oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<()>,
 }
 
 impl InProcessBridge {
-    async fn start(upstream: &str, data_dir: &Path, config_toml: &str) -> Result<Self, BenchError> {
+    pub(crate) async fn start(upstream: &str, data_dir: &Path, config_toml: &str) -> Result<Self, BenchError> {
         let start = |message: String| BenchError::Start { what: "bridge", message };
         let settings = Settings {
             listen: Some("127.0.0.1:0".into()),
@@ -68,7 +68,7 @@ impl InProcessBridge {
         Ok(Self { url, stop: Some(tx), done })
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }

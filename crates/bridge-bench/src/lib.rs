@@ -10,6 +10,7 @@
 pub mod amplification;
 pub mod cache;
 pub mod chart;
+pub mod chat;
 pub mod crash_loss;
 pub mod floor;
 pub mod load;

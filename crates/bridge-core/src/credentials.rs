@@ -56,6 +56,27 @@ impl Credentials {
         !matches!(self, Credentials::Passthrough)
     }
 
+    /// A marker of the upstream account a request goes to (a hash, never the credential), for state that
+    /// must not cross accounts (the Chat reasoning replay): the ChatGPT account id, else the bridge's API key,
+    /// else (passthrough) the client's `chatgpt-account-id` header or, without one, its `Authorization`.
+    pub fn account_marker(&self, client: &HeaderMap) -> String {
+        let mut h = blake3::Hasher::new();
+        match self {
+            Credentials::Passthrough => {
+                let account = client.get("chatgpt-account-id").or_else(|| client.get(header::AUTHORIZATION));
+                h.update(b"passthrough\0").update(account.map_or(&b""[..], |v| v.as_bytes()));
+            }
+            Credentials::ApiKey(key) => {
+                h.update(b"api-key\0").update(key.expose().as_bytes());
+            }
+            Credentials::Chatgpt(auth) => {
+                let account = auth.tokens.snapshot().account_id.unwrap_or_default();
+                h.update(b"chatgpt\0").update(account.as_bytes());
+            }
+        }
+        h.finalize().to_hex()[..32].to_owned()
+    }
+
     /// Puts the credential on `headers` (a ChatGPT token is refreshed first when it is about to expire).
     pub async fn apply(&self, headers: &mut HeaderMap) -> Result<Applied, ApiError> {
         match self {

@@ -1,6 +1,7 @@
 //! The codex-bridge gateway: router, handlers, upstream client, stream pump, usage recorder and metrics.
 //!
-//! # Life of a request (`POST /v1/responses`, alias `POST /backend-api/codex/responses`)
+//! # Life of a request (`POST /v1/responses`, alias `POST /backend-api/codex/responses`; Chat Completions
+//! enters through [`chat_ingress`] and [`chat`] and then takes the same path)
 //! [`router`] runs the access check ([`access`]) on every route except `/health`; [`proxy`] (the HTTP
 //! transport) reads and parses the body once and hands it to [`pipeline`], which lists the phases in
 //! order: begin the [`exchange`] → identify ([`identity`]) → shape ([`shape`], [`codex`], [`journal_hook`])
@@ -9,13 +10,15 @@
 //!
 //! Layers (no module imports one above it): [`clock`], [`errors`], [`metrics`], [`config`] →
 //! [`store_guard`], [`recorder`], [`credentials`], [`codex`] → [`identity`], [`tracker`], [`upstream`],
-//! [`shape`], [`sent`], [`journal_hook`] → [`exchange`] → [`pump`] → [`state`] → [`pipeline`] →
-//! [`proxy`], [`models`], [`access`], [`router`], [`server`]. `tests/it/layers.rs` checks it.
+//! [`shape`], [`sent`], [`journal_hook`] → [`exchange`] → [`pump`] → [`chat`] → [`state`] → [`pipeline`] →
+//! [`proxy`], [`chat_ingress`], [`models`], [`access`], [`router`], [`server`]. `tests/it/layers.rs` checks it.
 //!
 //! Invariants: nothing panics on client input; every error is OpenAI-shaped JSON; secrets never reach logs
 //! or error messages.
 
 pub mod access;
+pub mod chat;
+pub mod chat_ingress;
 pub mod clock;
 pub mod codex;
 pub mod config;

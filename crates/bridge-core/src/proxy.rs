@@ -23,7 +23,7 @@ use crate::state::AppState;
 use crate::upstream::copy_response_headers;
 
 /// Events buffered between the pump and a slow client before the pump waits.
-const CLIENT_QUEUE: usize = 64;
+pub const CLIENT_QUEUE: usize = 64;
 /// Bodies larger than this are parsed on the blocking pool, so a big parse never delays other connections.
 const PARSE_OFF_WORKER_BYTES: usize = 256 * 1024;
 
@@ -66,15 +66,25 @@ async fn ingress<'a>(
     body: Body,
     started: Instant,
 ) -> Result<Ingress<'a>, BridgeError> {
+    let (original, body_permit) = read_limited(state, headers, body).await?;
+    let request = parse(&original).await?;
+    Ok(Ingress { route, headers, original, request, started, body_permit })
+}
+
+/// Reads a request body under the limits every HTTP ingress shares ([`read_body`]); the Chat ingress
+/// ([`crate::chat_ingress`]) uses it too.
+pub async fn read_limited(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Bytes, OwnedSemaphorePermit), BridgeError> {
     let limit = state.config.body_limit_bytes;
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BridgeError::BodyTooLarge { limit });
     }
-    let (original, body_permit) = read_body(body, declared, state).await?;
-    let request = parse(&original).await?;
-    Ok(Ingress { route, headers, original, request, started, body_permit })
+    read_body(body, declared, state).await
 }
 
 /// The HTTP egress: a whole answer as is; a stream as SSE to a streaming client, else aggregated into one

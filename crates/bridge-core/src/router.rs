@@ -9,13 +9,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::state::AppState;
-use crate::{access, models, proxy};
+use crate::{access, chat_ingress, models, proxy};
 
 /// Builds the router for a bridge.
 pub fn build(state: AppState) -> Router {
     let protected = Router::new()
         .route("/v1/responses", post(proxy::responses).fallback(method_not_allowed))
         .route("/backend-api/codex/responses", post(proxy::responses).fallback(method_not_allowed))
+        .route("/v1/chat/completions", post(chat_ingress::completions).fallback(method_not_allowed))
+        .route("/chat/completions", post(chat_ingress::completions).fallback(method_not_allowed))
         .route("/v1/models", get(models::list))
         .route("/metrics", get(metrics))
         .fallback(proxy::not_found)

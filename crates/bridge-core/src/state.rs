@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bridge_store::Store;
 use tokio_util::task::TaskTracker;
 
+use crate::chat::continuity::ReplayStore;
 use crate::codex::CodexRuntime;
 use crate::config::Config;
 use crate::exchange::Books;
@@ -52,6 +53,8 @@ pub struct Inner {
     pub tracker: Arc<Tracker>,
     /// What every exchange's bookkeeping writes to.
     pub books: Arc<Books>,
+    /// The Chat ingress's reasoning replay (`None` with `[chat] reasoning_replay = false`).
+    pub chat_replay: Option<Arc<ReplayStore>>,
     next_request: AtomicU64,
     boot_ms: i64,
 }
@@ -85,7 +88,10 @@ impl AppState {
             journal: journal.clone(),
             tasks: tasks.clone(),
         });
+        let chat_replay =
+            config.chat.reasoning_replay.then(|| Arc::new(ReplayStore::new(config.chat.replay_max_bytes)));
         Self(Arc::new(Inner {
+            chat_replay,
             identity,
             tracker,
             books,

@@ -78,6 +78,11 @@ impl Upstream {
         })
     }
 
+    /// The upstream account marker for a client's request ([`Credentials::account_marker`]).
+    pub fn account_marker(&self, client: &HeaderMap) -> String {
+        self.credentials.account_marker(client)
+    }
+
     /// The upstream settings.
     pub fn config(&self) -> &UpstreamConfig {
         &self.config

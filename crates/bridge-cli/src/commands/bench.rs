@@ -184,8 +184,10 @@ async fn cache_bench(args: BenchCacheArgs) -> anyhow::Result<()> {
             let all = bridge_bench::trace::load(std::io::BufReader::new(file))?;
             all.into_iter().filter(|s| args.scenario == "all" || s.name == args.scenario).collect()
         }
+        None if args.scenario == bridge_bench::chat::NAME => Vec::new(),
         None => generate(&args.scenario, args.seed)?,
     };
+    let with_chat = args.trace.is_none() && (args.scenario == "all" || args.scenario == bridge_bench::chat::NAME);
     if let Some(path) = &args.save_trace {
         let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
         bridge_bench::trace::save(&scenarios, std::io::BufWriter::new(file))?;
@@ -197,7 +199,13 @@ async fn cache_bench(args: BenchCacheArgs) -> anyhow::Result<()> {
     };
     let config = read_bridge_config(args.bridge_config.as_deref())?;
     let dir = tempdir("bench-cache")?;
-    let results = cache::run(&scenarios, &routings, &dir, &config).await;
+    let mut results = cache::run(&scenarios, &routings, &dir, &config).await;
+    if with_chat && let Ok(rows) = &mut results {
+        match bridge_bench::chat::run(&routings, &dir, args.seed).await {
+            Ok(chat) => rows.extend(chat),
+            Err(e) => results = Err(e),
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
     let results = results?;
     if let Some(path) = &args.svg {

@@ -1,5 +1,6 @@
-//! `codex-bridge stats`: totals of the usage rows in the store (requests, tokens, cache hit ratio overall and
-//! by client and model) and the tracked turns' cache outcomes (hits and misses by reason).
+//! `codex-bridge stats`: totals of the usage rows in the store (requests, tokens, cache hit ratio overall,
+//! by client, by client and ingress API (`responses` or `chat`), and by model) and the tracked turns' cache
+//! outcomes (hits and misses by reason).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -52,13 +53,15 @@ pub async fn run(args: StatsArgs) -> anyhow::Result<()> {
     let ratio = if input > 0 { cached as f64 / input as f64 } else { 0.0 };
     let by_client = group(&rows, |r| r.client.clone());
     let by_model = group(&rows, |r| r.model.clone());
+    let by_api =
+        group(&rows, |r| Some(format!("{} {}", r.client.as_deref().unwrap_or("unknown"), ingress_api(&r.route))));
     let outcomes = bridge_core::tracker::report::outcomes(store.as_ref()).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
         let map = |g: &BTreeMap<String, Totals>| {
             g.iter().map(|(k, t)| (k.clone(), t.json())).collect::<serde_json::Map<_, _>>()
         };
-        let v = json!({"requests": rows.len(), "input_tokens": input, "cached_tokens": cached, "output_tokens": output, "hit_ratio": ratio, "rows_without_usage": missing, "by_client": map(&by_client), "by_model": map(&by_model), "outcomes": outcomes});
+        let v = json!({"requests": rows.len(), "input_tokens": input, "cached_tokens": cached, "output_tokens": output, "hit_ratio": ratio, "rows_without_usage": missing, "by_client": map(&by_client), "by_model": map(&by_model), "by_client_api": map(&by_api), "outcomes": outcomes});
         writeln!(out, "{v}")?;
         return Ok(());
     }
@@ -67,7 +70,7 @@ pub async fn run(args: StatsArgs) -> anyhow::Result<()> {
     writeln!(out, "cached tokens       {cached} ({:.1}%)", ratio * 100.0)?;
     writeln!(out, "output tokens       {output}")?;
     writeln!(out, "rows without usage  {missing}")?;
-    for (title, groups) in [("by client", &by_client), ("by model", &by_model)] {
+    for (title, groups) in [("by client", &by_client), ("by client and API", &by_api), ("by model", &by_model)] {
         writeln!(out, "\n{title}")?;
         for (name, t) in groups {
             writeln!(out, "  {name:<30} {:>6} requests  {:>5.1}% cached", t.requests, t.ratio() * 100.0)?;
@@ -78,4 +81,9 @@ pub async fn run(args: StatsArgs) -> anyhow::Result<()> {
         writeln!(out, "  {reason:<30} {n}")?;
     }
     Ok(())
+}
+
+/// The ingress API of a usage row's route.
+fn ingress_api(route: &str) -> &'static str {
+    if route.ends_with("/chat/completions") { "chat" } else { "responses" }
 }

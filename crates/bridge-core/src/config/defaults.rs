@@ -50,6 +50,11 @@ pub const CLIENT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// `[server] max_inflight_body_bytes`, 256 MiB.
 pub const MAX_INFLIGHT_BODY_BYTES: usize = 256 * 1024 * 1024;
 
+/// `[chat] reasoning_replay`.
+pub const CHAT_REASONING_REPLAY: bool = true;
+/// `[chat] replay_max_bytes`, 64 MiB of kept reasoning items (encrypted reasoning is a few KB per turn).
+pub const CHAT_REPLAY_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The defaults as the README's tables show them: (`[section] key` or top-level key, value).
 pub fn documented() -> Vec<(&'static str, String)> {
     let ms = |d: Duration| d.as_millis().to_string();
@@ -64,5 +69,7 @@ pub fn documented() -> Vec<(&'static str, String)> {
         ("[upstream] retry_budget_ms", ms(RETRY_BUDGET)),
         ("listen", LISTEN.to_owned()),
         ("[upstream] url", UPSTREAM.to_owned()),
+        ("[chat] reasoning_replay", CHAT_REASONING_REPLAY.to_string()),
+        ("[chat] replay_max_bytes", CHAT_REPLAY_MAX_BYTES.to_string()),
     ]
 }

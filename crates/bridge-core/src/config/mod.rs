@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub mod cache;
+pub mod chat;
 pub mod codex;
 pub mod defaults;
 
@@ -92,6 +93,8 @@ struct FileConfig {
     upstream: FileUpstream,
     #[serde(default)]
     cache: crate::config::cache::FileCache,
+    #[serde(default)]
+    chat: crate::config::chat::FileChat,
     chatgpt: Option<crate::config::codex::FileChatgpt>,
     #[serde(default)]
     history: FileHistory,
@@ -275,6 +278,8 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     /// The `[cache]` section: cache identity and session tracker.
     pub cache: crate::config::cache::CacheConfig,
+    /// The `[chat]` section: the Chat Completions ingress.
+    pub chat: crate::config::chat::ChatConfig,
     /// ChatGPT login endpoints, credential file and instruction sources.
     pub chatgpt: crate::config::codex::ChatgptSettings,
     /// Rollouts, history, project state and git drift (`[journal]`, `[history]`).
@@ -409,6 +414,7 @@ impl Config {
                 codex: crate::config::codex::resolve_shaping(file.upstream.codex, auth == UpstreamAuth::Chatgpt),
             },
             cache: file.cache.resolve(),
+            chat: file.chat.resolve(),
             journal: journal_options(&file.journal, &file.history),
         })
     }

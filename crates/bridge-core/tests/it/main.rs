@@ -9,6 +9,7 @@ mod support;
 
 mod access;
 mod cache_emulator;
+mod chat;
 mod chatgpt_auth;
 mod codex_errors;
 mod codex_prompts;

@@ -10,7 +10,9 @@
 mod bridge_chatgpt_opencode;
 mod bridge_codex_appserver;
 mod bridge_codex_exec;
+mod bridge_openai_python;
 mod bridge_opencode;
+mod bridge_opencode_chat;
 mod codex_exec;
 mod codex_exec_ws;
 mod opencode_run;

@@ -39,6 +39,41 @@ impl Clients {
     }
 }
 
+/// Overrides where the pinned openai Python SDK is installed (default: `python` next to the clients'
+/// `node_modules`, where `scripts/install-clients.sh` puts it).
+pub const PYTHON_SDK_VAR: &str = "CODEX_BRIDGE_CLIENTS_PYTHON";
+
+impl Clients {
+    /// The `--target` directory holding the openai Python SDK, if installed.
+    pub fn python_sdk(&self) -> Result<PathBuf, String> {
+        let dir = match std::env::var_os(PYTHON_SDK_VAR).filter(|v| !v.is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => self.bin.join("../../python"),
+        };
+        if dir.join("openai/__init__.py").is_file() {
+            Ok(dir)
+        } else {
+            Err(format!("the openai Python SDK is not installed in {} (scripts/install-clients.sh)", dir.display()))
+        }
+    }
+}
+
+/// The clients and the Python SDK directory, or `None` (after printing why) to skip; panics when it cannot
+/// run and `CODEX_BRIDGE_REQUIRE_CLIENTS=1`.
+pub fn python_sdk() -> Option<(Clients, PathBuf)> {
+    let clients = clients()?;
+    match clients.python_sdk() {
+        Ok(dir) => Some((clients, dir)),
+        Err(problem) if std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1") => {
+            panic!("{REQUIRE_VAR}=1 but the Python SDK test cannot run: {problem}")
+        }
+        Err(problem) => {
+            eprintln!("skipping: {problem}");
+            None
+        }
+    }
+}
+
 /// The clients if this test may launch them; `None` (after printing why) if it must skip.
 ///
 /// Panics when it cannot run and `CODEX_BRIDGE_REQUIRE_CLIENTS=1`.

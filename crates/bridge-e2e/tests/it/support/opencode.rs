@@ -47,9 +47,19 @@ impl OpencodeSession {
 
     /// Like [`OpencodeSession::new`], with `api_key` as the provider's API key (`OPENAI_API_KEY`).
     pub fn with_key(clients: &Clients, responses_base: &str, api_key: &str) -> Self {
+        Self::with_config(clients, &config_json(responses_base), api_key)
+    }
+
+    /// A session whose models come from a custom `@ai-sdk/openai-compatible` provider (config variant C):
+    /// it posts Chat Completions to `{chat_base}/chat/completions`.
+    pub fn chat(clients: &Clients, chat_base: &str) -> Self {
+        Self::with_config(clients, &chat_config_json(chat_base), OPENCODE_CLIENT_KEY)
+    }
+
+    fn with_config(clients: &Clients, config: &Value, api_key: &str) -> Self {
         let home = tempfile::Builder::new().prefix("e2e-oc-home-").tempdir().expect("HOME temp dir");
         let project = tempfile::Builder::new().prefix("e2e-oc-proj-").tempdir().expect("project temp dir");
-        let config = serde_json::to_string_pretty(&config_json(responses_base)).expect("serialize opencode.json");
+        let config = serde_json::to_string_pretty(config).expect("serialize opencode.json");
         let user_config = home.path().join(".config/opencode");
         std::fs::create_dir_all(&user_config).expect("create user config dir");
         std::fs::write(user_config.join("opencode.json"), &config).expect("write user opencode.json");
@@ -169,6 +179,31 @@ fn config_json(responses_base: &str) -> Value {
         "small_model": format!("openai/{OPENCODE_SMALL_MODEL}"),
         "provider": {
             "openai": { "options": { "baseURL": responses_base, "apiKey": "{env:OPENAI_API_KEY}" } }
+        }
+    })
+}
+
+/// The provider name of config variant C in these tests.
+pub const CHAT_PROVIDER: &str = "bridgechat";
+
+/// Config variant C (docs/clients.md): a custom provider on `@ai-sdk/openai-compatible` (bundled with
+/// OpenCode 1.18.33), both models declared with tool calls.
+fn chat_config_json(chat_base: &str) -> Value {
+    let model = json!({ "name": "via codex-bridge (chat)", "tool_call": true, "reasoning": true,
+        "limit": { "context": 400000, "output": 128000 } });
+    json!({
+        "$schema": "https://opencode.ai/config.json",
+        "autoupdate": false,
+        "share": "disabled",
+        "model": format!("{CHAT_PROVIDER}/{OPENCODE_MODEL}"),
+        "small_model": format!("{CHAT_PROVIDER}/{OPENCODE_SMALL_MODEL}"),
+        "provider": {
+            CHAT_PROVIDER: {
+                "npm": "@ai-sdk/openai-compatible",
+                "name": "codex-bridge (chat completions)",
+                "options": { "baseURL": chat_base, "apiKey": "{env:OPENAI_API_KEY}" },
+                "models": { OPENCODE_MODEL: model, OPENCODE_SMALL_MODEL: model }
+            }
         }
     })
 }
