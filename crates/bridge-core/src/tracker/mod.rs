@@ -44,6 +44,8 @@ pub struct Turn {
     pub ts_ms: i64,
     pub model: Option<String>,
     pub client: Option<String>,
+    /// The client transport (`http`, `ws`).
+    pub transport: &'static str,
 }
 
 /// The tracker; one per bridge.
@@ -134,6 +136,7 @@ impl Tracker {
             key_kind: turn.identity.kind.label().to_owned(),
             model: turn.model.clone(),
             client: turn.client.clone(),
+            transport: Some(turn.transport.to_owned()),
             items: fp.len(),
             classification: classification.to_string(),
             input_tokens: usage.input_tokens,

@@ -87,6 +87,7 @@ mod tests {
             key_kind: "session".into(),
             model: None,
             client: None,
+            transport: Some("http".into()),
             items: 1,
             classification: "append".into(),
             input_tokens: input,

@@ -45,6 +45,9 @@ pub struct TurnRow {
     pub key_kind: String,
     pub model: Option<String>,
     pub client: Option<String>,
+    /// The client transport (`http`, `ws`); absent in rows written before it was recorded.
+    #[serde(default)]
+    pub transport: Option<String>,
     pub items: usize,
     pub classification: String,
     pub input_tokens: Option<u64>,
