@@ -3,7 +3,8 @@
 //! WebSocket ingress with no `error` event and no HTTP fallback (the bridge counts WebSocket upgrades and no
 //! HTTP exchange), and the emulator receives each turn as one whole HTTP request (the bridge rebuilt the
 //! `previous_response_id` deltas). With `[websocket] ingress = false` the upgrade gets one 426 and Codex's
-//! first turn completes over HTTP at once.
+//! first turn completes over HTTP at once. OpenCode's experimental WebSocket completes its turns through the
+//! bridge's ingress too.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use serde_json::Value;
 use crate::support::bridge::{Bridge, BridgeHome};
 use crate::support::codex::{self, CodexSession};
 use crate::support::gate;
+use crate::support::opencode::{self, OpencodeSession};
 use crate::support::process::ClientRun;
 use crate::support::upstream;
 
@@ -117,6 +119,38 @@ async fn with_the_ingress_off_codex_falls_back_to_http_at_once() {
     assert_eq!(bridge_counter(&bridge, "codex_bridge_exchanges_by_transport_total", &[("transport", "ws")]).await, 0);
     let http = bridge_counter(&bridge, "codex_bridge_exchanges_by_transport_total", &[("transport", "http")]).await;
     assert_eq!(http, 1, "the turn went over HTTP");
+    assert!(bridge.stop().await.success());
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opencode_experimental_websocket_turns_complete_through_the_bridge() {
+    let Some(clients) = gate::clients() else { return };
+    let emulator = upstream::start_emulator().await;
+    let home = BridgeHome::new();
+    let bridge = home.serve(&upstream::api_base(&emulator), "passthrough", "", &[]).await;
+    let mut session = OpencodeSession::new(&clients, &bridge.responses_base()).experimental_websocket();
+    let first = session.turn(&["Say", "pong"]).await;
+    first.assert_success();
+    assert_eq!(opencode::texts(&first), ["pong"], "turn 1 answer\n{}", first.stderr);
+    let second = session.turn(&["Say", "pong", "again"]).await;
+    second.assert_success();
+    assert_eq!(opencode::texts(&second), ["pong"], "turn 2 answer\n{}", second.stderr);
+    for run in [&first, &second] {
+        let errors: Vec<&Value> = run.events_of_type("error").collect();
+        assert!(errors.is_empty(), "{}: error events {errors:#?}", run.what);
+    }
+    for reason in ["create", "delta", "prewarm", "invalid", "busy", "unknown_previous"] {
+        let n = bridge_counter(&bridge, "codex_bridge_ws_frames_total", &[("reason", reason)]).await;
+        eprintln!("ws frames {reason}: {n}");
+    }
+    eprintln!("turn 1 {:.1?}, turn 2 {:.1?}", first.elapsed, second.elapsed);
+    let upgrades = bridge_counter(&bridge, "codex_bridge_requests_total", &[("status", "101")]).await;
+    assert!(upgrades >= 2, "one WebSocket per opencode process at least: {upgrades}");
+    let ws = bridge_counter(&bridge, "codex_bridge_exchanges_by_transport_total", &[("transport", "ws")]).await;
+    assert_eq!(ws, 2, "both turns over the WebSocket (the title goes over HTTP)");
+    let tokens2 = opencode::step_tokens(&second);
+    assert!(tokens2.cache_read > 0, "turn 2 is served from the cache: {tokens2:?}");
     assert!(bridge.stop().await.success());
     emulator.shutdown().await;
 }
