@@ -358,3 +358,189 @@ async fn an_oversized_message_gets_close_1009() {
     assert!(upstream.seen().is_empty());
     bridge.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_journal_records_websocket_deltas_as_whole_turns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cwd, data) = (tmp.path().join("work"), tmp.path().join("data"));
+    std::fs::create_dir_all(&cwd).unwrap();
+    let emu = codex_emulator::spawn(codex_emulator::EmulatorConfig::default()).await.unwrap();
+    let file = format!("[journal]\nproject_roots = [{}]\n", serde_json::to_string(&tmp.path().to_string_lossy()).unwrap());
+    let options = Options { file, data_dir: Some(data.clone()), ..Options::default() };
+    let bridge = TestBridge::with(&format!("{}/v1", emu.base_url()), options).await;
+    let cwd_text = cwd.to_string_lossy().into_owned();
+    let headers = [("authorization", "Bearer sk-test"), ("originator", "codex_exec"), ("x-codex-bridge-cwd", cwd_text.as_str())];
+    let mut ws = connect(&bridge, "/v1/responses", &headers).await.unwrap();
+    let frame = |input: Vec<Value>, previous: Option<&str>| {
+        let mut f = json!({"type": "response.create", "model": "gpt-5.5", "store": false,
+            "prompt_cache_key": "ses_journal", "input": input});
+        if let Some(id) = previous {
+            f["previous_response_id"] = id.into();
+        }
+        f
+    };
+    send(&mut ws, &frame(vec![user("Say pong")], None)).await;
+    let first = until_done(&mut ws).await;
+    let done = first.last().unwrap();
+    assert_eq!(done["type"], "response.completed", "{first:#?}");
+    let id = done["response"]["id"].as_str().unwrap().to_owned();
+    send(&mut ws, &frame(vec![user("Say pong again")], Some(&id))).await;
+    let second = until_done(&mut ws).await;
+    assert_eq!(second.last().unwrap()["type"], "response.completed", "{second:#?}");
+    bridge.settle().await;
+    bridge.state.journal.as_ref().unwrap().flush().await;
+    bridge.stop().await;
+
+    // the emulator got the whole second turn over HTTP
+    let log = emu.state().requests();
+    let posts: Vec<_> = log.iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(posts.len(), 2);
+    assert_eq!(posts[1].body["input"].as_array().unwrap().len(), 3, "user, assistant, user");
+    let files = bridge_journal::rollout::all(&data);
+    assert_eq!(files.len(), 1);
+    let lines = bridge_journal::rollout::read_lines(&files[0]).unwrap();
+    let items: Vec<(&str, &str)> = lines
+        .iter()
+        .filter(|l| l["type"] == "response_item" && l["payload"]["type"] == "message")
+        .map(|l| (l["payload"]["role"].as_str().unwrap(), l["payload"]["content"][0]["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        items,
+        [("user", "Say pong"), ("assistant", "pong"), ("user", "Say pong again"), ("assistant", "pong")],
+        "each item once, as for HTTP turns"
+    );
+    let history = std::fs::read_to_string(data.join("history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 2);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_and_its_turn_still_recorded() {
+    let upstream = ScriptedUpstream::start().await;
+    let options = Options { file: "[server]\nclient_stall_timeout_ms = 200\n".into(), ..Options::default() };
+    let bridge = TestBridge::with(&upstream.url(), options).await;
+    let mut ws = connect(&bridge, "/v1/responses", &[]).await.unwrap();
+    // ~24 MB of deltas: more than the queue and both socket buffers hold
+    let chunk = "x".repeat(128 * 1024);
+    let mut parts = vec![(Duration::ZERO, ev("response.created", json!({"response": {"id": "resp_big", "output": []}})))];
+    for _ in 0..190 {
+        parts.push((Duration::ZERO, ev("response.output_text.delta", json!({"delta": chunk}))));
+    }
+    parts.push((
+        Duration::ZERO,
+        ev("response.completed", json!({"response": {"id": "resp_big", "status": "completed", "output": [],
+            "usage": {"input_tokens": 5, "output_tokens": 1, "total_tokens": 6}}})),
+    ));
+    upstream.push(Reply::Sse(parts));
+    send(&mut ws, &create(vec![user("x")], None)).await;
+    // never read; the bridge must cut the socket and still finish the turn
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while bridge.state.metrics.counter("codex_bridge_exchanges_by_transport_total", &[("transport", "ws")]) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the turn was not recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(bridge.state.metrics.counter("codex_bridge_client_stalls_total", &[]), 1);
+    assert_eq!(*upstream.state.finished.lock().unwrap(), 1, "the upstream stream was drained to its end");
+    // the socket is gone: reading what is buffered ends in an error or the end of the stream
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the bridge dropped the socket");
+    bridge.settle().await;
+    let rows = report::turns(bridge.state.store.as_ref(), "ses_ws").await.unwrap();
+    assert_eq!(rows.len(), 1, "the turn is tracked");
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn a_broken_upstream_stream_is_an_error_frame_and_the_previous_anchor_stays() {
+    let upstream = ScriptedUpstream::start().await;
+    let bridge = TestBridge::start(&upstream.url()).await;
+    let mut ws = connect(&bridge, "/v1/responses", &[]).await.unwrap();
+    upstream.push(reply("resp_a", "a"));
+    send(&mut ws, &create(vec![user("one")], None)).await;
+    until_done(&mut ws).await;
+    let Reply::Sse(mut parts) = reply("resp_b", "b") else { unreachable!() };
+    parts.pop(); // no response.completed: the stream ends early
+    upstream.push(Reply::Sse(parts));
+    send(&mut ws, &create(vec![user("two")], Some("resp_a"))).await;
+    let frames = until_done(&mut ws).await;
+    let err = frames.last().unwrap();
+    assert_eq!((err["type"].as_str(), err["status"].as_u64()), (Some("error"), Some(502)), "{frames:#?}");
+    // the client retries the same delta: resp_a is still the anchor
+    upstream.push(reply("resp_c", "c"));
+    send(&mut ws, &create(vec![user("two")], Some("resp_a"))).await;
+    assert_eq!(until_done(&mut ws).await.last().unwrap()["response"]["id"], "resp_c");
+    assert_eq!(upstream_input(&upstream, 2).len(), 3, "one, the answer a, two");
+    // resp_b never completed, so it is no anchor
+    send(&mut ws, &create(vec![user("three")], Some("resp_b"))).await;
+    assert_eq!(next(&mut ws).await["error"]["code"], "previous_response_not_found");
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_gone_mid_stream_still_has_its_turn_recorded() {
+    let upstream = ScriptedUpstream::start().await;
+    let bridge = TestBridge::start(&upstream.url()).await;
+    let mut ws = connect(&bridge, "/v1/responses", &[]).await.unwrap();
+    let Reply::Sse(mut parts) = reply("resp_gone", "bye") else { unreachable!() };
+    parts[2].0 = Duration::from_millis(300);
+    upstream.push(Reply::Sse(parts));
+    send(&mut ws, &create(vec![user("x")], None)).await;
+    assert_eq!(next(&mut ws).await["type"], "codex.response.metadata");
+    drop(ws);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while bridge.state.metrics.counter("codex_bridge_exchanges_by_transport_total", &[("transport", "ws")]) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the turn was not recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bridge.settle().await;
+    assert_eq!(*upstream.state.finished.lock().unwrap(), 1, "the upstream stream was read to its end");
+    assert_eq!(report::turns(bridge.state.store.as_ref(), "ses_ws").await.unwrap().len(), 1);
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn idle_sockets_close_after_the_websocket_idle_timeout_and_past_max_sockets_upgrades_get_426() {
+    let upstream = ScriptedUpstream::start().await;
+    let file = "[server]\nidle_timeout_ms = 100\n[websocket]\nidle_timeout_ms = 600\nmax_sockets = 1\n";
+    let bridge = TestBridge::with(&upstream.url(), Options { file: file.into(), ..Options::default() }).await;
+    let started = std::time::Instant::now();
+    let mut ws = connect(&bridge, "/v1/responses", &[]).await.unwrap();
+    match connect(&bridge, "/v1/responses", &[]).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status().as_u16(), 426, "at max_sockets"),
+        other => panic!("expected 426, got {:?}", other.map(|_| "a socket")),
+    }
+    // the HTTP idle timeout (100 ms) does not apply to the socket; the WebSocket one (600 ms) does
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut prewarm = create(vec![user("sys")], None);
+    prewarm["generate"] = false.into();
+    send(&mut ws, &prewarm).await;
+    assert_eq!(until_done(&mut ws).await.len(), 2, "the socket outlived the HTTP idle timeout");
+    let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("closed in time");
+    match msg {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Normal, "{frame:?}"),
+        other => panic!("expected close 1000, got {other:?}"),
+    }
+    assert!(started.elapsed() >= Duration::from_millis(850), "closed {:?} after the start", started.elapsed());
+    drop(ws);
+    // its slot is free again
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(connect(&bridge, "/v1/responses", &[]).await.is_ok());
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_an_idle_socket_with_1001() {
+    let upstream = ScriptedUpstream::start().await;
+    let bridge = TestBridge::start(&upstream.url()).await;
+    let mut ws = connect(&bridge, "/v1/responses", &[]).await.unwrap();
+    let stopping = tokio::spawn(bridge.stop());
+    let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("closed in time");
+    match msg {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Away, "{frame:?}"),
+        other => panic!("expected close 1001, got {other:?}"),
+    }
+    tokio::time::timeout(Duration::from_secs(5), stopping).await.expect("the bridge stopped").unwrap();
+}
