@@ -251,7 +251,8 @@ async fn record(books: &Books, cx: ExchangeContext, outcome: Outcome) {
         crate::journal_hook::finish(journal, turn, sent, outcome.output_items, outcome.usage.as_ref()).await;
     }
     if let (true, Some(identity), Some(sent)) = (ok, identity, sent) {
-        let turn = crate::tracker::Turn { identity, sent, request_id, ts_ms, model, client, transport: transport.label() };
+        let turn =
+            crate::tracker::Turn { identity, sent, request_id, ts_ms, model, client, transport: transport.label() };
         let cx = crate::tracker::Context {
             store: books.store.as_ref(),
             recorder: &books.recorder,

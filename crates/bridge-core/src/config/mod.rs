@@ -138,9 +138,10 @@ fn websocket_config(file: &FileWebsocket) -> Result<WebsocketConfig, ConfigError
         idle_timeout: file.idle_timeout_ms.map_or(d.idle_timeout, Duration::from_millis),
         max_sockets: file.max_sockets.unwrap_or(d.max_sockets),
     };
-    for (key, value) in
-        [("websocket.idle_timeout_ms", config.idle_timeout.as_millis() as u64), ("websocket.max_sockets", config.max_sockets as u64)]
-    {
+    for (key, value) in [
+        ("websocket.idle_timeout_ms", config.idle_timeout.as_millis() as u64),
+        ("websocket.max_sockets", config.max_sockets as u64),
+    ] {
         if value == 0 {
             return Err(ConfigError::Invalid { key, reason: "must be greater than 0".into() });
         }

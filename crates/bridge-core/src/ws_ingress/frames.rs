@@ -12,7 +12,8 @@ use serde_json::{Map, Value, json};
 
 /// Response headers forwarded to a WebSocket client in `codex.response.metadata` and in wrapped errors,
 /// besides every `x-codex-*` header.
-const SHOWN_HEADERS: [&str; 5] = ["openai-model", "x-reasoning-included", "x-models-etag", "retry-after", "x-request-id"];
+const SHOWN_HEADERS: [&str; 5] =
+    ["openai-model", "x-reasoning-included", "x-models-etag", "retry-after", "x-request-id"];
 
 /// Whether a response header may be shown to a WebSocket client.
 fn shown(name: &str) -> bool {
@@ -45,9 +46,9 @@ pub fn wrapped_upstream_error(status: u16, body: &[u8], headers: Map<String, Val
         .ok()
         .and_then(|mut v| v.get_mut("error").map(Value::take))
         .filter(Value::is_object)
-        .unwrap_or_else(|| {
-            json!({"type": "server_error", "code": null, "message": String::from_utf8_lossy(body), "param": null})
-        });
+        .unwrap_or_else(
+            || json!({"type": "server_error", "code": null, "message": String::from_utf8_lossy(body), "param": null}),
+        );
     wrapped(status, error, headers)
 }
 

@@ -50,7 +50,7 @@ use crate::metrics::{Metrics, ReasonLabel, RequestLabels};
 use crate::pipeline::{Answer, Ingress, Reply};
 use crate::state::AppState;
 use session::{Conversation, Frame, Resolved};
-use sink::{Outbound, WsSink, hand_off};
+use sink::{Completed, Outbound, WsSink, hand_off};
 
 /// Turn hand-offs queued between a turn and its socket task before the turn waits.
 const QUEUE: usize = 64;
@@ -88,7 +88,9 @@ fn handshake(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     if !state.config.websocket.ingress {
-        return upgrade_required("WebSocket ingress is off on this bridge ([websocket] ingress = false); use HTTP POST");
+        return upgrade_required(
+            "WebSocket ingress is off on this bridge ([websocket] ingress = false); use HTTP POST",
+        );
     }
     let ws = match ws {
         Ok(ws) => ws,
@@ -99,7 +101,9 @@ fn handshake(
     };
     let Ok(slot) = state.ws_sockets.clone().try_acquire_owned() else {
         Metrics::count(&state.metrics.requests_shed, "ws_sockets", 1);
-        return upgrade_required("this bridge holds its limit of WebSocket connections ([websocket] max_sockets); use HTTP POST");
+        return upgrade_required(
+            "this bridge holds its limit of WebSocket connections ([websocket] max_sockets); use HTTP POST",
+        );
     };
     let cap = state.config.body_limit_bytes.saturating_add(FRAME_SLACK);
     let state = state.clone();
@@ -111,10 +115,9 @@ fn handshake(
 
 /// 426: Codex falls back to HTTP for the rest of its session at once.
 fn upgrade_required(message: &str) -> Response {
-    let mut response = HttpError(
-        ApiError::new(426, ErrorKind::InvalidRequestError, message).with_code("websocket_not_available"),
-    )
-    .into_response();
+    let mut response =
+        HttpError(ApiError::new(426, ErrorKind::InvalidRequestError, message).with_code("websocket_not_available"))
+            .into_response();
     *response.status_mut() = StatusCode::UPGRADE_REQUIRED;
     response
 }
@@ -339,7 +342,7 @@ impl Socket {
             Outbound::Frames(frames) => self.write(frames).await,
             Outbound::Ended { completed } => {
                 let input = self.flight.take().unwrap_or_default();
-                if let Some((id, output)) = completed {
+                if let Some(Completed { id, output }) = completed {
                     let budget = self.state.body_budget.clone();
                     self.conversation.completed(id, input, output, |bytes| reserve_kib(&budget, bytes));
                 }
@@ -420,8 +423,15 @@ impl Turn {
     async fn run(self) {
         let Turn { state, route, headers, original, request, started, permit, tx, cut } = self;
         let stall = state.config.server.client_stall_timeout;
-        let ingress =
-            Ingress { route, transport: Transport::Ws, headers: &headers, original, request, started, body_permit: permit };
+        let ingress = Ingress {
+            route,
+            transport: Transport::Ws,
+            headers: &headers,
+            original,
+            request,
+            started,
+            body_permit: permit,
+        };
         let Answer { notes, reply } = crate::pipeline::run(&state, ingress).await;
         let (frames, completed) = match reply {
             Ok(Reply::Stream(mut streaming)) => {
@@ -450,7 +460,7 @@ impl Turn {
 
 /// A whole (non-streamed) 2xx Responses object as a `response.completed` frame, with its id and output
 /// items for the anchor.
-fn whole_response(body: &[u8]) -> (String, Option<(String, Vec<Box<RawValue>>)>) {
+fn whole_response(body: &[u8]) -> (String, Option<Completed>) {
     #[derive(serde::Deserialize)]
     struct Whole<'a> {
         id: Option<String>,
@@ -466,6 +476,6 @@ fn whole_response(body: &[u8]) -> (String, Option<(String, Vec<Box<RawValue>>)>)
     };
     let completed = serde_json::from_slice::<Whole<'_>>(body)
         .ok()
-        .and_then(|w| Some((w.id?, w.output.into_iter().map(ToOwned::to_owned).collect())));
+        .and_then(|w| Some(Completed { id: w.id?, output: w.output.into_iter().map(ToOwned::to_owned).collect() }));
     (frame, completed)
 }

@@ -232,7 +232,9 @@ mod tests {
         let take = |bytes: usize| budget.clone().try_acquire_many_owned(bytes as u32).ok();
         let mut conv = Conversation::default();
         let first = conv
-            .resolve(create(serde_json::json!({"type":"response.create","model":"m","generate":false,"input":[{"a":1}]})))
+            .resolve(create(
+                serde_json::json!({"type":"response.create","model":"m","generate":false,"input":[{"a":1}]}),
+            ))
             .unwrap();
         assert!(!first.generate && !first.delta);
         assert!(first.request.raw("type").is_none() && first.request.raw("generate").is_none());
@@ -249,11 +251,18 @@ mod tests {
         let out = vec![RawValue::from_string(r#"{"o":1}"#.into()).unwrap()];
         conv.completed("r2".into(), second.input, out, take);
         let third = conv
-            .resolve(create(serde_json::json!({"type":"response.create","model":"m","previous_response_id":"r2","input":"hi"})))
+            .resolve(create(
+                serde_json::json!({"type":"response.create","model":"m","previous_response_id":"r2","input":"hi"}),
+            ))
             .unwrap();
-        assert_eq!(items(&third.request), [r#"{"a":1}"#, r#"{"b":2}"#, r#"{"o":1}"#, r#"{"type":"message","role":"user","content":"hi"}"#]);
+        assert_eq!(
+            items(&third.request),
+            [r#"{"a":1}"#, r#"{"b":2}"#, r#"{"o":1}"#, r#"{"type":"message","role":"user","content":"hi"}"#]
+        );
         let e = conv
-            .resolve(create(serde_json::json!({"type":"response.create","model":"m","previous_response_id":"r1","input":[]})))
+            .resolve(create(
+                serde_json::json!({"type":"response.create","model":"m","previous_response_id":"r1","input":[]}),
+            ))
             .err()
             .unwrap();
         assert_eq!(e.code.as_deref(), Some("previous_response_not_found"));
@@ -266,16 +275,26 @@ mod tests {
     #[test]
     fn turn_headers_take_the_frames_metadata_and_drop_the_handshakes_own() {
         let mut hs = HeaderMap::new();
-        for (k, v) in [("upgrade", "websocket"), ("sec-websocket-key", "k"), ("session-id", "s"), ("x-codex-turn-metadata", "old"), ("x-codex-turn-state", "stale")] {
+        for (k, v) in [
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "k"),
+            ("session-id", "s"),
+            ("x-codex-turn-metadata", "old"),
+            ("x-codex-turn-state", "stale"),
+        ] {
             hs.insert(k, HeaderValue::from_static(v));
         }
-        let r = create(serde_json::json!({"type":"response.create","model":"m","client_metadata":{"x-codex-turn-metadata":"new"}}));
+        let r = create(
+            serde_json::json!({"type":"response.create","model":"m","client_metadata":{"x-codex-turn-metadata":"new"}}),
+        );
         let h = turn_headers(&hs, &r);
         assert!(h.get("upgrade").is_none() && h.get("sec-websocket-key").is_none());
         assert_eq!(h.get("session-id").unwrap(), "s");
         assert_eq!(h.get("x-codex-turn-metadata").unwrap(), "new");
         assert!(h.get("x-codex-turn-state").is_none());
-        let r = create(serde_json::json!({"type":"response.create","model":"m","client_metadata":{"x-codex-turn-state":"ts"}}));
+        let r = create(
+            serde_json::json!({"type":"response.create","model":"m","client_metadata":{"x-codex-turn-state":"ts"}}),
+        );
         assert_eq!(turn_headers(&hs, &r).get("x-codex-turn-state").unwrap(), "ts");
     }
 }

@@ -28,11 +28,17 @@ pub enum Outbound {
     Head(axum::http::HeaderMap),
     /// Text frames to write, in order.
     Frames(Vec<Utf8Bytes>),
-    /// The turn is over; `completed` is the response id and the items it added when it completed.
-    Ended { completed: Option<(String, Vec<Box<RawValue>>)> },
+    /// The turn is over; `completed` when its response completed.
+    Ended { completed: Option<Completed> },
     /// Close the socket with this code (the upstream closed its socket with 1009/1012/1013): the hook for
     /// an upstream WebSocket, which passes such a close to the client instead of a JSON error.
     Close { code: u16, reason: String },
+}
+
+/// A completed response: its id and the items it added (the socket's next anchor).
+pub struct Completed {
+    pub id: String,
+    pub output: Vec<Box<RawValue>>,
 }
 
 /// A bounded hand-off to the socket task: false (and the socket cut) when it did not take `item` within
@@ -74,19 +80,17 @@ impl WsSink {
                 continue;
             }
             let kind = event.event.as_deref();
-            let is = |name: &str| {
-                kind.map_or_else(|| event.data.contains(&format!("\"type\":\"{name}\"")), |k| k == name)
-            };
+            let is =
+                |name: &str| kind.map_or_else(|| event.data.contains(&format!("\"type\":\"{name}\"")), |k| k == name);
             if is("response.output_item.done") {
                 if let Ok(done) = serde_json::from_str::<ItemDone<'_>>(&event.data) {
                     self.items.push(done.item.to_owned());
                 }
-            } else if is("response.completed") || is("response.created") {
-                if let Ok(e) = serde_json::from_str::<WithResponse>(&event.data)
-                    && let Some(id) = e.response.id
-                {
-                    self.response_id = Some(id);
-                }
+            } else if (is("response.completed") || is("response.created"))
+                && let Ok(e) = serde_json::from_str::<WithResponse>(&event.data)
+                && let Some(id) = e.response.id
+            {
+                self.response_id = Some(id);
             }
             frames.push(Utf8Bytes::from(event.data));
         }
@@ -134,7 +138,7 @@ impl Sink for WsSink {
 
     async fn end(self, tap: &mut Tap, failure: Option<StreamFailure>) -> u16 {
         let (status, completed) = match tap.terminal {
-            Some(Terminal::Completed) => (200, self.response_id.map(|id| (id, self.items))),
+            Some(Terminal::Completed) => (200, self.response_id.map(|id| Completed { id, output: self.items })),
             Some(Terminal::Failed) => (502, None),
             Some(Terminal::Incomplete) => (200, None),
             None => {

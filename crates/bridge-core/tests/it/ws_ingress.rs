@@ -85,7 +85,10 @@ fn reply(id: &str, text: &str) -> Reply {
             ev("response.created", json!({"response": {"id": id, "status": "in_progress", "output": []}})),
             ev("response.output_text.delta", json!({"item_id": format!("msg_{id}"), "delta": text})),
             ev("response.output_item.done", json!({"output_index": 0, "item": item})),
-            ev("response.completed", json!({"response": {"id": id, "status": "completed", "output": [item], "usage": usage}})),
+            ev(
+                "response.completed",
+                json!({"response": {"id": id, "status": "completed", "output": [item], "usage": usage}}),
+            ),
         ]
         .into_iter()
         .map(|b| (Duration::ZERO, b))
@@ -138,9 +141,8 @@ async fn a_prewarm_is_answered_locally_with_a_completed_response() {
 async fn deltas_reach_the_upstream_and_the_tracker_as_whole_turns() {
     let upstream = ScriptedUpstream::start().await;
     let bridge = TestBridge::start(&upstream.url()).await;
-    let mut ws = connect(&bridge, "/v1/responses", &[("session-id", "ses_ws"), ("originator", "codex_exec")])
-        .await
-        .unwrap();
+    let mut ws =
+        connect(&bridge, "/v1/responses", &[("session-id", "ses_ws"), ("originator", "codex_exec")]).await.unwrap();
     let mut prewarm = create(vec![user("sys")], None);
     prewarm["generate"] = false.into();
     send(&mut ws, &prewarm).await;
@@ -346,7 +348,10 @@ async fn the_upgrade_passes_the_access_check() {
 #[tokio::test]
 async fn an_oversized_message_gets_close_1009() {
     let upstream = ScriptedUpstream::start().await;
-    let options = Options { file: "body_limit_bytes = 4096\n[server]\nmax_inflight_body_bytes = 1048576\n".into(), ..Options::default() };
+    let options = Options {
+        file: "body_limit_bytes = 4096\n[server]\nmax_inflight_body_bytes = 1048576\n".into(),
+        ..Options::default()
+    };
     let bridge = TestBridge::with(&upstream.url(), options).await;
     let mut ws = connect(&bridge, "/v1/responses", &[]).await.unwrap();
     send(&mut ws, &create(vec![user(&"x".repeat(10_000))], None)).await;
@@ -365,11 +370,13 @@ async fn the_journal_records_websocket_deltas_as_whole_turns() {
     let (cwd, data) = (tmp.path().join("work"), tmp.path().join("data"));
     std::fs::create_dir_all(&cwd).unwrap();
     let emu = codex_emulator::spawn(codex_emulator::EmulatorConfig::default()).await.unwrap();
-    let file = format!("[journal]\nproject_roots = [{}]\n", serde_json::to_string(&tmp.path().to_string_lossy()).unwrap());
+    let file =
+        format!("[journal]\nproject_roots = [{}]\n", serde_json::to_string(&tmp.path().to_string_lossy()).unwrap());
     let options = Options { file, data_dir: Some(data.clone()), ..Options::default() };
     let bridge = TestBridge::with(&format!("{}/v1", emu.base_url()), options).await;
     let cwd_text = cwd.to_string_lossy().into_owned();
-    let headers = [("authorization", "Bearer sk-test"), ("originator", "codex_exec"), ("x-codex-bridge-cwd", cwd_text.as_str())];
+    let headers =
+        [("authorization", "Bearer sk-test"), ("originator", "codex_exec"), ("x-codex-bridge-cwd", cwd_text.as_str())];
     let mut ws = connect(&bridge, "/v1/responses", &headers).await.unwrap();
     let frame = |input: Vec<Value>, previous: Option<&str>| {
         let mut f = json!({"type": "response.create", "model": "gpt-5.5", "store": false,
@@ -422,14 +429,18 @@ async fn a_client_that_stops_reading_is_dropped_and_its_turn_still_recorded() {
     let mut ws = connect(&bridge, "/v1/responses", &[]).await.unwrap();
     // ~24 MB of deltas: more than the queue and both socket buffers hold
     let chunk = "x".repeat(128 * 1024);
-    let mut parts = vec![(Duration::ZERO, ev("response.created", json!({"response": {"id": "resp_big", "output": []}})))];
+    let mut parts =
+        vec![(Duration::ZERO, ev("response.created", json!({"response": {"id": "resp_big", "output": []}})))];
     for _ in 0..190 {
         parts.push((Duration::ZERO, ev("response.output_text.delta", json!({"delta": chunk}))));
     }
     parts.push((
         Duration::ZERO,
-        ev("response.completed", json!({"response": {"id": "resp_big", "status": "completed", "output": [],
-            "usage": {"input_tokens": 5, "output_tokens": 1, "total_tokens": 6}}})),
+        ev(
+            "response.completed",
+            json!({"response": {"id": "resp_big", "status": "completed", "output": [],
+            "usage": {"input_tokens": 5, "output_tokens": 1, "total_tokens": 6}}}),
+        ),
     ));
     upstream.push(Reply::Sse(parts));
     send(&mut ws, &create(vec![user("x")], None)).await;
@@ -442,10 +453,8 @@ async fn a_client_that_stops_reading_is_dropped_and_its_turn_still_recorded() {
     assert_eq!(bridge.state.metrics.counter("codex_bridge_client_stalls_total", &[]), 1);
     assert_eq!(*upstream.state.finished.lock().unwrap(), 1, "the upstream stream was drained to its end");
     // the socket is gone: reading what is buffered ends in an error or the end of the stream
-    let ended = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
+    let ended =
+        tokio::time::timeout(Duration::from_secs(10), async { while let Some(Ok(_)) = ws.next().await {} }).await;
     assert!(ended.is_ok(), "the bridge dropped the socket");
     bridge.settle().await;
     let rows = report::turns(bridge.state.store.as_ref(), "ses_ws").await.unwrap();
