@@ -4,18 +4,20 @@
 //! HTTP exchange), and the emulator receives each turn as one whole HTTP request (the bridge rebuilt the
 //! `previous_response_id` deltas). With `[websocket] ingress = false` the upgrade gets one 426 and Codex's
 //! first turn completes over HTTP at once. OpenCode's experimental WebSocket completes its turns through the
-//! bridge's ingress too.
+//! bridge's ingress too, and so does Codex's custom provider with `supports_websockets = true` against a
+//! bridge that holds a ChatGPT login (the bridge's Codex shaping applies to the rebuilt turns).
 
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::support::bridge::{Bridge, BridgeHome};
+use crate::support::codex::CODEX_CLIENT_KEY;
 use crate::support::codex::{self, CodexSession};
-use crate::support::gate;
 use crate::support::opencode::{self, OpencodeSession};
 use crate::support::process::ClientRun;
 use crate::support::upstream;
+use crate::support::{chatgpt, gate};
 
 /// The marker the emulator's tool call echoes.
 const TOOL_MARKER: &str = "emulator-tool-ok";
@@ -25,7 +27,10 @@ async fn bridge_counter(bridge: &Bridge, name: &str, labels: &[(&str, &str)]) ->
     let base = bridge.responses_base();
     let url = format!("{}/metrics", base.trim_end_matches("/v1"));
     let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().unwrap();
-    let text = client.get(url).send().await.unwrap().text().await.unwrap();
+    // The token matters only to a bridge with access tokens (the ChatGPT bridge below uses this one).
+    let response = client.get(url).header("x-codex-bridge-token", CODEX_CLIENT_KEY).send().await.unwrap();
+    assert!(response.status().is_success(), "GET /metrics: {}", response.status());
+    let text = response.text().await.unwrap();
     text.lines()
         .filter(|l| l.starts_with(name) && labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -140,17 +145,55 @@ async fn opencode_experimental_websocket_turns_complete_through_the_bridge() {
         let errors: Vec<&Value> = run.events_of_type("error").collect();
         assert!(errors.is_empty(), "{}: error events {errors:#?}", run.what);
     }
-    for reason in ["create", "delta", "prewarm", "invalid", "busy", "unknown_previous"] {
-        let n = bridge_counter(&bridge, "codex_bridge_ws_frames_total", &[("reason", reason)]).await;
-        eprintln!("ws frames {reason}: {n}");
-    }
-    eprintln!("turn 1 {:.1?}, turn 2 {:.1?}", first.elapsed, second.elapsed);
     let upgrades = bridge_counter(&bridge, "codex_bridge_requests_total", &[("status", "101")]).await;
     assert!(upgrades >= 2, "one WebSocket per opencode process at least: {upgrades}");
     let ws = bridge_counter(&bridge, "codex_bridge_exchanges_by_transport_total", &[("transport", "ws")]).await;
     assert_eq!(ws, 2, "both turns over the WebSocket (the title goes over HTTP)");
     let tokens2 = opencode::step_tokens(&second);
     assert!(tokens2.cache_read > 0, "turn 2 is served from the cache: {tokens2:?}");
+    assert!(bridge.stop().await.success());
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_custom_provider_over_websocket_to_a_chatgpt_bridge() {
+    let Some(clients) = gate::clients() else { return };
+    let emulator = upstream::start_emulator().await;
+    let home = BridgeHome::new();
+    let account = chatgpt::login(&home, &emulator).await;
+    // The client's key is a bridge access token; the bridge holds the ChatGPT credential.
+    let extra = format!("access_tokens = [\"{CODEX_CLIENT_KEY}\"]\n");
+    let upstream_url = format!("{}/backend-api/codex", emulator.base_url());
+    let bridge = home.serve(&upstream_url, "chatgpt", &chatgpt::config_toml(&emulator, &extra), &[]).await;
+    let base = format!("{}/backend-api/codex", bridge.responses_base().trim_end_matches("/v1"));
+    let mut session = CodexSession::custom_websocket(&clients, &base);
+    let first = session.turn("Say pong").await;
+    assert_clean(&first);
+    assert_eq!(codex::agent_messages(&first), ["pong"], "turn 1; bridge stderr:\n{}", bridge.stderr());
+    let thread_id = session.thread_id().expect("thread.started").to_owned();
+    let second = session.turn("Say pong again").await;
+    assert_clean(&second);
+    assert_eq!(codex::agent_messages(&second), ["pong"]);
+    let usage2 = codex::usage(&second).expect("turn 2 usage");
+    assert!(usage2.cached_input_tokens > 0, "turn 2 is served from the cache: {usage2:?}");
+
+    let upgrades = bridge_counter(&bridge, "codex_bridge_requests_total", &[("status", "101")]).await;
+    assert_eq!(upgrades, 2, "one upgrade per codex process");
+    let ws = bridge_counter(&bridge, "codex_bridge_exchanges_by_transport_total", &[("transport", "ws")]).await;
+    let http = bridge_counter(&bridge, "codex_bridge_exchanges_by_transport_total", &[("transport", "http")]).await;
+    assert_eq!((ws, http), (2, 0), "both turns over the WebSocket, no HTTP fallback");
+    let calls = upstream::calls(&emulator);
+    let turns: Vec<_> = calls.iter().filter(|c| c.is_responses()).collect();
+    assert_eq!(turns.len(), 2, "{calls:#?}");
+    for call in &turns {
+        assert!(call.served, "{call:?}");
+        assert_eq!(call.path, "/backend-api/codex/responses");
+        assert_eq!(call.header("chatgpt-account-id"), Some(account.account_id.as_str()), "the bridge's account");
+        assert_ne!(call.header("authorization"), Some(format!("Bearer {CODEX_CLIENT_KEY}").as_str()));
+        assert_eq!(call.body["store"], false);
+        assert_eq!(call.prompt_cache_key.as_deref(), Some(thread_id.as_str()));
+    }
+    assert!(turns[1].input().len() > turns[0].input().len(), "turn 2 is whole");
     assert!(bridge.stop().await.success());
     emulator.shutdown().await;
 }
