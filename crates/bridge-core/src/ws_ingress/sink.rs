@@ -5,8 +5,8 @@
 //! - Every hand-off waits at most the client stall timeout; a socket that leaves frames unread longer is
 //!   cut ([`CancellationToken`] the socket task obeys) and the pump goes on draining the upstream, so the
 //!   turn is still recorded.
-//! - Only `response.output_item.done` and terminal events are decoded (the items the response added, its
-//!   id); deltas pass as text.
+//! - Only `response.output_item.done`, `response.created` and `response.completed` are decoded (the items
+//!   the response added, else the completed response's `output`; its id); deltas pass as text.
 //! - The socket task always learns how the turn ended ([`Outbound::Ended`]), even when the stream broke.
 
 use std::time::Duration;
@@ -87,10 +87,15 @@ impl WsSink {
                     self.items.push(done.item.to_owned());
                 }
             } else if (is("response.completed") || is("response.created"))
-                && let Ok(e) = serde_json::from_str::<WithResponse>(&event.data)
-                && let Some(id) = e.response.id
+                && let Ok(e) = serde_json::from_str::<WithResponse<'_>>(&event.data)
             {
-                self.response_id = Some(id);
+                if let Some(id) = e.response.id {
+                    self.response_id = Some(id);
+                }
+                // A stream without `response.output_item.done` events: the terminal response lists them.
+                if self.items.is_empty() {
+                    self.items = e.response.output.into_iter().map(ToOwned::to_owned).collect();
+                }
             }
             frames.push(Utf8Bytes::from(event.data));
         }
@@ -105,13 +110,16 @@ struct ItemDone<'a> {
 }
 
 #[derive(Deserialize)]
-struct WithResponse {
-    response: ResponseId,
+struct WithResponse<'a> {
+    #[serde(borrow)]
+    response: ResponseIdAndOutput<'a>,
 }
 
 #[derive(Deserialize)]
-struct ResponseId {
+struct ResponseIdAndOutput<'a> {
     id: Option<String>,
+    #[serde(borrow, default)]
+    output: Vec<&'a RawValue>,
 }
 
 impl Sink for WsSink {

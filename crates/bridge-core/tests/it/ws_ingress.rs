@@ -553,3 +553,22 @@ async fn shutdown_closes_an_idle_socket_with_1001() {
     }
     tokio::time::timeout(Duration::from_secs(5), stopping).await.expect("the bridge stopped").unwrap();
 }
+
+#[tokio::test]
+async fn without_output_item_events_the_completed_responses_output_is_what_the_turn_added() {
+    let upstream = ScriptedUpstream::start().await;
+    let bridge = TestBridge::start(&upstream.url()).await;
+    let mut ws = connect(&bridge, "/v1/responses", &[]).await.unwrap();
+    let Reply::Sse(mut parts) = reply("resp_terse", "terse") else { unreachable!() };
+    parts.remove(2); // no response.output_item.done; response.completed still lists the item
+    upstream.push(Reply::Sse(parts));
+    send(&mut ws, &create(vec![user("one")], None)).await;
+    until_done(&mut ws).await;
+    upstream.push(reply("resp_next", "next"));
+    send(&mut ws, &create(vec![user("two")], Some("resp_terse"))).await;
+    until_done(&mut ws).await;
+    let input = upstream_input(&upstream, 1);
+    assert_eq!(input.len(), 3, "{input:#?}");
+    assert_eq!(input[1]["id"], "msg_resp_terse");
+    bridge.stop().await;
+}
