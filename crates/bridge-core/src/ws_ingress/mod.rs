@@ -267,7 +267,9 @@ impl Socket {
                 return self.error(&e).await;
             }
         };
+        let mut resolved = resolved;
         let headers = session::turn_headers(&self.handshake, &resolved.request);
+        session::strip_ws_only_metadata(&mut resolved.request);
         match crate::turn_state::from_headers(&headers) {
             // The client replays the turn's state: the same logical turn.
             Some(replayed) => {

@@ -29,6 +29,10 @@ pub const METADATA_HEADERS: [&str; 5] = [
     "x-codex-parent-thread-id",
 ];
 
+/// `client_metadata` keys that only a WebSocket frame carries: dropped from a turn sent over HTTP, so it
+/// reaches the upstream as Codex itself sends it over HTTP (the turn state travels as a header there).
+const WS_ONLY_METADATA: [&str; 2] = ["x-codex-ws-stream-request-start-ms", crate::turn_state::TURN_STATE];
+
 /// Handshake headers that belong to the WebSocket, never to a turn's upstream request.
 const HANDSHAKE_ONLY: [&str; 7] = [
     "upgrade",
@@ -199,6 +203,22 @@ pub fn turn_headers(handshake: &HeaderMap, request: &ResponsesRequest) -> Header
     headers
 }
 
+/// Drops the [`WS_ONLY_METADATA`] keys from `client_metadata` (after [`turn_headers`] read them); other
+/// fields keep their bytes.
+pub fn strip_ws_only_metadata(request: &mut ResponsesRequest) {
+    let Ok(Some(mut metadata)) = request.get::<serde_json::Map<String, serde_json::Value>>("client_metadata") else {
+        return;
+    };
+    let before = metadata.len();
+    for key in WS_ONLY_METADATA {
+        metadata.remove(key);
+    }
+    if metadata.len() != before {
+        // A map of strings and JSON values serialises.
+        let _ = request.set("client_metadata", &metadata);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,9 +312,15 @@ mod tests {
         assert_eq!(h.get("session-id").unwrap(), "s");
         assert_eq!(h.get("x-codex-turn-metadata").unwrap(), "new");
         assert!(h.get("x-codex-turn-state").is_none());
-        let r = create(
-            serde_json::json!({"type":"response.create","model":"m","client_metadata":{"x-codex-turn-state":"ts"}}),
-        );
+        let mut r = create(serde_json::json!({"type":"response.create","model":"m",
+            "client_metadata":{"x-codex-turn-state":"ts","x-codex-ws-stream-request-start-ms":"1","thread_id":"t"}}));
         assert_eq!(turn_headers(&hs, &r).get("x-codex-turn-state").unwrap(), "ts");
+        strip_ws_only_metadata(&mut r);
+        assert_eq!(r.raw("client_metadata").unwrap().get(), r#"{"thread_id":"t"}"#);
+        let mut plain = create(serde_json::json!({"type":"response.create","model":"m","client_metadata":{"a":"b"}}));
+        plain.remove("type");
+        let before = plain.to_bytes();
+        strip_ws_only_metadata(&mut plain);
+        assert_eq!(plain.to_bytes(), before, "nothing to strip: untouched");
     }
 }

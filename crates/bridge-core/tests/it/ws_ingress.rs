@@ -67,7 +67,7 @@ fn create(input: Vec<Value>, previous: Option<&str>) -> Value {
     let mut frame = json!({
         "type": "response.create", "model": "gpt-test", "stream": true, "store": false,
         "prompt_cache_key": "ses_ws", "instructions": "be brief", "input": input,
-        "client_metadata": {"x-codex-turn-metadata": "{\"turn_id\":\"t\"}"},
+        "client_metadata": {"x-codex-turn-metadata": "{\"turn_id\":\"t\"}", "x-codex-ws-stream-request-start-ms": "1"},
     });
     if let Some(id) = previous {
         frame["previous_response_id"] = id.into();
@@ -186,6 +186,12 @@ async fn deltas_reach_the_upstream_and_the_tracker_as_whole_turns() {
         let headers = &upstream.seen()[turn].headers;
         assert_eq!(headers.get("x-codex-turn-metadata").unwrap(), "{\"turn_id\":\"t\"}", "frame metadata as headers");
         assert!(headers.get("sec-websocket-key").is_none() && headers.get("upgrade").is_none());
+        let metadata = body["client_metadata"].as_object().unwrap();
+        assert!(
+            metadata.get("x-codex-turn-state").is_none()
+                && metadata.get("x-codex-ws-stream-request-start-ms").is_none()
+        );
+        assert_eq!(metadata["x-codex-turn-metadata"], "{\"turn_id\":\"t\"}", "other metadata kept");
         let replayed_header = headers.get("x-codex-turn-state").map(|v| v.to_str().unwrap());
         assert_eq!(replayed_header, replayed, "turn {turn}: the replayed turn state goes upstream as the header");
         expected.push(frames[2]["item"].clone());
