@@ -9,7 +9,7 @@
 //!
 //! Layers (no module imports one above it): [`clock`], [`errors`], [`metrics`], [`config`] →
 //! [`store_guard`], [`recorder`], [`credentials`], [`codex`] → [`identity`], [`tracker`], [`upstream`],
-//! [`shape`], [`sent`], [`journal_hook`] → [`exchange`] → [`pump`] → [`state`] → [`pipeline`] →
+//! [`turn_state`], [`upstream_ws`], [`shape`], [`sent`], [`journal_hook`] → [`exchange`] → [`pump`] → [`state`] → [`pipeline`] →
 //! [`proxy`], [`models`], [`access`], [`router`], [`server`]. `tests/it/layers.rs` checks it.
 //!
 //! Invariants: nothing panics on client input; every error is OpenAI-shaped JSON; secrets never reach logs
@@ -39,7 +39,9 @@ pub mod shape;
 pub mod state;
 pub mod store_guard;
 pub mod tracker;
+pub mod turn_state;
 pub mod upstream;
+pub mod upstream_ws;
 
 pub use config::{Config, ConfigError, Settings, UpstreamAuth};
 pub use server::{BoundServer, ServeError, bind};

@@ -18,6 +18,7 @@ use crate::recorder::Recorder;
 use crate::store_guard::GuardedStore;
 use crate::tracker::Tracker;
 use crate::upstream::Upstream;
+use crate::upstream_ws::UpstreamSockets;
 
 /// Exchanges admitted but not yet recorded (streaming, or waiting for the tracker, journal and recorder).
 /// When the journal is slower than the traffic, the next request waits for a slot rather than piling up
@@ -33,6 +34,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub upstream: Upstream,
+    /// The upstream sockets (one per conversation) and the transport policy.
+    pub sockets: UpstreamSockets,
     /// Codex-backend shaping and instructions; `None` when the upstream is not shaped for Codex.
     pub codex: Option<Arc<CodexRuntime>>,
     /// The configured backend behind [`crate::store_guard::GuardedStore`] (timeouts, outage tracking).
@@ -85,7 +88,9 @@ impl AppState {
             journal: journal.clone(),
             tasks: tasks.clone(),
         });
+        let sockets = UpstreamSockets::new(upstream.config(), metrics.clone());
         Self(Arc::new(Inner {
+            sockets,
             identity,
             tracker,
             books,

@@ -201,6 +201,20 @@ impl Upstream {
         e
     }
 
+    /// Puts the upstream credential on `headers`, as [`Self::send`] does (the WebSocket handshake).
+    pub async fn authorize(&self, headers: &mut HeaderMap) -> Result<crate::credentials::Applied, ApiError> {
+        self.credentials.apply(headers).await
+    }
+
+    /// After a 401 on the handshake: the refreshed credential on `headers` (`Ok(None)`: nothing to refresh).
+    pub async fn reauthorize(
+        &self,
+        applied: &crate::credentials::Applied,
+        headers: &mut HeaderMap,
+    ) -> Result<Option<crate::credentials::Applied>, ApiError> {
+        self.credentials.refresh(applied, headers).await
+    }
+
     /// GET `{base}/models` with the upstream credential (for `/v1/models` when none are configured).
     pub async fn models(&self, client_headers: &HeaderMap) -> Result<reqwest::Response, ApiError> {
         let mut headers = self.request_headers(client_headers, false);

@@ -44,6 +44,8 @@ pub struct Turn {
     pub ts_ms: i64,
     pub model: Option<String>,
     pub client: Option<String>,
+    /// How the turn reached the upstream (socket reuse, delta or full), when known.
+    pub upstream: Option<crate::upstream_ws::UpstreamTurn>,
 }
 
 /// The tracker; one per bridge.
@@ -110,6 +112,13 @@ impl Tracker {
                 idle_ms: previous.map(|p| turn.ts_ms - p.last_seen_ms),
                 ttl_ms: self.config.cache_ttl_secs as i64 * 1000,
                 min_tokens: self.config.min_cached_tokens,
+                socket: turn.upstream.as_ref().and_then(|u| {
+                    if u.anchor_lost {
+                        Some(explain::SocketEvent::AnchorLost)
+                    } else {
+                        matches!(u.socket, Some("new" | "one-shot")).then_some(explain::SocketEvent::NewSocket)
+                    }
+                }),
             })),
             _ => None,
         };
@@ -139,6 +148,7 @@ impl Tracker {
             input_tokens: usage.input_tokens,
             cached_tokens: usage.cached_tokens,
             outcome: outcome.as_ref().map(ToString::to_string),
+            transport: turn.upstream.as_ref().map(crate::upstream_ws::UpstreamTurn::summary),
         };
         if let Some(o) = &outcome {
             let outcome = if o.is_hit() { "hit" } else { "miss" };

@@ -27,3 +27,4 @@ mod pipeline;
 mod store_outage;
 mod streaming;
 mod tracker_memory;
+mod upstream_ws;
