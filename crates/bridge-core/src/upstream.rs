@@ -253,8 +253,8 @@ fn attempts_note(what: String, started: Instant, attempts: u32) -> String {
     format!("{what} (gave up after {attempts} attempts in {} ms)", started.elapsed().as_millis())
 }
 
-/// 504 when an upstream attempt produced no response head in time.
-fn head_timeout(limit: Duration) -> ApiError {
+/// 504 when an upstream attempt (or a WebSocket handshake) produced no response head in time.
+pub fn head_timeout(limit: Duration) -> ApiError {
     let mut e = crate::errors::gateway_timeout(limit);
     e.message = format!(
         "the upstream sent no response head within {} ms (upstream.response_head_timeout_ms)",

@@ -9,7 +9,7 @@ use codex_emulator::RoutingMode;
 
 use crate::cli::{
     BenchAmplificationArgs, BenchCacheArgs, BenchCommand, BenchCrashLossArgs, BenchOverheadArgs, BenchStoreOutageArgs,
-    BenchTransportArgs, RoutingArg,
+    BenchTransportArgs, RoutingArg, TransportArg,
 };
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -195,9 +195,14 @@ async fn cache_bench(args: BenchCacheArgs) -> anyhow::Result<()> {
         RoutingArg::SessionHeader => vec![RoutingMode::SessionHeader],
         RoutingArg::Both => vec![RoutingMode::Docs, RoutingMode::SessionHeader],
     };
+    let transports = match args.transport {
+        TransportArg::Http => vec![cache::ClientTransport::Http],
+        TransportArg::Websocket => vec![cache::ClientTransport::Websocket],
+        TransportArg::Both => vec![cache::ClientTransport::Http, cache::ClientTransport::Websocket],
+    };
     let config = read_bridge_config(args.bridge_config.as_deref())?;
     let dir = tempdir("bench-cache")?;
-    let results = cache::run(&scenarios, &routings, &dir, &config).await;
+    let results = cache::run(&scenarios, &routings, &transports, args.http_affinity, &dir, &config).await;
     let _ = std::fs::remove_dir_all(&dir);
     let results = results?;
     if let Some(path) = &args.svg {

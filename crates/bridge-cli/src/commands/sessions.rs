@@ -54,21 +54,22 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<()> {
             }
             writeln!(
                 out,
-                "{:>4} {:<32} {:<22} {:>6} {:>8} {:>8}  outcome",
-                "turn", "key", "classification", "items", "input", "cached"
+                "{:>4} {:<32} {:<22} {:>6} {:>8} {:>8}  {:<22} outcome",
+                "turn", "key", "classification", "items", "input", "cached", "transport"
             )?;
             let opt = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
             for (i, t) in turns.iter().enumerate() {
                 let outcome = t.outcome.clone().unwrap_or_else(|| "no usage".to_owned());
                 writeln!(
                     out,
-                    "{:>4} {:<32} {:<22} {:>6} {:>8} {:>8}  {outcome}",
+                    "{:>4} {:<32} {:<22} {:>6} {:>8} {:>8}  {:<22} {outcome}",
                     i + 1,
                     t.key,
                     t.classification,
                     t.items,
                     opt(t.input_tokens),
-                    opt(t.cached_tokens)
+                    opt(t.cached_tokens),
+                    t.transport.as_deref().unwrap_or("-")
                 )?;
             }
         }

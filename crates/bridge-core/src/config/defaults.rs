@@ -34,7 +34,7 @@ pub const RETRY_BUDGET: Duration = Duration::from_secs(15);
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// `[upstream] force_stream`.
 pub const FORCE_STREAM: bool = true;
-/// `[upstream] transport`: a socket per conversation for requests with a session identity, HTTP otherwise.
+/// `[upstream] transport`: one upstream socket per conversation, HTTP when the upstream refuses WebSocket.
 pub const TRANSPORT: &str = "auto";
 /// `[upstream] websocket_max_age_ms`: an upstream socket is retired between turns after this (the backend
 /// caps a connection at 60 minutes).

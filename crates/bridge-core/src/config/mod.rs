@@ -156,11 +156,13 @@ struct FileUpstream {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
-    /// A socket per conversation for requests with a session identity; HTTP for one-shot requests.
+    /// The conversation's upstream socket (the lineage the affinity headers name, a keyless request's
+    /// derived key included); HTTP for what only the HTTP API serves (a client's own
+    /// `previous_response_id`, `background`) and, from then on, for an upstream that refused the upgrade.
     Auto,
     /// Always HTTP (SSE).
     Http,
-    /// A socket for every request (one-shot sockets for requests without a session identity).
+    /// As `auto`, but without the HTTP fallback: a refused or failed handshake is a 502.
     Websocket,
 }
 

@@ -1,8 +1,8 @@
 //! The upstream side of WebSocket: one upstream socket per conversation, turns as deltas on it.
 //!
 //! The pipeline always carries a whole turn (the full input). [`UpstreamSockets::call`] decides whether it
-//! goes over HTTP or over the conversation's socket (`[upstream] transport`: `auto` uses a socket for
-//! requests with a session identity), and on a socket computes the delta itself against what that socket
+//! goes over HTTP or over the conversation's socket (`[upstream] transport`: `auto` and `websocket` use the
+//! socket of the lineage the affinity headers name; `auto` falls back to HTTP, `websocket` does not), and on a socket computes the delta itself against what that socket
 //! last sent and received ([`delta`]). It then reads the socket up to the first event a client sees, which
 //! is where recovery happens, invisibly to the client:
 //! - `websocket_connection_limit_reached` → a new socket and the turn again in full (once);
@@ -39,7 +39,7 @@ use serde_json::Value;
 
 use crate::config::{Transport, UpstreamConfig, WebsocketSettings};
 use crate::identity::prefix::{Digest, digest};
-use crate::identity::{Identity, KeyKind};
+use crate::identity::Identity;
 use crate::metrics::{Metrics, UpstreamTurnLabels};
 use crate::turn_state::TurnStates;
 use crate::upstream::Upstream;
@@ -118,6 +118,7 @@ pub struct UpstreamSockets {
     transport: Transport,
     settings: WebsocketSettings,
     connect_timeout: Duration,
+    response_head_timeout: Duration,
     idle_timeout: Duration,
     /// The upstream refused the upgrade once: HTTP from then on.
     refused: AtomicBool,
@@ -140,6 +141,7 @@ impl UpstreamSockets {
             transport: config.transport,
             settings: config.websocket.clone(),
             connect_timeout: config.connect_timeout,
+            response_head_timeout: config.response_head_timeout,
             idle_timeout: config.idle_timeout,
             refused: AtomicBool::new(false),
             turn_states: Arc::new(TurnStates::default()),
@@ -181,9 +183,12 @@ impl UpstreamSockets {
         let TurnRequest { mut headers, request, identity, client_on_socket } = turn;
         let shape = Shape::of(request);
         let client_turn_state = headers.contains_key(crate::turn_state::HEADER);
-        let conversation = identity.filter(|i| i.kind != KeyKind::Fallback).and_then(|_| {
-            headers.get("session-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
-        });
+        // The conversation: the lineage the affinity headers name. Every identity has one, a keyless
+        // request's derived key included: a keyless conversation's first turn cannot be told from a one-shot
+        // request, and sending it over HTTP costs its second turn the cache (a new socket lands on another
+        // machine; docs/BENCHMARKS.md, `no-key`: 92% of the limit that way, 100% from the first turn).
+        let conversation =
+            identity.and_then(|_| headers.get("session-id").and_then(|v| v.to_str().ok()).map(str::to_owned));
         // The account, from the credential as the HTTP path would apply it (a clone: `send` applies it itself).
         let mut authorized = headers.clone();
         let applied = upstream.authorize(&mut authorized).await?;
@@ -196,11 +201,11 @@ impl UpstreamSockets {
             (Some((c, a, m)), false) => self.turn_states.replay(c, a, m),
             _ => None,
         };
+        let strict = self.transport == Transport::Websocket;
         let socket_wanted = match self.transport {
             Transport::Http => false,
-            Transport::Auto => conversation.is_some(),
-            Transport::Websocket => true,
-        } && !self.refused.load(Ordering::Relaxed)
+            Transport::Auto | Transport::Websocket => true,
+        } && (strict || !self.refused.load(Ordering::Relaxed))
             // A client's own `previous_response_id` or background mode is the HTTP API's business.
             && !request.contains("previous_response_id")
             && request.get::<bool>("background").ok().flatten() != Some(true);
@@ -240,7 +245,16 @@ impl UpstreamSockets {
                 Some(s) => s,
                 None => match self.open(upstream, &mut handshake, &applied, credential).await {
                     Ok(s) => s,
-                    Err(why) => {
+                    Err(Unopened::Silent) => {
+                        // The upstream accepts and says nothing: HTTP would wait as long again.
+                        return Err(crate::upstream::head_timeout(self.handshake_timeout()));
+                    }
+                    Err(Unopened::Fallback(why)) if strict => {
+                        return Err(crate::errors::bad_gateway(format!(
+                            "no upstream WebSocket ([upstream] transport = \"websocket\"): {why}"
+                        )));
+                    }
+                    Err(Unopened::Fallback(why)) => {
                         drop(lease);
                         tracing::debug!(why, "upstream socket unavailable; this turn goes over HTTP");
                         if let Some(v) = replay.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
@@ -319,6 +333,12 @@ impl UpstreamSockets {
         }
     }
 
+    /// The bound on one handshake (TCP, TLS and the upgrade's answer): the connect timeout, or the response
+    /// head timeout when that is shorter.
+    fn handshake_timeout(&self) -> Duration {
+        self.connect_timeout.min(self.response_head_timeout)
+    }
+
     /// The pooled socket if it is young enough, carries the current credential and (after a long idle)
     /// answers a ping; else it is closed and `None`.
     async fn still_good(&self, mut s: Socket, credential: Digest) -> Option<Socket> {
@@ -343,11 +363,11 @@ impl UpstreamSockets {
         handshake: &mut HeaderMap,
         applied: &crate::credentials::Applied,
         credential: Digest,
-    ) -> Result<Socket, &'static str> {
+    ) -> Result<Socket, Unopened> {
         let mut refreshed = false;
         let mut credential = credential;
         loop {
-            match Socket::connect(&self.url, handshake, credential, self.connect_timeout).await {
+            match Socket::connect(&self.url, handshake, credential, self.handshake_timeout()).await {
                 Ok(s) => {
                     Metrics::count(&self.metrics.upstream_socket_events, "opened", 1);
                     return Ok(s);
@@ -356,23 +376,35 @@ impl UpstreamSockets {
                     refreshed = true;
                     match upstream.reauthorize(applied, handshake).await {
                         Ok(Some(_)) => credential = credential_of(handshake),
-                        _ => return Err("the upgrade was refused with 401"),
+                        _ => return Err(Unopened::Fallback("the upgrade was refused with 401")),
                     }
                 }
                 Err(HandshakeError::Status(status @ (404 | 405 | 426))) => {
                     self.refused.store(true, Ordering::Relaxed);
                     Metrics::count(&self.metrics.upstream_socket_events, "refused_upgrade", 1);
                     tracing::info!(status, "the upstream refused the WebSocket upgrade; it is served over HTTP from now on");
-                    return Err("the upstream refused the upgrade");
+                    return Err(Unopened::Fallback("the upstream refused the upgrade"));
+                }
+                Err(HandshakeError::Timeout) => {
+                    Metrics::count(&self.metrics.upstream_socket_events, "handshake_failed", 1);
+                    return Err(Unopened::Silent);
                 }
                 Err(e) => {
                     Metrics::count(&self.metrics.upstream_socket_events, "handshake_failed", 1);
                     tracing::debug!(error = ?e, "upstream WebSocket handshake failed");
-                    return Err("the handshake failed");
+                    return Err(Unopened::Fallback("the handshake failed"));
                 }
             }
         }
     }
+}
+
+/// Why no socket could be opened.
+enum Unopened {
+    /// Refused or failed: the turn may go over HTTP.
+    Fallback(&'static str),
+    /// No answer within the handshake's bound: a 504 (HTTP would wait as long again).
+    Silent,
 }
 
 /// Whether a wrapped error says the `previous_response_id` is unknown (the coded form, or the
@@ -447,9 +479,11 @@ fn credential_of(headers: &HeaderMap) -> Digest {
     header_digest(headers, &["authorization", "chatgpt-account-id"])
 }
 
-/// The connection profile: the handshake-scoped headers a socket keeps for its life.
+/// The connection profile: the handshake-scoped headers a socket keeps for its life. The routing hint is
+/// not part of it: like Codex, a reused socket keeps its first hint (a model or tier change alone does not
+/// move the conversation to a new socket, and so to another cache machine).
 fn profile_of(headers: &HeaderMap) -> Digest {
-    header_digest(headers, &["originator", "user-agent", "version", "openai-beta", "x-codex-beta-features", ROUTING_HINT])
+    header_digest(headers, &["originator", "user-agent", "version", "openai-beta", "x-codex-beta-features"])
 }
 
 /// What the first frames of an answer were.

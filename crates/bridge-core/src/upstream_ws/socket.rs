@@ -45,6 +45,8 @@ pub enum HandshakeError {
     Status(u16),
     /// Connect, TLS or protocol failure (redacted text).
     Transport(String),
+    /// No answer within the deadline.
+    Timeout,
 }
 
 /// One frame read from the upstream.
@@ -65,7 +67,7 @@ impl Socket {
     ) -> Result<Self, HandshakeError> {
         match tokio::time::timeout(timeout, Self::connect_inner(url, headers, credential)).await {
             Ok(result) => result,
-            Err(_) => Err(HandshakeError::Transport(format!("no WebSocket handshake within {} ms", timeout.as_millis()))),
+            Err(_) => Err(HandshakeError::Timeout),
         }
     }
 

@@ -354,16 +354,34 @@ async fn an_upstream_that_refuses_the_upgrade_is_served_over_http_and_remembered
 }
 
 #[tokio::test]
-async fn one_shot_requests_without_a_session_stay_on_http_under_auto() {
+async fn a_keyless_conversation_rides_its_derived_key_socket_and_transport_http_stays_on_http() {
     let emu = emulator(EmulatorConfig::default()).await;
     let bridge = bridge(&emu, "").await;
-    let body = json!({"model": "gpt-5.5", "stream": false, "input": "hello"});
-    let resp =
-        client().post(bridge.url("/v1/responses")).header("authorization", "Bearer test").json(&body).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(posts(&emu), 1);
-    assert!(handshakes(&emu).is_empty());
-    // transport = "http" keeps conversations on HTTP too.
+    let mut c = Conversation::new("unused");
+    let keyless = |c: &Conversation| {
+        let mut b = c.body();
+        b.as_object_mut().unwrap().remove("prompt_cache_key");
+        b
+    };
+    for n in 0..2 {
+        c.input.push(user(format!("keyless {n}")));
+        let resp = client()
+            .post(bridge.url("/v1/responses"))
+            .header("authorization", "Bearer test")
+            .json(&keyless(&c))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let v: Value = resp.json().await.unwrap();
+        c.input.extend(v["output"].as_array().cloned().unwrap());
+    }
+    assert_eq!(posts(&emu), 0);
+    let hs = handshakes(&emu);
+    assert_eq!(hs.len(), 1, "one socket for the keyless conversation");
+    let f = frames(&emu);
+    assert!(f[1].previous_response_id.is_some(), "its second turn is a delta");
+    // transport = "http" keeps conversations on HTTP.
     let http = TestBridge::with(
         &format!("{}/v1", emu.base_url()),
         Options { file: "[upstream]\ntransport = \"http\"\n".into(), ..Options::default() },
@@ -371,8 +389,25 @@ async fn one_shot_requests_without_a_session_stay_on_http_under_auto() {
     .await;
     let mut c = Conversation::new("conv-http-only");
     assert_eq!(c.turn(&http, user("one".into())).await.0, 200);
-    assert_eq!(posts(&emu), 2);
-    assert!(handshakes(&emu).is_empty());
+    assert_eq!(posts(&emu), 1);
+    assert_eq!(handshakes(&emu).len(), 1);
     http.stop().await;
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn transport_websocket_has_no_http_fallback() {
+    let upstream = ScriptedUpstream::start().await;
+    let bridge = TestBridge::with(
+        &upstream.url(),
+        Options { file: "[upstream]\ntransport = \"websocket\"\n".into(), ..Options::default() },
+    )
+    .await;
+    let body = json!({"model": "m", "prompt_cache_key": "conv-strict", "stream": true, "input": "hi"});
+    let resp = client().post(bridge.url("/v1/responses")).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 502);
+    let v: Value = resp.json().await.unwrap();
+    assert!(v["error"]["message"].as_str().unwrap().contains("transport = \"websocket\""), "{v}");
+    assert!(upstream.seen().is_empty(), "nothing went over HTTP");
     bridge.stop().await;
 }
