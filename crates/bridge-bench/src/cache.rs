@@ -135,13 +135,18 @@ pub async fn run(
             let bridge = InProcessBridge::start(&upstream, &dir, bridge_config).await?;
             for scenario in scenarios {
                 emulator.state().reset();
-                let direct = replay(&client, transport, &emulator.base_url(), &scenario.requests, &mut progress).await?;
+                let direct =
+                    replay(&client, transport, &emulator.base_url(), &scenario.requests, &mut progress).await?;
                 let limit = emulator.state().limit();
                 emulator.state().reset();
                 let via = replay(&client, transport, &bridge.url, &scenario.requests, &mut progress).await;
                 let bridge_reached = via.is_ok();
                 if let Err(e) = &via {
-                    eprintln!("bench cache: {} over {} through the bridge failed: {e}", scenario.name, transport.name());
+                    eprintln!(
+                        "bench cache: {} over {} through the bridge failed: {e}",
+                        scenario.name,
+                        transport.name()
+                    );
                 }
                 let via = via.unwrap_or_default();
                 results.push(ScenarioResult {
@@ -226,9 +231,7 @@ fn session_of(r: &Request) -> String {
     let header = ["session_id", "session-id", "thread-id", "x-session-affinity"]
         .iter()
         .find_map(|name| r.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()));
-    header
-        .or_else(|| r.body.get("prompt_cache_key").and_then(|v| v.as_str()).map(str::to_owned))
-        .unwrap_or_default()
+    header.or_else(|| r.body.get("prompt_cache_key").and_then(|v| v.as_str()).map(str::to_owned)).unwrap_or_default()
 }
 
 async fn replay_ws(base: &str, requests: &[Request], progress: &mut Progress) -> Result<Vec<Usage>, BenchError> {

@@ -222,8 +222,7 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
                 }
                 exchange.finish(Outcome::status(status)).await;
                 let mut extra = HeaderMap::new();
-                let body =
-                    crate::codex::errors::map_upstream_error(status, &bytes, crate::clock::now_ms(), &mut extra);
+                let body = crate::codex::errors::map_upstream_error(status, &bytes, crate::clock::now_ms(), &mut extra);
                 headers.extend(extra);
                 return Ok(Reply::Whole { status, headers, body: Bytes::from(body) });
             }

@@ -35,7 +35,10 @@ pub enum StreamFailure {
     /// The upstream socket closed (its close code; `None`: no close frame, 1006) before the terminal event.
     SocketClosed(Option<u16>),
     /// The upstream sent an error frame mid-response.
-    Upstream { code: Option<String>, message: String },
+    Upstream {
+        code: Option<String>,
+        message: String,
+    },
 }
 
 impl StreamFailure {
@@ -79,6 +82,7 @@ pub struct UpstreamEvents {
     source: Source,
 }
 
+#[expect(clippy::large_enum_variant, reason = "one per stream, created once and never moved in a loop")]
 enum Source {
     Http { response: reqwest::Response, decoder: SseDecoder, idle: Duration, ended: bool },
     Socket(Box<crate::upstream_ws::WsEvents>),
@@ -91,8 +95,8 @@ impl UpstreamEvents {
     }
 
     /// Wraps a response on an upstream socket.
-    pub fn socket(events: crate::upstream_ws::WsEvents) -> Self {
-        Self { source: Source::Socket(Box::new(events)) }
+    pub fn socket(events: Box<crate::upstream_ws::WsEvents>) -> Self {
+        Self { source: Source::Socket(events) }
     }
 
     /// The client is gone: an upstream socket is closed at the end of the response, not pooled.

@@ -60,7 +60,9 @@ impl TurnStates {
         {
             return;
         }
-        if map.insert(conversation.to_owned(), Entry { account: *account, turn: *turn, value: value.to_owned() }).is_none()
+        if map
+            .insert(conversation.to_owned(), Entry { account: *account, turn: *turn, value: value.to_owned() })
+            .is_none()
         {
             order.push_back(conversation.to_owned());
             while map.len() > MAX_CONVERSATIONS {

@@ -7,10 +7,10 @@
 //! request's and its input starts with the previous input followed by the items the previous response
 //! added; anything else is a full `response.create`.
 //!
-//! Invariants: a delta is sent only when the upstream's reconstruction (previous input + previous output
-//! + the new items) is item for item the client's whole input, so a delta never changes the turn; the
-//! fields ignored by the comparison are exactly the ones the WebSocket frame does not carry or that do not
-//! change the prompt (`input`, `stream`, `stream_options`, `background`, `client_metadata`,
+//! Invariants: a delta is sent only when the upstream's reconstruction (previous input, then previous
+//! output, then the new items) is item for item the client's whole input, so a delta never changes the
+//! turn; the fields ignored by the comparison are exactly the ones the WebSocket frame does not carry or
+//! that do not change the prompt (`input`, `stream`, `stream_options`, `background`, `client_metadata`,
 //! `previous_response_id`); all of it is linear in the request's size.
 
 use bridge_types::ResponsesRequest;
@@ -19,7 +19,8 @@ use crate::identity::canonical;
 use crate::identity::prefix::{Digest, digest};
 
 /// Top-level fields the comparison ignores (`input` is compared item by item).
-const IGNORED: &[&str] = &["input", "stream", "stream_options", "background", "client_metadata", "previous_response_id"];
+const IGNORED: &[&str] =
+    &["input", "stream", "stream_options", "background", "client_metadata", "previous_response_id"];
 /// Fields the WebSocket frame never carries.
 const NOT_IN_FRAME: &[&str] = &["stream", "background", "previous_response_id", "type"];
 
@@ -124,7 +125,9 @@ impl Plan {
 /// Codex's delta rule (module docs).
 pub fn plan(anchor: Option<&Anchor>, shape: &Shape) -> Plan {
     let (Some(anchor), Some(items)) = (anchor, shape.items.as_ref()) else { return Plan::Full };
-    if anchor.fields != shape.fields || items.len() < anchor.items.len() || items[..anchor.items.len()] != anchor.items[..]
+    if anchor.fields != shape.fields
+        || items.len() < anchor.items.len()
+        || items[..anchor.items.len()] != anchor.items[..]
     {
         return Plan::Full;
     }

@@ -38,8 +38,8 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::config::{Transport, UpstreamConfig, WebsocketSettings};
-use crate::identity::prefix::{Digest, digest};
 use crate::identity::Identity;
+use crate::identity::prefix::{Digest, digest};
 use crate::metrics::{Metrics, UpstreamTurnLabels};
 use crate::turn_state::TurnStates;
 use crate::upstream::Upstream;
@@ -101,7 +101,7 @@ pub enum Called {
     /// Send over HTTP with these headers (turn state added when the turn has one).
     Http { headers: HeaderMap, turn: TurnKey },
     /// A stream whose first client-visible event has arrived (it is the stream's first `next`).
-    Stream { events: WsEvents, headers: HeaderMap, turn: UpstreamTurn },
+    Stream { events: Box<WsEvents>, headers: HeaderMap, turn: UpstreamTurn },
     /// The upstream answered the frame with a wrapped error before any event: its status, the error body
     /// (`{"error":{...}}`) and the headers the frame carried.
     Refused { status: u16, body: Bytes, headers: HeaderMap, turn: UpstreamTurn },
@@ -281,7 +281,7 @@ impl UpstreamSockets {
             }
             let turn =
                 UpstreamTurn { transport: label, socket: Some(socket_kind), frame: Some(plan.label()), anchor_lost };
-            let mut events = WsEvents {
+            let mut events = Box::new(WsEvents {
                 socket: Some(s),
                 lease: lease.take(),
                 idle: self.idle_timeout,
@@ -293,7 +293,7 @@ impl UpstreamSockets {
                 turn_states: self.turn_states.clone(),
                 turn_key: key.clone(),
                 metrics: self.metrics.clone(),
-            };
+            });
             let mut response_headers = HeaderMap::new();
             match events.first(&mut response_headers).await {
                 First::Event(event) => {
@@ -341,7 +341,7 @@ impl UpstreamSockets {
 
     /// The pooled socket if it is young enough, carries the current credential and (after a long idle)
     /// answers a ping; else it is closed and `None`.
-    async fn still_good(&self, mut s: Socket, credential: Digest) -> Option<Socket> {
+    async fn still_good(&self, mut s: Box<Socket>, credential: Digest) -> Option<Box<Socket>> {
         let reason = if s.opened.elapsed() >= self.settings.max_age {
             "retired_age"
         } else if s.credential != credential {
@@ -363,7 +363,7 @@ impl UpstreamSockets {
         handshake: &mut HeaderMap,
         applied: &crate::credentials::Applied,
         credential: Digest,
-    ) -> Result<Socket, Unopened> {
+    ) -> Result<Box<Socket>, Unopened> {
         let mut refreshed = false;
         let mut credential = credential;
         loop {
@@ -382,7 +382,10 @@ impl UpstreamSockets {
                 Err(HandshakeError::Status(status @ (404 | 405 | 426))) => {
                     self.refused.store(true, Ordering::Relaxed);
                     Metrics::count(&self.metrics.upstream_socket_events, "refused_upgrade", 1);
-                    tracing::info!(status, "the upstream refused the WebSocket upgrade; it is served over HTTP from now on");
+                    tracing::info!(
+                        status,
+                        "the upstream refused the WebSocket upgrade; it is served over HTTP from now on"
+                    );
                     return Err(Unopened::Fallback("the upstream refused the upgrade"));
                 }
                 Err(HandshakeError::Timeout) => {
@@ -503,7 +506,10 @@ pub enum WsFailure {
     /// Closed (close code, `None` = no close frame, 1006) or broke before the terminal event.
     Closed(Option<u16>),
     /// A wrapped error frame in the middle of a response.
-    Upstream { code: Option<String>, message: String },
+    Upstream {
+        code: Option<String>,
+        message: String,
+    },
     /// A binary frame or a protocol error.
     Protocol(String),
 }
@@ -511,7 +517,7 @@ pub enum WsFailure {
 /// The events of one response on an upstream socket, as SSE events (each text frame becomes one event
 /// named by its `type`); the source behind [`crate::pump::UpstreamEvents`] for a socket.
 pub struct WsEvents {
-    socket: Option<Socket>,
+    socket: Option<Box<Socket>>,
     lease: Option<Lease>,
     idle: Duration,
     peeked: Option<SseEvent>,
@@ -722,7 +728,7 @@ impl WsEvents {
         lease.give_back(socket);
     }
 
-    fn take_socket(&mut self) -> (Option<Socket>, Option<Lease>) {
+    fn take_socket(&mut self) -> (Option<Box<Socket>>, Option<Lease>) {
         (self.socket.take(), self.lease.take())
     }
 

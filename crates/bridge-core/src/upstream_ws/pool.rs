@@ -30,7 +30,7 @@ pub struct PoolKey {
 }
 
 struct Inner {
-    idle: lru::LruCache<PoolKey, Socket>,
+    idle: lru::LruCache<PoolKey, Box<Socket>>,
     leased: HashSet<PoolKey>,
 }
 
@@ -43,7 +43,7 @@ pub struct Pool {
 /// The outcome of asking for a key's socket.
 pub enum Checkout {
     /// The key's idle socket (the caller checks its age, credential and liveness).
-    Idle(Socket),
+    Idle(Box<Socket>),
     /// Nothing pooled: the caller opens a socket for the key.
     Empty,
     /// A turn is in flight on the key's socket: the caller uses a one-shot socket.
@@ -79,7 +79,7 @@ impl Pool {
         self.lock().idle.len()
     }
 
-    fn end(&self, key: &PoolKey, socket: Option<Socket>) {
+    fn end(&self, key: &PoolKey, socket: Option<Box<Socket>>) {
         let evicted = {
             let mut inner = self.lock();
             inner.leased.remove(key);
@@ -113,7 +113,7 @@ impl Lease {
     }
 
     /// Ends the lease, pooling `socket` (a one-shot lease closes it).
-    pub fn give_back(mut self, socket: Socket) {
+    pub fn give_back(mut self, socket: Box<Socket>) {
         if let Some(key) = self.key.take() {
             self.pool.end(&key, Some(socket));
         }

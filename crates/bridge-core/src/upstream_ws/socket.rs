@@ -64,22 +64,25 @@ impl Socket {
         headers: &HeaderMap,
         credential: Digest,
         timeout: Duration,
-    ) -> Result<Self, HandshakeError> {
+    ) -> Result<Box<Self>, HandshakeError> {
         match tokio::time::timeout(timeout, Self::connect_inner(url, headers, credential)).await {
             Ok(result) => result,
             Err(_) => Err(HandshakeError::Timeout),
         }
     }
 
-    async fn connect_inner(url: &str, headers: &HeaderMap, credential: Digest) -> Result<Self, HandshakeError> {
-        let transport = |e: &dyn std::fmt::Display| HandshakeError::Transport(crate::upstream::redact_urls_in(&e.to_string()));
+    async fn connect_inner(url: &str, headers: &HeaderMap, credential: Digest) -> Result<Box<Self>, HandshakeError> {
+        let transport =
+            |e: &dyn std::fmt::Display| HandshakeError::Transport(crate::upstream::redact_urls_in(&e.to_string()));
         let mut request = url.into_client_request().map_err(|e| transport(&e))?;
         let uri = request.uri().clone();
         let host = uri.host().ok_or_else(|| HandshakeError::Transport("the upstream URL has no host".into()))?;
         let secure = uri.scheme_str() == Some("wss");
         let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
         for (name, value) in headers {
-            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_str().as_bytes()), HeaderValue::from_bytes(value.as_bytes())) {
+            if let (Ok(n), Ok(v)) =
+                (HeaderName::from_bytes(name.as_str().as_bytes()), HeaderValue::from_bytes(value.as_bytes()))
+            {
                 let mut v = v;
                 v.set_sensitive(value.is_sensitive());
                 request.headers_mut().append(n, v);
@@ -88,7 +91,8 @@ impl Socket {
         let tcp = TcpStream::connect((host.trim_matches(['[', ']']), port)).await.map_err(|e| transport(&e))?;
         let _ = tcp.set_nodelay(true);
         let io: Io = if secure {
-            let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| transport(&e))?;
+            let name =
+                tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| transport(&e))?;
             let connector = tls_connector().ok_or_else(|| HandshakeError::Transport("TLS is unavailable".into()))?;
             let tls = connector.connect(name, tcp).await.map_err(|e| transport(&e))?;
             Either::Right(tls)
@@ -98,13 +102,10 @@ impl Socket {
         let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
         match tokio_tungstenite::client_async_with_config(request, io, Some(config)).await {
             Ok((ws, response)) => {
-                let handshake_turn_state = response
-                    .headers()
-                    .get(crate::turn_state::HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
+                let handshake_turn_state =
+                    response.headers().get(crate::turn_state::HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
                 let now = Instant::now();
-                Ok(Self { ws, opened: now, last_used: now, credential, anchor: None, handshake_turn_state })
+                Ok(Box::new(Self { ws, opened: now, last_used: now, credential, anchor: None, handshake_turn_state }))
             }
             Err(tungstenite::Error::Http(response)) => Err(HandshakeError::Status(response.status().as_u16())),
             Err(e) => Err(transport(&e)),
@@ -120,9 +121,8 @@ impl Socket {
     /// `Err` on a timeout (its text) or a protocol error.
     pub async fn recv(&mut self, idle: Duration) -> Result<Incoming, ReadError> {
         loop {
-            let next = match tokio::time::timeout(idle, self.ws.next()).await {
-                Err(_) => return Err(ReadError::Idle(idle)),
-                Ok(next) => next,
+            let Ok(next) = tokio::time::timeout(idle, self.ws.next()).await else {
+                return Err(ReadError::Idle(idle));
             };
             return Ok(match next {
                 None => Incoming::Closed(None),
@@ -156,7 +156,7 @@ impl Socket {
     }
 
     /// Closes politely (best effort, bounded).
-    pub async fn close(mut self) {
+    pub async fn close(mut self: Box<Self>) {
         let _ = tokio::time::timeout(Duration::from_millis(200), self.ws.close(None)).await;
     }
 }
@@ -176,7 +176,8 @@ fn tls_connector() -> Option<tokio_rustls::TlsConnector> {
     let config = CONFIG.get_or_init(|| {
         let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions().ok()?;
+        let builder =
+            rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions().ok()?;
         Some(Arc::new(builder.with_root_certificates(roots).with_no_client_auth()))
     });
     config.clone().map(tokio_rustls::TlsConnector::from)

@@ -205,8 +205,9 @@ async fn a_busy_socket_is_bypassed_with_a_one_shot_socket() {
 
 #[tokio::test]
 async fn the_connection_limit_mid_session_reconnects_and_resends_in_full_invisibly() {
-    let emu = emulator(EmulatorConfig { ws_max_age_ms: 60_000, virtual_clock_ms: Some(0), ..EmulatorConfig::default() })
-        .await;
+    let emu =
+        emulator(EmulatorConfig { ws_max_age_ms: 60_000, virtual_clock_ms: Some(0), ..EmulatorConfig::default() })
+            .await;
     let bridge = bridge(&emu, "").await;
     let mut c = Conversation::new("conv-limit");
     assert_eq!(c.turn(&bridge, user("one".into())).await.0, 200);
@@ -287,7 +288,10 @@ async fn another_account_gets_its_own_socket_and_no_turn_state_of_the_first() {
     let mut b = Conversation::new("conv-acct");
     b.auth = "Bearer other-account".into();
     b.input = a.input.clone();
-    assert_eq!(b.turn(&bridge, json!({"type": "function_call_output", "call_id": "call_2", "output": "ok"})).await.0, 200);
+    assert_eq!(
+        b.turn(&bridge, json!({"type": "function_call_output", "call_id": "call_2", "output": "ok"})).await.0,
+        200
+    );
     let hs = handshakes(&emu);
     assert_eq!(hs.len(), 2, "a new socket for the other account");
     let f = frames(&emu);
