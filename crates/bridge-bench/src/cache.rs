@@ -1,7 +1,16 @@
 //! The cache benchmark: each scenario replayed against the emulator on its virtual clock three ways —
 //! client-direct (the client's own keys and headers straight to the emulator), through the bridge, and the
 //! limit (the most any prompt cache could have served for the direct trace: one machine, unbounded
-//! capacity, same minimum, block and TTL rules) — under each routing mode.
+//! capacity, same minimum, block and TTL rules) — under each routing mode, each client transport and the
+//! emulator's `--http-affinity`.
+//!
+//! Client transports: over **HTTP** every request is posted as the workload wrote it (client-direct: to the
+//! emulator; through the bridge: to the bridge, which uses its own `[upstream] transport` policy); over
+//! **WebSocket** the client keeps one socket per session (its session header, else its body key) and sends
+//! each request as a full `response.create` on it (the workload's assistant items are not the emulator's, so
+//! Codex's delta rule would not hold either), to the emulator directly or to the bridge's WebSocket ingress.
+//! Virtual time goes in the `x-emulator-time` header and in `client_metadata["x-emulator-time"]` (the one a
+//! socket's frames carry), so idle gaps expire caches on every path alike.
 
 use std::path::Path;
 
@@ -21,11 +30,34 @@ use crate::workload::{Request, Scenario};
 pub struct ScenarioResult {
     pub scenario: String,
     pub routing: String,
+    /// The client's transport: `http` or `websocket`.
+    pub transport: String,
+    /// The emulator's `--http-affinity`.
+    pub http_affinity: f64,
+    /// False when the bridge could not be reached over the client's transport (`bridge_cached` is then 0).
+    pub bridge_reached: bool,
     pub requests: usize,
     pub input_tokens: u64,
     pub direct_cached: u64,
     pub bridge_cached: u64,
     pub limit_cached: u64,
+}
+
+/// How the benchmark's client talks to the emulator or the bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientTransport {
+    Http,
+    Websocket,
+}
+
+impl ClientTransport {
+    /// `http` or `websocket`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientTransport::Http => "http",
+            ClientTransport::Websocket => "websocket",
+        }
+    }
 }
 
 /// The routing mode's name as printed.
@@ -76,51 +108,96 @@ impl InProcessBridge {
     }
 }
 
-/// Replays `scenarios` under each routing mode. `data_dir` holds the bridge's SQLite store; `bridge_config`
-/// is the bridge's TOML configuration (empty = its defaults).
+/// Replays `scenarios` under each routing mode and client transport on an emulator with `http_affinity`.
+/// `data_dir` holds the bridge's SQLite store; `bridge_config` is the bridge's TOML configuration (empty =
+/// its defaults).
 pub async fn run(
     scenarios: &[Scenario],
     routings: &[RoutingMode],
+    transports: &[ClientTransport],
+    http_affinity: f64,
     data_dir: &Path,
     bridge_config: &str,
 ) -> Result<Vec<ScenarioResult>, BenchError> {
-    let total: usize = scenarios.iter().map(|s| s.requests.len() * 2).sum::<usize>() * routings.len();
+    let total: usize =
+        scenarios.iter().map(|s| s.requests.len() * 2).sum::<usize>() * routings.len() * transports.len();
     let mut progress = Progress::new("bench cache", total as u64);
     let client = crate::load::client(4)?;
     let mut results = Vec::new();
     for &routing in routings {
-        let config = EmulatorConfig { routing, log_capacity: 10_000, ..EmulatorConfig::default() };
+        let config = EmulatorConfig { routing, http_affinity, log_capacity: 10_000, ..EmulatorConfig::default() };
         let emulator = codex_emulator::spawn(config)
             .await
             .map_err(|e| BenchError::Start { what: "emulator", message: e.to_string() })?;
         let upstream = format!("{}/v1", emulator.base_url());
-        let bridge = InProcessBridge::start(&upstream, &data_dir.join(routing_name(routing)), bridge_config).await?;
-        for scenario in scenarios {
-            emulator.state().reset();
-            let direct = replay(&client, &format!("{upstream}/responses"), &scenario.requests, &mut progress).await?;
-            let limit = emulator.state().limit();
-            emulator.state().reset();
-            let via =
-                replay(&client, &format!("{}/v1/responses", bridge.url), &scenario.requests, &mut progress).await?;
-            results.push(ScenarioResult {
-                scenario: scenario.name.to_owned(),
-                routing: routing_name(routing).to_owned(),
-                requests: scenario.requests.len(),
-                input_tokens: direct.iter().filter_map(|u| u.input_tokens).sum(),
-                direct_cached: direct.iter().filter_map(|u| u.cached_tokens).sum(),
-                bridge_cached: via.iter().filter_map(|u| u.cached_tokens).sum(),
-                limit_cached: limit.cached_tokens,
-            });
+        for &transport in transports {
+            let dir = data_dir.join(format!("{}-{}", routing_name(routing), transport.name()));
+            let bridge = InProcessBridge::start(&upstream, &dir, bridge_config).await?;
+            for scenario in scenarios {
+                emulator.state().reset();
+                let direct =
+                    replay(&client, transport, &emulator.base_url(), &scenario.requests, &mut progress).await?;
+                let limit = emulator.state().limit();
+                emulator.state().reset();
+                let via = replay(&client, transport, &bridge.url, &scenario.requests, &mut progress).await;
+                let bridge_reached = via.is_ok();
+                if let Err(e) = &via {
+                    eprintln!(
+                        "bench cache: {} over {} through the bridge failed: {e}",
+                        scenario.name,
+                        transport.name()
+                    );
+                }
+                let via = via.unwrap_or_default();
+                results.push(ScenarioResult {
+                    scenario: scenario.name.to_owned(),
+                    routing: routing_name(routing).to_owned(),
+                    transport: transport.name().to_owned(),
+                    http_affinity,
+                    bridge_reached,
+                    requests: scenario.requests.len(),
+                    input_tokens: direct.iter().filter_map(|u| u.input_tokens).sum(),
+                    direct_cached: direct.iter().filter_map(|u| u.cached_tokens).sum(),
+                    bridge_cached: via.iter().filter_map(|u| u.cached_tokens).sum(),
+                    limit_cached: limit.cached_tokens,
+                });
+            }
+            bridge.stop().await;
         }
-        bridge.stop().await;
         emulator.shutdown().await;
     }
     progress.finish();
     Ok(results)
 }
 
-/// Sends each request in order and returns the usage each response reported.
+/// The body with its virtual time in `client_metadata` too (what a socket's frame carries).
+fn timed_body(r: &Request) -> serde_json::Value {
+    let mut body = r.body.clone();
+    if let Some(o) = body.as_object_mut() {
+        let meta = o.entry("client_metadata").or_insert_with(|| serde_json::json!({}));
+        if let Some(m) = meta.as_object_mut() {
+            m.insert("x-emulator-time".into(), serde_json::Value::String(r.at_ms.to_string()));
+        }
+    }
+    body
+}
+
+/// Sends each request in order over `transport` to `base` (`http://HOST:PORT`) and returns the usage each
+/// response reported.
 async fn replay(
+    client: &reqwest::Client,
+    transport: ClientTransport,
+    base: &str,
+    requests: &[Request],
+    progress: &mut Progress,
+) -> Result<Vec<Usage>, BenchError> {
+    match transport {
+        ClientTransport::Http => replay_http(client, &format!("{base}/v1/responses"), requests, progress).await,
+        ClientTransport::Websocket => replay_ws(base, requests, progress).await,
+    }
+}
+
+async fn replay_http(
     client: &reqwest::Client,
     url: &str,
     requests: &[Request],
@@ -135,7 +212,7 @@ async fn replay(
             .post(url)
             .header("authorization", "Bearer bench")
             .header("x-emulator-time", r.at_ms.to_string())
-            .json(&r.body);
+            .json(&timed_body(r));
         for (k, v) in &r.headers {
             req = req.header(k, v);
         }
@@ -150,6 +227,44 @@ async fn replay(
         progress.inc(1);
     }
     bridge_core::clock::replay_at(None);
+    Ok(usages)
+}
+
+/// The session a request belongs to, as a WebSocket client keys its sockets.
+fn session_of(r: &Request) -> String {
+    let header = ["session_id", "session-id", "thread-id", "x-session-affinity"]
+        .iter()
+        .find_map(|name| r.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()));
+    header.or_else(|| r.body.get("prompt_cache_key").and_then(|v| v.as_str()).map(str::to_owned)).unwrap_or_default()
+}
+
+async fn replay_ws(base: &str, requests: &[Request], progress: &mut Progress) -> Result<Vec<Usage>, BenchError> {
+    let mut sockets = std::collections::HashMap::new();
+    let mut usages = Vec::with_capacity(requests.len());
+    for r in requests {
+        let session = session_of(r);
+        let ws = match sockets.entry(session) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let mut headers = r.headers.clone();
+                headers.push(("x-emulator-time".to_owned(), r.at_ms.to_string()));
+                e.insert(crate::transport::connect(base, &headers).await?)
+            }
+        };
+        let mut body = timed_body(r);
+        let input = body.as_object_mut().and_then(|o| o.remove("input")).unwrap_or_default();
+        let input = match input {
+            serde_json::Value::Array(items) => items,
+            other => vec![serde_json::json!({"type": "message", "role": "user", "content": other})],
+        };
+        let frame = crate::transport::create_frame(&body, input, None, Some(r.at_ms));
+        let response = crate::transport::ws_turn(ws, frame).await?;
+        usages.push(response.get("usage").map(Usage::from_json).unwrap_or_default());
+        progress.inc(1);
+    }
+    for (_, mut ws) in sockets {
+        let _ = futures_util::SinkExt::close(&mut ws).await;
+    }
     Ok(usages)
 }
 
@@ -174,21 +289,28 @@ fn pct(part: u64, whole: u64) -> String {
 /// The human-readable table: cached tokens and their share of input, and the bridge as a share of the limit.
 pub fn table(results: &[ScenarioResult]) -> String {
     let mut out = format!(
-        "{:<16} {:<15} {:>4} {:>10} {:>17} {:>17} {:>17} {:>8}\n",
-        "scenario", "routing", "reqs", "input tok", "client-direct", "bridge", "limit", "br/limit"
+        "{:<16} {:<15} {:<9} {:>5} {:>4} {:>10} {:>17} {:>17} {:>17} {:>8}\n",
+        "scenario", "routing", "client", "aff", "reqs", "input tok", "client-direct", "bridge", "limit", "br/limit"
     );
     for r in results {
         let cell = |v: u64| format!("{v} ({})", pct(v, r.input_tokens));
+        let (bridge, of_limit) = if r.bridge_reached {
+            (cell(r.bridge_cached), pct(r.bridge_cached, r.limit_cached))
+        } else {
+            ("unreachable".to_owned(), "-".to_owned())
+        };
         out.push_str(&format!(
-            "{:<16} {:<15} {:>4} {:>10} {:>17} {:>17} {:>17} {:>8}\n",
+            "{:<16} {:<15} {:<9} {:>5.2} {:>4} {:>10} {:>17} {:>17} {:>17} {:>8}\n",
             r.scenario,
             r.routing,
+            r.transport,
+            r.http_affinity,
             r.requests,
             r.input_tokens,
             cell(r.direct_cached),
-            cell(r.bridge_cached),
+            bridge,
             cell(r.limit_cached),
-            pct(r.bridge_cached, r.limit_cached)
+            of_limit
         ));
     }
     out

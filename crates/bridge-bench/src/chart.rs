@@ -83,6 +83,9 @@ mod tests {
     fn one_group_of_three_bars_per_result() {
         let r = ScenarioResult {
             scenario: "a<b".into(),
+            transport: "http".into(),
+            http_affinity: 1.0,
+            bridge_reached: true,
             routing: "docs".into(),
             requests: 1,
             input_tokens: 100,

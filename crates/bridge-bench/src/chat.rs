@@ -39,6 +39,7 @@ pub async fn run(routings: &[RoutingMode], data_dir: &Path, seed: u64) -> Result
     let mut results = Vec::new();
     for &routing in routings {
         let config = EmulatorConfig { routing, log_capacity: 10_000, ..EmulatorConfig::default() };
+        let http_affinity = config.http_affinity;
         let emulator = codex_emulator::spawn(config)
             .await
             .map_err(|e| BenchError::Start { what: "emulator", message: e.to_string() })?;
@@ -56,6 +57,9 @@ pub async fn run(routings: &[RoutingMode], data_dir: &Path, seed: u64) -> Result
             results.push(ScenarioResult {
                 scenario: name.to_owned(),
                 routing: routing_name(routing).to_owned(),
+                transport: "http".to_owned(),
+                http_affinity,
+                bridge_reached: true,
                 requests: via.len(),
                 input_tokens: direct.iter().filter_map(|u| u.input_tokens).sum(),
                 direct_cached: direct.iter().filter_map(|u| u.cached_tokens).sum(),

@@ -186,7 +186,7 @@ pub async fn ws_turn(ws: &mut Ws, frame: String) -> Result<Value, BenchError> {
     }
 }
 
-fn create_frame(template: &Value, input: Vec<Value>, previous: Option<&str>, at_ms: Option<u64>) -> String {
+pub fn create_frame(template: &Value, input: Vec<Value>, previous: Option<&str>, at_ms: Option<u64>) -> String {
     let mut frame = template.clone();
     if let Some(o) = frame.as_object_mut() {
         o.remove("stream");

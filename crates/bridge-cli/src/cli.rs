@@ -164,6 +164,14 @@ pub enum RoutingArg {
     Both,
 }
 
+/// `bench cache --transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TransportArg {
+    Http,
+    Websocket,
+    Both,
+}
+
 #[derive(Debug, Args)]
 pub struct BenchCacheArgs {
     /// A scenario name, or `all`.
@@ -172,6 +180,13 @@ pub struct BenchCacheArgs {
     /// Emulator routing mode(s).
     #[arg(long, value_enum, default_value_t = RoutingArg::Both)]
     pub routing: RoutingArg,
+    /// The client's transport (client-direct and to the bridge; the bridge uses its own upstream policy).
+    #[arg(long, value_enum, default_value_t = TransportArg::Http)]
+    pub transport: TransportArg,
+    /// The emulator's --http-affinity (1.0: HTTP always reaches its routing machine; 0.37: the calibrated
+    /// front door).
+    #[arg(long, default_value_t = 1.0)]
+    pub http_affinity: f64,
     /// Seed of the generated workload.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

@@ -27,6 +27,7 @@ use crate::metrics::{FieldLabel, Metrics, RouteLabel, TokenLabels, TransportLabe
 use crate::recorder::Recorder;
 use crate::sent::SentRequest;
 use crate::tracker::Tracker;
+use crate::upstream_ws::UpstreamTurn;
 
 /// The status recorded for an exchange dropped before it finished (nginx's "client closed request").
 pub const ABANDONED: u16 = 499;
@@ -75,6 +76,8 @@ pub struct ExchangeContext {
     pub journal: Option<PendingTurn>,
     /// Bridge time spent on this exchange outside the upstream's own time.
     pub overhead: Duration,
+    /// How the turn reached the upstream (set by the upstream call).
+    pub upstream_turn: Option<UpstreamTurn>,
     /// The body's share of the in-flight body budget and the open-exchange slot, released at the end.
     permits: Vec<OwnedSemaphorePermit>,
 }
@@ -139,6 +142,7 @@ impl Exchange {
             sent: None,
             journal: None,
             overhead: Duration::ZERO,
+            upstream_turn: None,
             permits,
         };
         Self { cx, books, finished: false }
@@ -199,6 +203,7 @@ async fn record(books: &Books, cx: ExchangeContext, outcome: Outcome) {
         sent,
         journal,
         overhead,
+        upstream_turn,
         permits,
     } = cx;
     let metrics = &books.metrics;
@@ -251,8 +256,16 @@ async fn record(books: &Books, cx: ExchangeContext, outcome: Outcome) {
         crate::journal_hook::finish(journal, turn, sent, outcome.output_items, outcome.usage.as_ref()).await;
     }
     if let (true, Some(identity), Some(sent)) = (ok, identity, sent) {
-        let turn =
-            crate::tracker::Turn { identity, sent, request_id, ts_ms, model, client, transport: transport.label() };
+        let turn = crate::tracker::Turn {
+            identity,
+            sent,
+            request_id,
+            ts_ms,
+            model,
+            client,
+            transport: transport.label(),
+            upstream: upstream_turn,
+        };
         let cx = crate::tracker::Context {
             store: books.store.as_ref(),
             recorder: &books.recorder,

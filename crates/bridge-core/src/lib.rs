@@ -13,9 +13,9 @@
 //!
 //! Layers (no module imports one above it): [`clock`], [`errors`], [`metrics`], [`config`], [`turn_state`] →
 //! [`store_guard`], [`recorder`], [`credentials`], [`codex`] → [`identity`], [`tracker`], [`upstream`],
-//! [`shape`], [`sent`], [`journal_hook`] → [`exchange`] → [`pump`] → [`chat`] → [`state`] → [`pipeline`] →
-//! [`proxy`], [`chat_ingress`], [`ws_ingress`], [`models`], [`access`], [`router`], [`server`]. `tests/it/layers.rs`
-//! checks it.
+//! [`turn_state`], [`upstream_ws`], [`shape`], [`sent`], [`journal_hook`] → [`exchange`] → [`pump`] → [`chat`] →
+//! [`state`] → [`pipeline`] → [`proxy`], [`chat_ingress`], [`ws_ingress`], [`models`], [`access`], [`router`],
+//! [`server`]. `tests/it/layers.rs` checks it.
 //!
 //! Invariants: nothing panics on client input; every error is OpenAI-shaped JSON; secrets never reach logs
 //! or error messages.
@@ -48,6 +48,7 @@ pub mod store_guard;
 pub mod tracker;
 pub mod turn_state;
 pub mod upstream;
+pub mod upstream_ws;
 pub mod ws_ingress;
 
 pub use config::{Config, ConfigError, Settings, UpstreamAuth};

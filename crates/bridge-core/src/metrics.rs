@@ -80,6 +80,15 @@ pub struct KindLabel {
     pub kind: &'static str,
 }
 
+/// How one turn reached the upstream: `transport` (`http`, `ws`, `bridged`), `socket` (`new`, `reused`,
+/// `one-shot`, `none`) and `frame` (`delta`, `full`, `none`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamTurnLabels {
+    pub transport: &'static str,
+    pub socket: &'static str,
+    pub frame: &'static str,
+}
+
 /// A store `op`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabel {
@@ -122,6 +131,9 @@ pub struct Metrics {
     pub store_outages: Counter,
     pub store_read_fallbacks: Family<OpLabel, Counter>,
     pub store_writes_dropped: Family<ReasonLabel, Counter>,
+    pub upstream_turns: Family<UpstreamTurnLabels, Counter>,
+    pub upstream_socket_events: Family<ReasonLabel, Counter>,
+    pub upstream_idle_sockets: Gauge,
     /// Model label values in use (bounded by [`MAX_MODELS`]; touched once per exchange).
     models: Mutex<BTreeSet<String>>,
 }
@@ -260,6 +272,21 @@ impl Default for Metrics {
                 Family::default(),
                 "codex_bridge_store_writes_dropped",
                 "Queued store writes dropped, by reason (queue_full, store_error, stopped)."
+            ),
+            upstream_turns: metric!(
+                Family::default(),
+                "codex_bridge_upstream_turns",
+                "Turns sent upstream, by transport (http, ws, bridged), socket (new, reused, one-shot) and frame (delta, full)."
+            ),
+            upstream_socket_events: metric!(
+                Family::default(),
+                "codex_bridge_upstream_socket_events",
+                "Upstream socket events: opened, busy_bypass, retired_age, evicted_credential, evicted_liveness, evicted_lru, evicted_abort, refused_upgrade, handshake_failed, connection_limit, anchor_lost, closed_mid_stream."
+            ),
+            upstream_idle_sockets: metric!(
+                Gauge::default(),
+                "codex_bridge_upstream_idle_sockets",
+                "Idle upstream sockets in the pool."
             ),
             models: Mutex::default(),
             registry,

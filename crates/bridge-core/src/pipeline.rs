@@ -7,7 +7,9 @@
 //! 4. **shape** — the upstream's shape, then the key ([`crate::shape::for_upstream`],
 //!    [`crate::identity::apply_key`]), then the journal hook, which starts the git check
 //!    ([`crate::journal_hook::before_upstream`]); the final request becomes a [`SentRequest`];
-//! 5. **upstream call** — credential, retries ([`crate::upstream::Upstream::send`]);
+//! 5. **upstream call** — HTTP or the conversation's upstream socket, delta or full
+//!    ([`crate::upstream_ws::UpstreamSockets::call`]); over HTTP, credential and retries
+//!    ([`crate::upstream::Upstream::send`]);
 //! 6. **stream** — the first event is awaited here; the egress picks a [`crate::pump::Sink`] and
 //!    [`Streaming::pump`] runs the rest in a tracked task;
 //! 7. **finish** — exactly once, on every path ([`Exchange::finish`], or its drop guard).
@@ -31,6 +33,7 @@ use crate::metrics::Metrics;
 use crate::pump::{Sink, UpstreamEvents};
 use crate::sent::SentRequest;
 use crate::state::AppState;
+use crate::upstream_ws::{Called, TurnRequest, UpstreamTurn};
 use bridge_journal::RequestView;
 
 /// Largest non-streaming upstream body or error body the bridge reads.
@@ -143,7 +146,7 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
     let cx = exchange.cx_mut();
     cx.identity = Some(identity);
     cx.client_streams = client_streams;
-    cx.sent = Some(sent);
+    cx.sent = Some(sent.clone());
     cx.journal = journal;
     // Waits only when MAX_OPEN_EXCHANGES exchanges still have bookkeeping to do (a slow store or journal).
     if let Ok(slot) = state.open_exchanges.clone().acquire_owned().await {
@@ -151,45 +154,85 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
     }
     exchange.cx_mut().overhead = started.elapsed();
 
-    // upstream call
+    // upstream call: over HTTP, or over the conversation's upstream socket (crate::upstream_ws)
     let sent_at = Instant::now();
-    let upstream = state.upstream.send(upstream_headers, body, metrics).await;
-    settle_git(&mut exchange, state, notes).await;
-    let upstream = match upstream {
-        Ok(response) => response,
-        Err(e) => return fail(exchange, e.into()).await,
-    };
-    Metrics::observe(&metrics.upstream_latency, route, sent_at.elapsed());
-    let status = upstream.status().as_u16();
-    let upstream_headers = upstream.headers().clone();
-    let is_sse = upstream_headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    let idle = state.upstream.config().idle_timeout;
-
-    if !(200..300).contains(&status) || !is_sse {
-        let bytes = match read_upstream_body(upstream, idle).await {
-            Ok(bytes) => bytes,
-            Err(e) => return fail(exchange, e.into()).await,
+    let client_on_socket = transport == crate::exchange::Transport::Ws;
+    let called = {
+        let turn = TurnRequest {
+            headers: upstream_headers,
+            request: &sent.request,
+            identity: exchange.cx().identity.as_ref(),
+            client_on_socket,
         };
-        let mut headers = upstream_headers;
-        if (200..300).contains(&status) {
-            let usage = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("usage").map(Usage::from_json));
-            exchange.finish(Outcome { status, usage, output_items: Vec::new() }).await;
-            return Ok(Reply::Whole { status, headers, body: bytes });
+        state.sockets.call(&state.upstream, turn).await
+    };
+    let idle = state.upstream.config().idle_timeout;
+    let (mut events, upstream_headers) = match called {
+        Err(e) => {
+            settle_git(&mut exchange, state, notes).await;
+            return fail(exchange, e.into()).await;
         }
-        exchange.finish(Outcome::status(status)).await;
-        let mut extra = HeaderMap::new();
-        let body = crate::codex::errors::map_upstream_error(status, &bytes, crate::clock::now_ms(), &mut extra);
-        headers.extend(extra);
-        return Ok(Reply::Whole { status, headers, body: Bytes::from(body) });
-    }
+        Ok(Called::Refused { status, body, headers: mut error_headers, turn }) => {
+            settle_git(&mut exchange, state, notes).await;
+            state.sockets.count(&turn);
+            exchange.cx_mut().upstream_turn = Some(turn);
+            Metrics::observe(&metrics.upstream_latency, route, sent_at.elapsed());
+            exchange.finish(Outcome::status(status)).await;
+            let mut extra = HeaderMap::new();
+            let body = crate::codex::errors::map_upstream_error(status, &body, crate::clock::now_ms(), &mut extra);
+            error_headers.extend(extra);
+            return Ok(Reply::Whole { status, headers: error_headers, body: Bytes::from(body) });
+        }
+        Ok(Called::Stream { events, headers: response_headers, turn }) => {
+            settle_git(&mut exchange, state, notes).await;
+            state.sockets.count(&turn);
+            exchange.cx_mut().upstream_turn = Some(turn);
+            Metrics::observe(&metrics.upstream_latency, route, sent_at.elapsed());
+            (UpstreamEvents::socket(events), response_headers)
+        }
+        Ok(Called::Http { headers: http_headers, turn: turn_key }) => {
+            let upstream = state.upstream.send(http_headers, body, metrics).await;
+            settle_git(&mut exchange, state, notes).await;
+            let upstream = match upstream {
+                Ok(response) => response,
+                Err(e) => return fail(exchange, e.into()).await,
+            };
+            let turn = UpstreamTurn::http();
+            state.sockets.count(&turn);
+            exchange.cx_mut().upstream_turn = Some(turn);
+            state.sockets.capture_http(&turn_key, upstream.headers());
+            Metrics::observe(&metrics.upstream_latency, route, sent_at.elapsed());
+            let status = upstream.status().as_u16();
+            let upstream_headers = upstream.headers().clone();
+            let is_sse = upstream_headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/event-stream"));
+
+            if !(200..300).contains(&status) || !is_sse {
+                let bytes = match read_upstream_body(upstream, idle).await {
+                    Ok(bytes) => bytes,
+                    Err(e) => return fail(exchange, e.into()).await,
+                };
+                let mut headers = upstream_headers;
+                if (200..300).contains(&status) {
+                    let usage = serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .ok()
+                        .and_then(|v| v.get("usage").map(Usage::from_json));
+                    exchange.finish(Outcome { status, usage, output_items: Vec::new() }).await;
+                    return Ok(Reply::Whole { status, headers, body: bytes });
+                }
+                exchange.finish(Outcome::status(status)).await;
+                let mut extra = HeaderMap::new();
+                let body = crate::codex::errors::map_upstream_error(status, &bytes, crate::clock::now_ms(), &mut extra);
+                headers.extend(extra);
+                return Ok(Reply::Whole { status, headers, body: Bytes::from(body) });
+            }
+            (UpstreamEvents::new(upstream, idle), upstream_headers)
+        }
+    };
 
     // stream: the first event is awaited here, so a stream that fails at once is an HTTP error
-    let mut events = UpstreamEvents::new(upstream, idle);
     let first = match events.next().await {
         Ok(Some(event)) => event,
         Ok(None) => {

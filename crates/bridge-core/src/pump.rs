@@ -32,6 +32,13 @@ pub enum StreamFailure {
     Idle(Duration),
     Transport(String),
     TooLarge(usize),
+    /// The upstream socket closed (its close code; `None`: no close frame, 1006) before the terminal event.
+    SocketClosed(Option<u16>),
+    /// The upstream sent an error frame mid-response.
+    Upstream {
+        code: Option<String>,
+        message: String,
+    },
 }
 
 impl StreamFailure {
@@ -41,6 +48,8 @@ impl StreamFailure {
             StreamFailure::Idle(_) => "idle_timeout",
             StreamFailure::Transport(_) => "transport",
             StreamFailure::TooLarge(_) => "event_too_large",
+            StreamFailure::SocketClosed(_) => "socket_closed",
+            StreamFailure::Upstream { .. } => "upstream_error",
         }
     }
 
@@ -52,47 +61,94 @@ impl StreamFailure {
             StreamFailure::TooLarge(limit) => {
                 crate::errors::bad_gateway(format!("upstream sent an SSE event larger than {limit} bytes"))
             }
+            StreamFailure::SocketClosed(code) => crate::errors::bad_gateway(format!(
+                "the upstream WebSocket closed ({}) before response.completed; the request was sent, so it is not replayed: retry",
+                code.map_or_else(|| "1006".to_owned(), |c| c.to_string())
+            )),
+            StreamFailure::Upstream { code, message } => {
+                let e = crate::errors::bad_gateway(format!("the upstream failed mid-response: {message}"));
+                match code {
+                    Some(c) => e.with_code(c.clone()),
+                    None => e,
+                }
+            }
         }
     }
 }
 
-/// Upstream SSE events with an idle timeout on every read.
+/// Upstream events with an idle timeout on every read, from an HTTP SSE body or from the frames of an
+/// upstream WebSocket ([`crate::upstream_ws::WsEvents`]); the pump and the sinks see the same events.
 pub struct UpstreamEvents {
-    response: reqwest::Response,
-    decoder: SseDecoder,
-    idle: Duration,
-    ended: bool,
+    source: Source,
+}
+
+#[expect(clippy::large_enum_variant, reason = "one per stream, created once and never moved in a loop")]
+enum Source {
+    Http { response: reqwest::Response, decoder: SseDecoder, idle: Duration, ended: bool },
+    Socket(Box<crate::upstream_ws::WsEvents>),
 }
 
 impl UpstreamEvents {
     /// Wraps a streaming upstream response.
     pub fn new(response: reqwest::Response, idle: Duration) -> Self {
-        Self { response, decoder: SseDecoder::new(), idle, ended: false }
+        Self { source: Source::Http { response, decoder: SseDecoder::new(), idle, ended: false } }
     }
 
-    /// The next complete event already received, without waiting for more input.
+    /// Wraps a response on an upstream socket.
+    pub fn socket(events: Box<crate::upstream_ws::WsEvents>) -> Self {
+        Self { source: Source::Socket(events) }
+    }
+
+    /// The client is gone: an upstream socket is closed at the end of the response, not pooled.
+    pub fn client_left(&mut self) {
+        if let Source::Socket(events) = &mut self.source {
+            events.client_left();
+        }
+    }
+
+    /// The next complete event already received, without waiting for more input (a socket's events are
+    /// read one frame at a time: none is ever buffered).
     pub fn buffered(&mut self) -> Result<Option<SseEvent>, StreamFailure> {
-        match self.decoder.next_event() {
-            Ok(event) => Ok(event),
-            Err(bridge_sse::SseError::EventTooLarge { limit }) => Err(StreamFailure::TooLarge(limit)),
+        match &mut self.source {
+            Source::Http { decoder, .. } => match decoder.next_event() {
+                Ok(event) => Ok(event),
+                Err(bridge_sse::SseError::EventTooLarge { limit }) => Err(StreamFailure::TooLarge(limit)),
+            },
+            Source::Socket(_) => Ok(None),
         }
     }
 
     /// The next complete event; `Ok(None)` at the end of the stream.
     pub async fn next(&mut self) -> Result<Option<SseEvent>, StreamFailure> {
+        if let Source::Socket(events) = &mut self.source {
+            return events.next().await.map_err(StreamFailure::from);
+        }
         loop {
             if let Some(event) = self.buffered()? {
                 return Ok(Some(event));
             }
-            if self.ended {
-                return Ok(self.decoder.finish());
+            let Source::Http { response, decoder, idle, ended } = &mut self.source else { return Ok(None) };
+            if *ended {
+                return Ok(decoder.finish());
             }
-            match tokio::time::timeout(self.idle, self.response.chunk()).await {
-                Err(_) => return Err(StreamFailure::Idle(self.idle)),
+            match tokio::time::timeout(*idle, response.chunk()).await {
+                Err(_) => return Err(StreamFailure::Idle(*idle)),
                 Ok(Err(e)) => return Err(StreamFailure::Transport(e.without_url().to_string())),
-                Ok(Ok(None)) => self.ended = true,
-                Ok(Ok(Some(chunk))) => self.decoder.feed(&chunk),
+                Ok(Ok(None)) => *ended = true,
+                Ok(Ok(Some(chunk))) => decoder.feed(&chunk),
             }
+        }
+    }
+}
+
+impl From<crate::upstream_ws::WsFailure> for StreamFailure {
+    fn from(f: crate::upstream_ws::WsFailure) -> Self {
+        use crate::upstream_ws::WsFailure;
+        match f {
+            WsFailure::Idle(d) => StreamFailure::Idle(d),
+            WsFailure::Closed(code) => StreamFailure::SocketClosed(code),
+            WsFailure::Upstream { code, message } => StreamFailure::Upstream { code, message },
+            WsFailure::Protocol(m) => StreamFailure::Transport(m),
         }
     }
 }
@@ -310,7 +366,9 @@ pub async fn run(
         }
         let out = joined.map_or(event.raw, bytes::BytesMut::freeze);
         exchange.cx_mut().overhead += t.elapsed();
-        sink.deliver(out, &request_id, &metrics).await;
+        if !sink.deliver(out, &request_id, &metrics).await {
+            events.client_left();
+        }
         if failure.is_some() {
             break;
         }

@@ -19,6 +19,7 @@ use crate::recorder::Recorder;
 use crate::store_guard::GuardedStore;
 use crate::tracker::Tracker;
 use crate::upstream::Upstream;
+use crate::upstream_ws::UpstreamSockets;
 
 /// Exchanges admitted but not yet recorded (streaming, or waiting for the tracker, journal and recorder).
 /// When the journal is slower than the traffic, the next request waits for a slot rather than piling up
@@ -34,6 +35,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub upstream: Upstream,
+    /// The upstream sockets (one per conversation) and the transport policy.
+    pub sockets: UpstreamSockets,
     /// Codex-backend shaping and instructions; `None` when the upstream is not shaped for Codex.
     pub codex: Option<Arc<CodexRuntime>>,
     /// The configured backend behind [`crate::store_guard::GuardedStore`] (timeouts, outage tracking).
@@ -95,8 +98,10 @@ impl AppState {
         });
         let chat_replay =
             config.chat.reasoning_replay.then(|| Arc::new(ReplayStore::new(config.chat.replay_max_bytes)));
+        let sockets = UpstreamSockets::new(upstream.config(), metrics.clone());
         Self(Arc::new(Inner {
             chat_replay,
+            sockets,
             identity,
             tracker,
             books,

@@ -206,6 +206,20 @@ impl Upstream {
         e
     }
 
+    /// Puts the upstream credential on `headers`, as [`Self::send`] does (the WebSocket handshake).
+    pub async fn authorize(&self, headers: &mut HeaderMap) -> Result<crate::credentials::Applied, ApiError> {
+        self.credentials.apply(headers).await
+    }
+
+    /// After a 401 on the handshake: the refreshed credential on `headers` (`Ok(None)`: nothing to refresh).
+    pub async fn reauthorize(
+        &self,
+        applied: &crate::credentials::Applied,
+        headers: &mut HeaderMap,
+    ) -> Result<Option<crate::credentials::Applied>, ApiError> {
+        self.credentials.refresh(applied, headers).await
+    }
+
     /// GET `{base}/models` with the upstream credential (for `/v1/models` when none are configured).
     pub async fn models(&self, client_headers: &HeaderMap) -> Result<reqwest::Response, ApiError> {
         let mut headers = self.request_headers(client_headers, false);
@@ -244,8 +258,8 @@ fn attempts_note(what: String, started: Instant, attempts: u32) -> String {
     format!("{what} (gave up after {attempts} attempts in {} ms)", started.elapsed().as_millis())
 }
 
-/// 504 when an upstream attempt produced no response head in time.
-fn head_timeout(limit: Duration) -> ApiError {
+/// 504 when an upstream attempt (or a WebSocket handshake) produced no response head in time.
+pub fn head_timeout(limit: Duration) -> ApiError {
     let mut e = crate::errors::gateway_timeout(limit);
     e.message = format!(
         "the upstream sent no response head within {} ms (upstream.response_head_timeout_ms)",

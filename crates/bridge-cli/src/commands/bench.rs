@@ -9,7 +9,7 @@ use codex_emulator::RoutingMode;
 
 use crate::cli::{
     BenchAmplificationArgs, BenchCacheArgs, BenchCommand, BenchCrashLossArgs, BenchOverheadArgs, BenchStoreOutageArgs,
-    BenchTransportArgs, RoutingArg,
+    BenchTransportArgs, RoutingArg, TransportArg,
 };
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -197,9 +197,14 @@ async fn cache_bench(args: BenchCacheArgs) -> anyhow::Result<()> {
         RoutingArg::SessionHeader => vec![RoutingMode::SessionHeader],
         RoutingArg::Both => vec![RoutingMode::Docs, RoutingMode::SessionHeader],
     };
+    let transports = match args.transport {
+        TransportArg::Http => vec![cache::ClientTransport::Http],
+        TransportArg::Websocket => vec![cache::ClientTransport::Websocket],
+        TransportArg::Both => vec![cache::ClientTransport::Http, cache::ClientTransport::Websocket],
+    };
     let config = read_bridge_config(args.bridge_config.as_deref())?;
     let dir = tempdir("bench-cache")?;
-    let mut results = cache::run(&scenarios, &routings, &dir, &config).await;
+    let mut results = cache::run(&scenarios, &routings, &transports, args.http_affinity, &dir, &config).await;
     if with_chat && let Ok(rows) = &mut results {
         match bridge_bench::chat::run(&routings, &dir, args.seed).await {
             Ok(chat) => rows.extend(chat),

@@ -34,6 +34,19 @@ pub const RETRY_BUDGET: Duration = Duration::from_secs(15);
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// `[upstream] force_stream`.
 pub const FORCE_STREAM: bool = true;
+/// `[upstream] transport`: one upstream socket per conversation, HTTP when the upstream refuses WebSocket.
+pub const TRANSPORT: &str = "auto";
+/// `[upstream] websocket_max_age_ms`: an upstream socket is retired between turns after this (the backend
+/// caps a connection at 60 minutes).
+pub const WEBSOCKET_MAX_AGE: Duration = Duration::from_secs(55 * 60);
+/// `[upstream] websocket_max_idle_sockets`: idle upstream sockets kept; beyond it the least recently used
+/// idle one is closed.
+pub const WEBSOCKET_MAX_IDLE_SOCKETS: usize = 256;
+/// `[upstream] websocket_ping_after_ms`: a pooled socket idle longer than this is pinged (and must answer
+/// within the pong deadline) before it carries a turn.
+pub const WEBSOCKET_PING_AFTER: Duration = Duration::from_secs(25);
+/// The pong deadline of that liveness check.
+pub const WEBSOCKET_PONG_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `[server] max_connections` (lowered to fit the open-file limit at startup).
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -74,6 +87,10 @@ pub fn documented() -> Vec<(&'static str, String)> {
         ("[server] client_stall_timeout_ms", ms(CLIENT_STALL_TIMEOUT)),
         ("[server] max_inflight_body_bytes", MAX_INFLIGHT_BODY_BYTES.to_string()),
         ("[upstream] retry_budget_ms", ms(RETRY_BUDGET)),
+        ("[upstream] transport", TRANSPORT.to_owned()),
+        ("[upstream] websocket_max_age_ms", ms(WEBSOCKET_MAX_AGE)),
+        ("[upstream] websocket_max_idle_sockets", WEBSOCKET_MAX_IDLE_SOCKETS.to_string()),
+        ("[upstream] websocket_ping_after_ms", ms(WEBSOCKET_PING_AFTER)),
         ("[websocket] ingress", WS_INGRESS.to_string()),
         ("[websocket] idle_timeout_ms", ms(WS_IDLE_TIMEOUT)),
         ("[websocket] max_sockets", WS_MAX_SOCKETS.to_string()),

@@ -198,7 +198,48 @@ struct FileUpstream {
     retry_budget_ms: Option<u64>,
     max_retry_after_ms: Option<u64>,
     force_stream: Option<bool>,
+    transport: Option<Transport>,
+    websocket_max_age_ms: Option<u64>,
+    websocket_max_idle_sockets: Option<usize>,
+    websocket_ping_after_ms: Option<u64>,
     codex: Option<crate::config::codex::FileCodex>,
+}
+
+/// `[upstream] transport`: how a turn reaches the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// The conversation's upstream socket (the lineage the affinity headers name, a keyless request's
+    /// derived key included); HTTP for what only the HTTP API serves (a client's own
+    /// `previous_response_id`, `background`) and, from then on, for an upstream that refused the upgrade.
+    Auto,
+    /// Always HTTP (SSE).
+    Http,
+    /// As `auto`, but without the HTTP fallback: a refused or failed handshake is a 502.
+    Websocket,
+}
+
+impl Transport {
+    fn parse_default() -> Self {
+        match defaults::TRANSPORT {
+            "http" => Transport::Http,
+            "websocket" => Transport::Websocket,
+            _ => Transport::Auto,
+        }
+    }
+}
+
+/// The upstream WebSocket pool's settings.
+#[derive(Debug, Clone)]
+pub struct WebsocketSettings {
+    /// A socket is retired between turns once this old.
+    pub max_age: Duration,
+    /// Idle sockets kept (LRU beyond it).
+    pub max_idle_sockets: usize,
+    /// A pooled socket idle longer than this is pinged before it carries a turn.
+    pub ping_after: Duration,
+    /// The pong deadline of that check.
+    pub pong_timeout: Duration,
 }
 
 /// Validated upstream settings.
@@ -226,6 +267,10 @@ pub struct UpstreamConfig {
     pub force_stream: bool,
     /// Codex-backend request shaping (on by default for the ChatGPT upstream).
     pub codex: Option<crate::config::codex::CodexShaping>,
+    /// HTTP or one socket per conversation (`[upstream] transport`).
+    pub transport: Transport,
+    /// The upstream socket pool.
+    pub websocket: WebsocketSettings,
 }
 
 impl UpstreamConfig {
@@ -464,6 +509,22 @@ impl Config {
                     .map_or(defaults::MAX_RETRY_AFTER, Duration::from_millis),
                 force_stream: file.upstream.force_stream.unwrap_or(defaults::FORCE_STREAM),
                 codex: crate::config::codex::resolve_shaping(file.upstream.codex, auth == UpstreamAuth::Chatgpt),
+                transport: file.upstream.transport.unwrap_or_else(Transport::parse_default),
+                websocket: WebsocketSettings {
+                    max_age: file
+                        .upstream
+                        .websocket_max_age_ms
+                        .map_or(defaults::WEBSOCKET_MAX_AGE, Duration::from_millis),
+                    max_idle_sockets: file
+                        .upstream
+                        .websocket_max_idle_sockets
+                        .unwrap_or(defaults::WEBSOCKET_MAX_IDLE_SOCKETS),
+                    ping_after: file
+                        .upstream
+                        .websocket_ping_after_ms
+                        .map_or(defaults::WEBSOCKET_PING_AFTER, Duration::from_millis),
+                    pong_timeout: defaults::WEBSOCKET_PONG_TIMEOUT,
+                },
             },
             cache: file.cache.resolve(),
             chat: file.chat.resolve(),

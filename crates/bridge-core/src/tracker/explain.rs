@@ -53,6 +53,10 @@ pub enum Outcome {
     Spilled,
     /// The session was idle longer than the upstream cache TTL.
     IdleExpired,
+    /// The turn went out on a new upstream socket (a new connection may land on another cache machine).
+    NewSocket,
+    /// The delta's anchor was gone upstream; the turn was resent in full.
+    AnchorLost,
     /// Nothing explains the miss.
     Unexplained,
 }
@@ -67,6 +71,8 @@ impl fmt::Display for Outcome {
             Outcome::NewIdentity => f.write_str("new-identity"),
             Outcome::Spilled => f.write_str("spilled"),
             Outcome::IdleExpired => f.write_str("idle-expired"),
+            Outcome::NewSocket => f.write_str("new-socket"),
+            Outcome::AnchorLost => f.write_str("anchor-lost"),
             Outcome::Unexplained => f.write_str("unexplained"),
         }
     }
@@ -103,6 +109,17 @@ pub struct Evidence {
     pub min_tokens: u64,
     /// The request was routed to a spill partition's key instead of its root's.
     pub spilled: bool,
+    /// What happened to the upstream socket on this turn, when it explains a miss.
+    pub socket: Option<SocketEvent>,
+}
+
+/// An upstream socket event that explains a miss on an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketEvent {
+    /// A new socket (first turn on it, after a retirement, eviction or bypass).
+    NewSocket,
+    /// The anchor was lost and the turn resent in full.
+    AnchorLost,
 }
 
 /// The backend caches in 128-token blocks.
@@ -145,6 +162,11 @@ pub fn outcome(e: &Evidence) -> Outcome {
     if e.idle_ms.is_some_and(|idle| idle > e.ttl_ms) {
         return Outcome::IdleExpired;
     }
+    match e.socket {
+        Some(SocketEvent::AnchorLost) => return Outcome::AnchorLost,
+        Some(SocketEvent::NewSocket) => return Outcome::NewSocket,
+        None => {}
+    }
     Outcome::Unexplained
 }
 
@@ -166,7 +188,28 @@ mod tests {
             ttl_ms: 300_000,
             min_tokens: 1024,
             spilled: false,
+            socket: None,
         }
+    }
+
+    #[test]
+    fn a_new_socket_or_a_lost_anchor_explains_an_otherwise_unexplained_miss() {
+        let e = |socket| Evidence {
+            classification: Classification::Append,
+            input_tokens: 3000,
+            cached_tokens: 0,
+            previous_input_tokens: Some(2900),
+            idle_ms: Some(0),
+            ttl_ms: 300_000,
+            min_tokens: 1024,
+            spilled: false,
+            socket,
+        };
+        assert_eq!(outcome(&e(Some(SocketEvent::NewSocket))).to_string(), "new-socket");
+        assert_eq!(outcome(&e(Some(SocketEvent::AnchorLost))).to_string(), "anchor-lost");
+        assert_eq!(outcome(&e(None)), Outcome::Unexplained);
+        let hit = Evidence { cached_tokens: 2816, ..e(Some(SocketEvent::NewSocket)) };
+        assert_eq!(outcome(&hit), Outcome::Hit, "a hit stays a hit");
     }
 
     #[test]

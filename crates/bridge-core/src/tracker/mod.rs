@@ -46,6 +46,8 @@ pub struct Turn {
     pub client: Option<String>,
     /// The client transport (`http`, `ws`).
     pub transport: &'static str,
+    /// How the turn reached the upstream (socket reuse, delta or full), when known.
+    pub upstream: Option<crate::upstream_ws::UpstreamTurn>,
 }
 
 /// The tracker; one per bridge.
@@ -113,6 +115,13 @@ impl Tracker {
                 ttl_ms: self.config.cache_ttl_secs as i64 * 1000,
                 min_tokens: self.config.min_cached_tokens,
                 spilled: matches!(turn.identity.routing, Routing::Spilled(_)),
+                socket: turn.upstream.as_ref().and_then(|u| {
+                    if u.anchor_lost {
+                        Some(explain::SocketEvent::AnchorLost)
+                    } else {
+                        matches!(u.socket, Some("new" | "one-shot")).then_some(explain::SocketEvent::NewSocket)
+                    }
+                }),
             })),
             _ => None,
         };
@@ -152,6 +161,7 @@ impl Tracker {
             input_tokens: usage.input_tokens,
             cached_tokens: usage.cached_tokens,
             outcome: outcome.as_ref().map(ToString::to_string),
+            upstream: turn.upstream.as_ref().map(crate::upstream_ws::UpstreamTurn::summary),
         };
         if let Some(o) = &outcome {
             let outcome = if o.is_hit() { "hit" } else { "miss" };

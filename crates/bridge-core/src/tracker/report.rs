@@ -95,6 +95,7 @@ mod tests {
             input_tokens: input,
             cached_tokens: input.map(|i| i / 2),
             outcome: outcome.map(str::to_owned),
+            upstream: None,
         })
         .unwrap()
     }

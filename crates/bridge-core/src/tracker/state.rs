@@ -61,6 +61,10 @@ pub struct TurnRow {
     pub cached_tokens: Option<u64>,
     /// `hit`, `partial` or a miss reason; `None` when the upstream sent no usage.
     pub outcome: Option<String>,
+    /// How the turn reached the upstream: `http`, or `bridged`/`ws` with the socket (`new`, `reused`,
+    /// `one-shot`) and the frame (`delta`, `full`), e.g. `bridged/reused/delta`. Absent in older rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
 }
 
 /// Where a turn was routed when not by its own key.

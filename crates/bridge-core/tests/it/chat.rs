@@ -339,7 +339,8 @@ async fn upstream_errors_become_openai_errors_with_their_status() {
 async fn reasoning_is_replayed_on_turn_two_with_the_upstream_prefix_intact() {
     for replay in [true, false] {
         let emu = emulator().await;
-        let file = format!("[chat]\nreasoning_replay = {replay}\n");
+        // Over HTTP upstream, so the emulator's log holds each whole translated turn.
+        let file = format!("[chat]\nreasoning_replay = {replay}\n[upstream]\ntransport = \"http\"\n");
         let bridge = TestBridge::with(&format!("{}/v1", emu.base_url()), Options { file, ..Options::default() }).await;
         let mut messages =
             vec![json!({"role": "system", "content": "sys"}), json!({"role": "user", "content": "Say pong"})];
@@ -418,7 +419,7 @@ async fn captured_chat_requests_reach_the_codex_backend_in_codex_shape() {
     let emu = codex_emulator_up().await;
     let dir = tempfile::tempdir().unwrap();
     let _tokens = login(&emu, dir.path()).await;
-    let bridge = chatgpt_bridge(&emu, dir.path(), "").await;
+    let bridge = chatgpt_bridge(&emu, dir.path(), "[upstream]\ntransport = \"http\"").await;
     for capture in CAPTURES {
         let body: Value = serde_json::from_slice(&capture_body(capture)).unwrap();
         let resp = opencode_headers(client().post(bridge.url("/v1/chat/completions")), "ses_codex")

@@ -6,6 +6,10 @@ use serde_json::{Value, json};
 
 use crate::codex_support::*;
 
+/// These tests hold the HTTP path's policy (refresh and retry after a 401, retries, headers on the POST);
+/// the upstream socket's are in upstream_ws.rs.
+const HTTP_PATH: &str = "[upstream]\ntransport = \"http\"";
+
 fn small_request() -> Value {
     json!({"model": "gpt-5.5", "input": [{"role": "user", "content": [{"type": "input_text", "text": "hi"}]}], "stream": false})
 }
@@ -19,7 +23,7 @@ async fn hundred_concurrent_requests_across_an_expiry_cause_one_refresh() {
     tokens.expires_at_ms = Some(bridge_auth::now_ms() - 1_000);
     file::save(&file::credentials_path(dir.path()), &Credentials::Chatgpt(tokens.clone())).unwrap();
     emu.state().clock.advance_ms(3_601_000);
-    let bridge = chatgpt_bridge(&emu, dir.path(), "").await;
+    let bridge = chatgpt_bridge(&emu, dir.path(), HTTP_PATH).await;
     let requests: Vec<_> = (0..100)
         .map(|_| {
             let url = bridge.url("/v1/responses");
@@ -48,7 +52,7 @@ async fn an_upstream_401_gets_one_refresh_and_one_retry() {
     let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let tokens = login(&emu, dir.path()).await;
-    let bridge = chatgpt_bridge(&emu, dir.path(), "").await;
+    let bridge = chatgpt_bridge(&emu, dir.path(), HTTP_PATH).await;
     // The emulator now judges the token expired; the bridge still thinks it is valid.
     emu.state().clock.advance_ms(3_601_000);
     let (status, _, body) = post(&bridge, &small_request(), &[]).await;
@@ -67,7 +71,7 @@ async fn a_revoked_login_is_the_documented_401_after_one_refresh_attempt() {
     let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     login(&emu, dir.path()).await;
-    let bridge = chatgpt_bridge(&emu, dir.path(), "").await;
+    let bridge = chatgpt_bridge(&emu, dir.path(), HTTP_PATH).await;
     emu.state().oauth.revoke(None);
     for _ in 0..2 {
         let (status, headers, body) = post(&bridge, &small_request(), &[]).await;
@@ -87,7 +91,7 @@ async fn identification_headers_per_client() {
     let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     login(&emu, dir.path()).await;
-    let bridge = chatgpt_bridge(&emu, dir.path(), "[upstream.codex]\noriginator = \"codex_cli_rs\"\nversion = \"0.169.0\"\nuser_agent = \"codex_cli_rs/0.169.0 (test)\"").await;
+    let bridge = chatgpt_bridge(&emu, dir.path(), "[upstream]\ntransport = \"http\"\n[upstream.codex]\noriginator = \"codex_cli_rs\"\nversion = \"0.169.0\"\nuser_agent = \"codex_cli_rs/0.169.0 (test)\"").await;
     let opencode =
         [("originator", "opencode"), ("user-agent", "opencode/1.18.33"), ("authorization", "Bearer client-key")];
     assert_eq!(post(&bridge, &small_request(), &opencode).await.0, 200);

@@ -7,6 +7,10 @@ use serde_json::{Value, json};
 
 use crate::codex_support::*;
 
+/// These tests hold the HTTP path's policy (refresh and retry after a 401, retries, headers on the POST);
+/// the upstream socket's are in upstream_ws.rs.
+const HTTP_PATH: &str = "[upstream]\ntransport = \"http\"";
+
 fn request(stream: bool) -> Value {
     json!({"model": "gpt-5.5", "input": "hi", "store": false, "stream": stream})
 }
@@ -36,7 +40,7 @@ async fn usage_limit_is_a_429_with_plan_reset_time_and_retry_after() {
     let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     login(&emu, dir.path()).await;
-    let bridge = chatgpt_bridge(&emu, dir.path(), "").await;
+    let bridge = chatgpt_bridge(&emu, dir.path(), HTTP_PATH).await;
     let (status, headers, body) =
         post(&bridge, &request(true), &[("x-emulator-fault", "usage_limit;resets_in=3600;plan=pro")]).await;
     assert_eq!(status, 429);
@@ -65,7 +69,7 @@ async fn rate_limits_and_server_errors_are_retried_before_the_first_byte() {
     let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let tokens = login(&emu, dir.path()).await;
-    let bridge = chatgpt_bridge(&emu, dir.path(), "").await;
+    let bridge = chatgpt_bridge(&emu, dir.path(), HTTP_PATH).await;
     // One 429 with Retry-After: 0, then success.
     let (status, _, body) =
         post(&bridge, &request(true), &[("x-emulator-fault", "status=429;retry_after=0;times=1")]).await;
@@ -95,7 +99,7 @@ async fn response_failed_mid_stream_reaches_the_client_and_is_recorded() {
     let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let tokens = login(&emu, dir.path()).await;
-    let bridge = chatgpt_bridge(&emu, dir.path(), "").await;
+    let bridge = chatgpt_bridge(&emu, dir.path(), HTTP_PATH).await;
     let fault = "fail_at=3;code=server_error;message=backend fell over";
     let (status, headers, body) = post(&bridge, &request(true), &[("x-emulator-fault", fault)]).await;
     assert_eq!(status, 200);
@@ -135,7 +139,7 @@ async fn upstream_error_bodies_keep_their_message() {
     let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let tokens = login(&emu, dir.path()).await;
-    let bridge = chatgpt_bridge(&emu, dir.path(), "").await;
+    let bridge = chatgpt_bridge(&emu, dir.path(), HTTP_PATH).await;
     let mut body = request(true);
     body["previous_response_id"] = json!("resp_gone");
     let (status, _, got) = post(&bridge, &body, &[]).await;

@@ -38,7 +38,8 @@ async fn captured_requests_reach_the_backend_in_codex_shape() {
     let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let tokens = login(&emu, dir.path()).await;
-    let bridge = chatgpt_bridge(&emu, dir.path(), "").await;
+    // The HTTP body shape (the socket's frames carry the same fields, see upstream_ws.rs).
+    let bridge = chatgpt_bridge(&emu, dir.path(), "[upstream]\ntransport = \"http\"").await;
     let cases = [
         "opencode-custom-aisdk-openai__s1-t1__r01__POST-v1-responses.json",
         "opencode-custom-aisdk-openai__s1-t1__r02__POST-v1-responses.json",

@@ -28,4 +28,5 @@ mod pipeline;
 mod store_outage;
 mod streaming;
 mod tracker_memory;
+mod upstream_ws;
 mod ws_ingress;

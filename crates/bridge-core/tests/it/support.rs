@@ -77,6 +77,11 @@ async fn answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // An HTTP-only upstream, as the scripted replies are HTTP: a WebSocket upgrade gets 426 (the bridge
+    // then serves this upstream over HTTP) and is neither recorded nor answered from the script.
+    if headers.get("upgrade").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket")) {
+        return StatusCode::UPGRADE_REQUIRED.into_response();
+    }
     let index = {
         let mut seen = state.seen.lock().unwrap();
         seen.push(Seen { path: uri.path().to_owned(), headers, body });

@@ -378,6 +378,8 @@ async fn the_journal_records_websocket_deltas_as_whole_turns() {
     let emu = codex_emulator::spawn(codex_emulator::EmulatorConfig::default()).await.unwrap();
     let file =
         format!("[journal]\nproject_roots = [{}]\n", serde_json::to_string(&tmp.path().to_string_lossy()).unwrap());
+    // The upstream side over HTTP, so the emulator's log shows each whole turn the ingress rebuilt.
+    let file = format!("{file}[upstream]\ntransport = \"http\"\n");
     let options = Options { file, data_dir: Some(data.clone()), ..Options::default() };
     let bridge = TestBridge::with(&format!("{}/v1", emu.base_url()), options).await;
     let cwd_text = cwd.to_string_lossy().into_owned();

@@ -72,9 +72,12 @@ impl BridgeHome {
 
     /// Starts `codex-bridge serve --listen 127.0.0.1:0 --upstream UPSTREAM --upstream-auth AUTH --data-dir
     /// <data> --config <home>/bridge.toml` with `config` as the file and `env` added to the environment;
-    /// waits for the listening line.
+    /// waits for the listening line. The bridge sends every turn upstream over HTTP (`[upstream] transport =
+    /// "http"` is appended): these tests assert the requests at the emulator as HTTP POSTs; the upstream
+    /// socket per conversation is tested in bridge-core (tests/it/upstream_ws.rs).
     pub async fn serve(&self, upstream: &str, auth: &str, config: &str, env: &[(&str, &str)]) -> Bridge {
         let config_path = self.dir.path().join("bridge.toml");
+        let config = format!("{config}\n[upstream]\ntransport = \"http\"\n");
         std::fs::write(&config_path, config).expect("write bridge.toml");
         let data = self.data_dir();
         let mut cmd = self.command(env, "serve.stderr");
