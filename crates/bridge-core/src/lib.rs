@@ -10,7 +10,7 @@
 //! Layers (no module imports one above it): [`clock`], [`errors`], [`metrics`], [`config`] →
 //! [`store_guard`], [`recorder`], [`credentials`], [`codex`] → [`identity`], [`tracker`], [`upstream`],
 //! [`shape`], [`sent`], [`journal_hook`] → [`exchange`] → [`pump`] → [`state`] → [`pipeline`] →
-//! [`proxy`], [`models`], [`access`], [`router`], [`server`]. `tests/it/layers.rs` checks it.
+//! [`proxy`], [`models`], [`access`], [`dashboard`], [`router`], [`server`]. `tests/it/layers.rs` checks it.
 //!
 //! Invariants: nothing panics on client input; every error is OpenAI-shaped JSON; secrets never reach logs
 //! or error messages.
@@ -21,6 +21,7 @@ pub mod codex;
 pub mod config;
 pub mod connection;
 pub mod credentials;
+pub mod dashboard;
 pub mod errors;
 pub mod exchange;
 pub mod identity;

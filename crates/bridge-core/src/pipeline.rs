@@ -159,6 +159,7 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
     Metrics::observe(&metrics.upstream_latency, route, sent_at.elapsed());
     let status = upstream.status().as_u16();
     let upstream_headers = upstream.headers().clone();
+    state.quota.observe_headers(&upstream_headers, crate::clock::now_ms());
     let is_sse = upstream_headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -179,6 +180,7 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
             return Ok(Reply::Whole { status, headers, body: bytes });
         }
         exchange.finish(Outcome::status(status)).await;
+        state.quota.observe_error(status, &bytes, crate::clock::now_ms());
         let mut extra = HeaderMap::new();
         let body = crate::codex::errors::map_upstream_error(status, &bytes, crate::clock::now_ms(), &mut extra);
         headers.extend(extra);

@@ -10,6 +10,7 @@ use bridge_store::Store;
 use tokio_util::task::TaskTracker;
 
 use crate::codex::CodexRuntime;
+use crate::codex::quota::QuotaBoard;
 use crate::config::Config;
 use crate::exchange::Books;
 use crate::identity::IdentityEngine;
@@ -52,6 +53,8 @@ pub struct Inner {
     pub tracker: Arc<Tracker>,
     /// What every exchange's bookkeeping writes to.
     pub books: Arc<Books>,
+    /// The plan's quota as the upstream last reported it (dashboard).
+    pub quota: Arc<QuotaBoard>,
     next_request: AtomicU64,
     boot_ms: i64,
 }
@@ -89,6 +92,7 @@ impl AppState {
             identity,
             tracker,
             books,
+            quota: Arc::default(),
             config,
             upstream,
             codex,
