@@ -8,6 +8,8 @@ use bridge_test_support::redis_server;
 mod support;
 
 mod access;
+mod cdp;
+mod dashboard;
 mod cache_emulator;
 mod chatgpt_auth;
 mod codex_errors;

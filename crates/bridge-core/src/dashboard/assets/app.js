@@ -73,7 +73,7 @@ function shareChart(series) {
   const W = 900, H = 220, L = 44, R = 12, T = 12, B = 26;
   const n = series.length;
   if (!n) return '<p class="muted">No requests in this window.</p>';
-  const x = (i) => L + (n === 1 ? (W - L - R) / 2 : (i * (W - L - R)) / (n - 1));
+  const x = (i) => L + ((i + 0.5) * (W - L - R)) / n;
   const y = (v) => T + (1 - v) * (H - T - B);
   const maxReq = Math.max(1, ...series.map((b) => b.requests));
   const bw = Math.max(2, (W - L - R) / n - 3);
@@ -98,7 +98,7 @@ function shareChart(series) {
   const first = new Date(series[0].start_ms), last = new Date(series[n - 1].start_ms);
   svg += `<text x="${L}" y="${H - 6}">${esc(first.toLocaleString())}</text><text x="${W - R}" y="${H - 6}" text-anchor="end">${esc(last.toLocaleString())}</text>`;
   return svg + "</svg>" +
-    '<div class="legend"><span><i style="background:var(--accent)"></i>cached share (gaps: unknown)</span><span><i style="background:var(--chip)"></i>requests</span></div>';
+    '<div class="legend"><span><i class="sw-line"></i>cached share (gaps: unknown)</span><span><i class="sw-bar"></i>requests</span></div>';
 }
 
 function groupTable(title, groups) {
@@ -123,7 +123,7 @@ async function overview() {
   const top = o.errors.slice().sort((a, b) => b.count - a.count)[0];
   $main.innerHTML =
     `<div class="toolbar"><div><h1>Overview</h1><p class="sub">Requests, tokens and where the cached tokens went (${esc(span)}).</p></div>` +
-    `<select id="hours" style="margin-left:auto">${[["1", "1 hour"], ["24", "24 hours"], ["168", "7 days"], ["all", "all time"]]
+    `<select id="hours" class="push">${[["1", "1 hour"], ["24", "24 hours"], ["168", "7 days"], ["all", "all time"]]
       .map(([v, l]) => `<option value="${v}"${v === state.hours ? " selected" : ""}>${l}</option>`).join("")}</select></div>` +
     '<div class="grid">' +
     stat("Requests", String(t.requests), `${t.rows_without_usage} without usage`, "stat-requests") +
@@ -134,7 +134,7 @@ async function overview() {
     stat("Error rate", pct(o.error_rate), failed ? `${failed} failed; most: ${esc(top.status)} ${esc(top.kind)}` : "no failed requests", "stat-errors") +
     stat("Active sessions", String(o.active_sessions), `with a request in the last ${Math.round(o.active_window_ms / 60000)} min`, "stat-active") +
     "</div>" +
-    `<div class="card" style="margin-bottom:16px"><h2>Cached share over time</h2>${shareChart(o.series.map((b) => ({ start_ms: b.start_ms, requests: b.requests, cached_share: b.cached_share })))}</div>` +
+    `<div class="card mb"><h2>Cached share over time</h2>${shareChart(o.series.map((b) => ({ start_ms: b.start_ms, requests: b.requests, cached_share: b.cached_share })))}</div>` +
     '<div class="cols">' + groupTable("By client", o.by_client) + groupTable("By model", o.by_model) + "</div>" +
     '<div class="cols">' +
     countTable("Errors by kind", o.errors.map((e) => [`${esc(e.status)} <span class="muted">${esc(e.kind)}</span>`, e.count]), "status") +
@@ -173,7 +173,9 @@ async function sessions() {
 
 // The lineage as a tree: the root on top, its forks below, the shown session outlined.
 function lineageTree(lineage, current) {
-  const root = lineage.members.find((m) => m.role === "root");
+  // In a shared namespace several roots share the root key: the shown session's own root comes first.
+  const roots = lineage.members.filter((m) => m.role === "root");
+  const root = roots.find((m) => m.session === current) || roots[0];
   const forks = lineage.members.filter((m) => m.role === "fork");
   const nw = 210, nh = 46, gap = 18;
   const width = Math.max(nw + 20, forks.length * (nw + gap) + 20);
@@ -184,7 +186,7 @@ function lineageTree(lineage, current) {
     `<text x="${x + 10}" y="${y + 19}">${esc(label)}</text>` +
     `<text class="small" x="${x + 10}" y="${y + 36}">${m ? esc(m.session.length > 30 ? m.session.slice(0, 29) + "…" : m.session) + " · " + m.turns + " turns" : "not tracked here"}</text></g>`;
   const rx = (width - nw) / 2;
-  let svg = `<svg viewBox="0 0 ${width} ${H}" style="max-width:${width}px" data-testid="lineage">`;
+  let svg = `<svg class="fit" viewBox="0 0 ${width} ${H}" width="${width}" height="${H}" data-testid="lineage">`;
   forks.forEach((f, i) => {
     const fx = 10 + i * (nw + gap);
     svg += `<path class="edge" d="M${rx + nw / 2},${10 + nh} C${rx + nw / 2},${80} ${fx + nw / 2},${80} ${fx + nw / 2},${110}"/>`;
@@ -236,8 +238,8 @@ async function session(id) {
     `<p><a href="#/sessions">← Sessions</a></p><h1 data-testid="session-title">${esc(d.session)}</h1>` +
     `<p class="sub">Cache key kind: ${esc(kinds)} · root key <code>${esc(l.root_key)}</code>` +
     (l.namespace ? ` · namespace <span class="chip" data-testid="namespace">${esc(l.namespace)}</span>` : " · no shared namespace") + "</p>" +
-    `<div class="card" style="margin-bottom:16px"><h2>Lineage</h2>${lineageTree(l, d.session)}</div>` +
-    `<div class="card" style="margin-bottom:16px"><h2>Cached share per turn</h2>${turnChart(d.turns)}</div>` +
+    `<div class="card mb"><h2>Lineage</h2>${lineageTree(l, d.session)}</div>` +
+    `<div class="card mb"><h2>Cached share per turn</h2>${turnChart(d.turns)}</div>` +
     '<div class="card"><h2>Turns</h2><table><thead><tr><th class="num">#</th><th>time</th><th>classification</th><th class="num">items</th>' +
     '<th class="num">input</th><th class="num">cached</th><th class="num">cached share</th><th>outcome</th><th>why</th></tr></thead>' +
     `<tbody>${rows}</tbody></table></div>`;
@@ -249,7 +251,8 @@ function quotaWindow(title, w, id) {
   const high = w.used_percent >= 80 ? " high" : "";
   const reset = w.reset_at_s === null ? UNKNOWN : `${when(w.reset_at_s * 1000)} (${ago(w.reset_at_s * 1000)})`;
   return `<div class="card" data-testid="${id}"><h2>${esc(title)}</h2><div class="stat"><div class="value" data-testid="${id}-used">${w.used_percent.toFixed(1)}% used</div></div>` +
-    `<div class="bar-track"><div class="bar-fill${high}" style="width:${Math.min(100, w.used_percent)}%"></div></div>` +
+    `<svg class="meter" viewBox="0 0 100 4" preserveAspectRatio="none" aria-hidden="true"><rect class="track" width="100" height="4" rx="2"/>` +
+    `<rect class="fill${high}" width="${Math.max(0, Math.min(100, w.used_percent))}" height="4" rx="2"/></svg>` +
     `<table><tr><td>resets</td><td data-testid="${id}-reset">${reset}</td></tr>` +
     `<tr><td>window</td><td>${w.window_minutes === null ? UNKNOWN : esc(w.window_minutes) + " min"}</td></tr></table></div>`;
 }
@@ -258,7 +261,7 @@ async function quota() {
   const q = await api("/api/quota");
   const plan = q.plan || q.token_plan;
   const intro = q.mode === "chatgpt" ? "The ChatGPT plan's windows as the upstream last reported them (rate-limit headers and events)."
-    : `The upstream is used in ${esc(q.mode)} mode; plan windows are reported only in ChatGPT mode.`;
+    : `The plan windows the upstream's responses reported. The bridge runs in ${esc(q.mode)} mode: the plan and token expiry are known only with a ChatGPT login.`;
   $main.innerHTML = `<h1>Quota</h1><p class="sub">${intro}</p>` +
     '<div class="grid">' +
     stat("Plan", plan ? esc(plan) : UNKNOWN, q.plan ? "from the upstream" : q.token_plan ? "from the login token" : "", "quota-plan") +
@@ -289,7 +292,7 @@ function taskGraph(tasks) {
   const pos = new Map();
   cols.forEach((c, i) => c.forEach((t, j) => pos.set(t.id, [10 + i * (nw + gx), 10 + j * (nh + gy)])));
   const W = 20 + cols.length * (nw + gx) - gx, H = 20 + Math.max(...cols.map((c) => c.length)) * (nh + gy) - gy;
-  let svg = `<svg viewBox="0 0 ${W} ${H}" style="max-width:${W}px" data-testid="task-graph"><defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="currentColor"/></marker></defs>`;
+  let svg = `<svg class="fit" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" data-testid="task-graph"><defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="currentColor"/></marker></defs>`;
   tasks.forEach((t) => t.depends_on.forEach((d) => {
     if (!pos.has(d)) return;
     const [x1, y1] = pos.get(d), [x2, y2] = pos.get(t.id);
@@ -311,16 +314,16 @@ async function projects() {
       `<tr><td>${esc(e.ts)}</td><td>${esc(e.session || "")}</td><td>${esc((e.drift && e.drift.kind) || "")}</td><td>${e.resolved ? esc(e.resolved) : '<span class="chip miss">open</span>'}</td></tr>`).join("");
     const rollups = pr.rollups.slice().reverse().map((r) =>
       `<tr><td>${esc(r.ts)}</td><td>${esc(r.session)}</td><td>${esc(r.reason)}</td><td class="num">${esc(r.turns)}</td></tr>`).join("");
-    return `<div class="card" style="margin-bottom:16px" data-testid="project"><h2>${esc(pr.root)}</h2>` +
+    return `<div class="card mb" data-testid="project"><h2>${esc(pr.root)}</h2>` +
       `<h2 class="muted">Task graph</h2>${taskGraph(pr.tasks)}` +
-      '<div class="cols" style="margin-top:14px"><div><h2 class="muted">Drift events</h2><table><thead><tr><th>time</th><th>session</th><th>kind</th><th>resolved</th></tr></thead>' +
+      '<div class="cols mt"><div><h2 class="muted">Drift events</h2><table><thead><tr><th>time</th><th>session</th><th>kind</th><th>resolved</th></tr></thead>' +
       `<tbody>${drift || '<tr><td colspan="4" class="muted">none</td></tr>'}</tbody></table></div>` +
       '<div><h2 class="muted">Recent roll-ups</h2><table><thead><tr><th>time</th><th>session</th><th>reason</th><th class="num">turns</th></tr></thead>' +
       `<tbody>${rollups || '<tr><td colspan="4" class="muted">none</td></tr>'}</tbody></table></div></div></div>`;
   }).join("");
   const digests = p.digests.map((d) => `<tr><td><code>${esc(d.name)}</code></td><td>${when(d.modified_ms)}</td><td class="num">${d.bytes}</td></tr>`).join("");
   $main.innerHTML = '<h1>Projects</h1><p class="sub">Task graphs, git drift and digests from the journal.</p>' +
-    (cards || '<div class="card muted" style="margin-bottom:16px">No project yet: the journal records one when a request names its working directory.</div>') +
+    (cards || '<div class="card muted mb">No project yet: the journal records one when a request names its working directory.</div>') +
     '<div class="card"><h2>Recent digests</h2><table><thead><tr><th>file</th><th>written</th><th class="num">bytes</th></tr></thead>' +
     `<tbody>${digests || '<tr><td colspan="3" class="muted">none (write one with <code>codex-bridge sessions digest ID</code>)</td></tr>'}</tbody></table></div>`;
 }
@@ -352,6 +355,9 @@ function live() {
     document.body.dataset.liveTurns = String(Number(document.body.dataset.liveTurns || 0) + 1);
     if (!toast) { toast = document.createElement("div"); toast.className = "toast"; document.body.appendChild(toast); }
     toast.textContent = `new turn in ${t.session}: ${t.outcome || "no usage"}`;
+    toast.hidden = false;
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(() => { toast.hidden = true; }, 5000);
     refresh();
   });
   es.addEventListener("lagged", refresh);
