@@ -259,7 +259,10 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
                     ws
                 }
                 Err(why) => {
-                    writeln!(out, "WebSocket left off: {why} (run connect again with the bridge up, or pass --websocket on)")?;
+                    writeln!(
+                        out,
+                        "WebSocket left off: {why} (run connect again with the bridge up, or pass --websocket on)"
+                    )?;
                     false
                 }
             },

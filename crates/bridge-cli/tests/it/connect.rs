@@ -118,7 +118,8 @@ fn opencode_jsonc_keeps_comments_order_and_other_providers() {
     let a = jsonc(&after);
     assert_eq!(a["provider"]["openai"]["options"]["baseURL"], "http://127.0.0.1:8787/v1");
     assert_eq!(a["provider"]["openai"]["options"]["apiKey"], "{env:CB_KEY}");
-    let changed: &[&[&str]] = &[&["provider", "openai", "options", "baseURL"], &["provider", "openai", "options", "apiKey"]];
+    let changed: &[&[&str]] =
+        &[&["provider", "openai", "options", "baseURL"], &["provider", "openai", "options", "apiKey"]];
     assert_eq!(without(a.clone(), changed), without(jsonc(&before), changed), "nothing else changed");
     let keys: Vec<&String> = a.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["$schema", "theme", "model", "provider", "mcp", "autoupdate"], "key order kept");
@@ -174,7 +175,9 @@ async fn the_websocket_probe_decides_supports_websockets() {
 #[test]
 fn completions_for_each_shell() {
     let home = tempfile::tempdir().unwrap();
-    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef codex-bridge"), ("fish", "complete -c codex-bridge")] {
+    for (shell, marker) in
+        [("bash", "complete -F"), ("zsh", "#compdef codex-bridge"), ("fish", "complete -c codex-bridge")]
+    {
         let out = support::run(home.path(), &["completions", shell]);
         assert!(out.status.success());
         let text = stdout(&out);

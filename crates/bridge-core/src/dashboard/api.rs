@@ -53,7 +53,8 @@ pub async fn session(State(d): State<Dashboard>, Path(id): Path<String>) -> Resp
     match query::session(d.app.store.as_ref(), &id).await {
         Ok(Some(detail)) => Json(detail).into_response(),
         Ok(None) => HttpError(
-            ApiError::new(404, ErrorKind::NotFoundError, "no tracked session with that id").with_code("session_not_found"),
+            ApiError::new(404, ErrorKind::NotFoundError, "no tracked session with that id")
+                .with_code("session_not_found"),
         )
         .into_response(),
         Err(e) => store_error(e),
@@ -97,9 +98,8 @@ pub async fn quota(State(d): State<Dashboard>) -> Response {
         if let Ok(Ok(Some(bridge_auth::Credentials::Chatgpt(tokens)))) = login {
             token_expires_at_ms = tokens.expires_at_ms;
             let claims = tokens.id_token.as_deref().map(bridge_auth::Claims::of);
-            token_plan = claims
-                .and_then(|c| c.plan_type)
-                .or_else(|| bridge_auth::Claims::of(&tokens.access_token).plan_type);
+            token_plan =
+                claims.and_then(|c| c.plan_type).or_else(|| bridge_auth::Claims::of(&tokens.access_token).plan_type);
         }
     }
     Json(Quota { mode, observed: d.app.quota.snapshot(), token_plan, token_expires_at_ms }).into_response()

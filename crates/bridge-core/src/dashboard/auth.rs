@@ -145,7 +145,9 @@ mod tests {
         h.insert("origin", HeaderValue::from_static("http://127.0.0.1:8787"));
         assert!(same_origin(&h));
         let c = set_cookie("v", false);
-        assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.contains("Path=/") && !c.contains("Secure"));
+        assert!(
+            c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.contains("Path=/") && !c.contains("Secure")
+        );
         assert!(set_cookie("v", true).ends_with("; Secure"));
     }
 }

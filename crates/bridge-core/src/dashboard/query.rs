@@ -172,9 +172,8 @@ pub async fn overview(store: &dyn Store, window: Window) -> StoreResult<Overview
         let span = (window.now_ms - start).max(1);
         let width = (span + buckets as i64 - 1) / buckets as i64;
         out.bucket_ms = Some(width);
-        out.series = (0..buckets)
-            .map(|i| Bucket { start_ms: start + i as i64 * width, tokens: Tokens::default() })
-            .collect();
+        out.series =
+            (0..buckets).map(|i| Bucket { start_ms: start + i as i64 * width, tokens: Tokens::default() }).collect();
     }
     let mut errors: BTreeMap<u16, u64> = BTreeMap::new();
     let mut active = BTreeSet::new();
@@ -197,7 +196,8 @@ pub async fn overview(store: &dyn Store, window: Window) -> StoreResult<Overview
             out.series[i].tokens.add(r);
         }
     }
-    out.errors = errors.into_iter().map(|(status, count)| ErrorCount { status, kind: error_kind(status), count }).collect();
+    out.errors =
+        errors.into_iter().map(|(status, count)| ErrorCount { status, kind: error_kind(status), count }).collect();
     let failed: u64 = out.errors.iter().map(|e| e.count).sum();
     out.error_rate = (out.totals.requests > 0).then(|| failed as f64 / out.totals.requests as f64);
     out.active_sessions = active.len() as u64;
@@ -463,10 +463,11 @@ mod tests {
 
     #[test]
     fn prefix_breaks_and_namespaces() {
-        let mut row: TurnRow = serde_json::from_value(serde_json::json!({"ts_ms": 1, "request_id": "r", "key": "cache_ns-team-x-p2",
+        let mut row: TurnRow =
+            serde_json::from_value(serde_json::json!({"ts_ms": 1, "request_id": "r", "key": "cache_ns-team-x-p2",
             "key_kind": "namespace", "model": null, "client": null, "items": 3, "classification": "append",
             "input_tokens": 10, "cached_tokens": 0, "outcome": "prefix-changed@3:tools"}))
-        .unwrap();
+            .unwrap();
         assert_eq!(prefix_break(&row), Some(Break { position: Some(3), field: "tools".into() }));
         row.outcome = Some("unexplained".into());
         row.classification = "rewrite@2".into();

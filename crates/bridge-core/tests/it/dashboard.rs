@@ -309,7 +309,8 @@ async fn the_page_in_chromium_shows_the_replay() {
     browser.wait_for("document.querySelector('[data-testid=stat-requests] .value').textContent === '7'").await;
 
     browser.open(&format!("{base}#/sessions")).await;
-    let rows = browser.eval("[...document.querySelectorAll('[data-testid=session-row]')].map(r => r.dataset.session)").await;
+    let rows =
+        browser.eval("[...document.querySelectorAll('[data-testid=session-row]')].map(r => r.dataset.session)").await;
     assert_eq!(rows, json!(["live-L", "ns-A", "fork-F", "root-R"]));
     save("sessions.png", &browser.screenshot().await);
 
@@ -320,15 +321,21 @@ async fn the_page_in_chromium_shows_the_replay() {
     assert_eq!(nodes, json!([["root", "root-R", ""], ["fork", "fork-F", "1"]]), "the lineage shows the fork");
 
     browser.open(&format!("{base}#/sessions/root-R")).await;
-    let points = browser.eval("document.querySelectorAll('[data-testid=turn-chart] [data-testid=turn-point]').length").await;
+    let points =
+        browser.eval("document.querySelectorAll('[data-testid=turn-chart] [data-testid=turn-point]').length").await;
     let api_turns = get(&bridge, "/api/sessions/root-R").await["turns"].as_array().unwrap().len();
     assert_eq!(points, json!(api_turns), "one point per turn");
     assert_eq!(api_turns, 4);
-    let misses = browser.eval("[...document.querySelectorAll('[data-testid=miss-explanation]')].map(e => e.textContent)").await;
+    let misses =
+        browser.eval("[...document.querySelectorAll('[data-testid=miss-explanation]')].map(e => e.textContent)").await;
     let misses: Vec<&str> = misses.as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
     assert_eq!(misses.len(), 2, "{misses:?}");
     assert!(misses[0].starts_with("New identity"), "{misses:?}");
-    assert!(misses[1].contains("The prefix changed at item 1 of input") && misses[1].contains("prefix broke at item 1 of input"), "{misses:?}");
+    assert!(
+        misses[1].contains("The prefix changed at item 1 of input")
+            && misses[1].contains("prefix broke at item 1 of input"),
+        "{misses:?}"
+    );
     save("session.png", &browser.screenshot().await);
 
     browser.open(&format!("{base}#/sessions/ns-A")).await;
@@ -346,13 +353,20 @@ async fn the_page_in_chromium_shows_the_replay() {
     save("quota.png", &browser.screenshot().await);
 
     browser.open(&format!("{base}#/projects")).await;
-    let tasks = browser.eval("[...document.querySelectorAll('[data-testid=task-node]')].map(n => n.getAttribute('class'))").await;
-    assert_eq!(tasks, json!(["node task completed", "node task in_progress", "node task blocked", "node task pending"]));
+    let tasks = browser
+        .eval("[...document.querySelectorAll('[data-testid=task-node]')].map(n => n.getAttribute('class'))")
+        .await;
+    assert_eq!(
+        tasks,
+        json!(["node task completed", "node task in_progress", "node task blocked", "node task pending"])
+    );
     let edges = browser.eval("document.querySelectorAll('[data-testid=task-graph] path.edge').length").await;
     assert_eq!(edges, 4, "one arrow per dependency");
     save("projects.png", &browser.screenshot().await);
 
-    browser.call("Emulation.setEmulatedMedia", json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]})).await;
+    browser
+        .call("Emulation.setEmulatedMedia", json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}))
+        .await;
     browser.open(&format!("{base}#/sessions/root-R")).await;
     let bg = browser.eval("getComputedStyle(document.body).backgroundColor").await;
     assert_eq!(bg, "rgb(17, 19, 23)", "dark scheme");
@@ -362,7 +376,8 @@ async fn the_page_in_chromium_shows_the_replay() {
     let origin = bridge.url("");
     let fetched = browser.requests.lock().unwrap().clone();
     assert!(fetched.iter().any(|u| u.starts_with(&origin)), "{fetched:?}");
-    let foreign: Vec<&String> = fetched.iter().filter(|u| !u.starts_with(&origin) && !u.starts_with("about:")).collect();
+    let foreign: Vec<&String> =
+        fetched.iter().filter(|u| !u.starts_with(&origin) && !u.starts_with("about:")).collect();
     assert!(foreign.is_empty(), "the page fetched from outside the bridge: {foreign:?}");
     assert_eq!(inputs.len(), 6);
     drop(browser);

@@ -8,13 +8,13 @@ use bridge_test_support::redis_server;
 mod support;
 
 mod access;
-mod cdp;
-mod dashboard;
 mod cache_emulator;
+mod cdp;
 mod chatgpt_auth;
 mod codex_errors;
 mod codex_prompts;
 mod codex_shape;
+mod dashboard;
 mod errors;
 mod hardening;
 mod identity;
