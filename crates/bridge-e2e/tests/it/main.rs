@@ -10,6 +10,7 @@
 mod bridge_chatgpt_opencode;
 mod bridge_codex_appserver;
 mod bridge_codex_exec;
+mod bridge_connect;
 mod bridge_opencode;
 mod codex_exec;
 mod codex_exec_ws;
