@@ -384,3 +384,36 @@ async fn the_page_in_chromium_shows_the_replay() {
     bridge.stop().await;
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn in_chatgpt_mode_the_quota_shows_the_plan_the_token_expiry_and_the_windows() {
+    use crate::codex_support::{chatgpt_bridge, login, post};
+    let emu = crate::codex_support::emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = login(&emu, dir.path()).await;
+    let bridge = chatgpt_bridge(&emu, dir.path(), "").await;
+    let before = get(&bridge, "/api/quota").await;
+    assert_eq!(before["mode"], "chatgpt");
+    assert_eq!(before["primary"], Value::Null, "no response yet: unknown");
+    assert_eq!(before["token_expires_at_ms"].as_i64(), tokens.expires_at_ms);
+    assert_eq!(before["token_plan"], "plus", "the login token's plan claim");
+    let body = json!({"model": "gpt-5.5", "input": [user("hi")], "stream": false});
+    let (status, _, text) = post(&bridge, &body, &[]).await;
+    assert_eq!(status, 200, "{text}");
+    let quota = get(&bridge, "/api/quota").await;
+    let truth: Value = client()
+        .get(format!("{}/backend-api/wham/usage", emu.base_url()))
+        .bearer_auth(&tokens.access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(quota["primary"]["used_percent"], truth["rate_limit"]["primary_window"]["used_percent"]);
+    assert_eq!(quota["primary"]["reset_at_s"], truth["rate_limit"]["primary_window"]["reset_at"]);
+    assert_eq!(quota["secondary"]["reset_at_s"], truth["rate_limit"]["secondary_window"]["reset_at"]);
+    assert_eq!(quota["secondary"]["window_minutes"], 10080);
+    assert_eq!(quota["source"], "headers");
+    bridge.stop().await;
+}
