@@ -46,6 +46,66 @@ pub enum Command {
     History(HistoryArgs),
     /// Checks the journal and the project's git state; shows drift and the ways forward.
     Doctor(DoctorArgs),
+    /// Points Codex or OpenCode at this bridge by editing its own config file (backup kept; --undo).
+    Connect(ConnectArgs),
+    /// Prints a shell completion script (bash, zsh or fish) to stdout.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConnectClient {
+    Codex,
+    Opencode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WebsocketMode {
+    /// Probe the running bridge: on only if it accepts a WebSocket upgrade on /v1/responses.
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The client whose config to edit (with --undo and no client: every client connect changed).
+    #[arg(value_enum, required_unless_present = "undo")]
+    pub client: Option<ConnectClient>,
+    /// OpenCode only: edit DIR/opencode.json (or .jsonc) instead of the global config.
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// Show the diff; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Put back the config as it was before the first connect.
+    #[arg(long)]
+    pub undo: bool,
+    /// The bridge's address as clients reach it.
+    #[arg(long, env = "CODEX_BRIDGE_URL", default_value = "http://127.0.0.1:8787")]
+    pub bridge_url: String,
+    /// Name of an environment variable holding a bridge access token for the client to send (needed only
+    /// when the bridge has access_tokens).
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
+    /// The model to select (default: keep the config's, or gpt-5.5 when it names none).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Codex's `supports_websockets`.
+    #[arg(long, value_enum, default_value_t = WebsocketMode::Auto)]
+    pub websocket: WebsocketMode,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Args)]

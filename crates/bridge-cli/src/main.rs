@@ -30,6 +30,8 @@ fn main() -> std::process::ExitCode {
             Command::Tasks(args) => commands::tasks::run(args).await,
             Command::History(args) => commands::history::run(args),
             Command::Doctor(args) => commands::doctor::run(args).await,
+            Command::Connect(args) => commands::connect::run(args).await,
+            Command::Completions(args) => commands::completions::run(&args),
         }
     });
     match result {

@@ -11,7 +11,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bridge_types::{ApiError, ErrorKind};
 
-use crate::config::UpstreamAuth;
+use axum::http::HeaderMap;
+
+use crate::config::{Config, UpstreamAuth};
 use crate::errors::HttpError;
 use crate::state::AppState;
 
@@ -20,12 +22,8 @@ pub async fn require_token(State(state): State<AppState>, request: Request, next
     if state.config.access_tokens.is_empty() {
         return next.run(request).await;
     }
-    let headers = request.headers();
-    let mut presented = headers.get("x-codex-bridge-token").and_then(|v| v.to_str().ok());
-    if presented.is_none() && state.config.upstream.auth != UpstreamAuth::Passthrough {
-        presented = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    }
-    let ok = presented.is_some_and(|p| matches_any(&state.config.access_tokens, p.trim()));
+    let presented = presented_token(&state.config, request.headers());
+    let ok = presented.is_some_and(|p| is_valid(&state.config, p));
     if ok {
         return next.run(request).await;
     }
@@ -42,6 +40,21 @@ pub async fn require_token(State(state): State<AppState>, request: Request, next
     tracing::warn!(%route, "refused a request without a valid bridge access token");
     HttpError(ApiError::new(401, ErrorKind::AuthenticationError, message).with_code("invalid_bridge_token"))
         .into_response()
+}
+
+/// The bridge token a request presents: `x-codex-bridge-token`, else (when the bridge owns the upstream
+/// credential) `Authorization: Bearer`.
+pub fn presented_token<'a>(config: &Config, headers: &'a HeaderMap) -> Option<&'a str> {
+    let mut presented = headers.get("x-codex-bridge-token").and_then(|v| v.to_str().ok());
+    if presented.is_none() && config.upstream.auth != UpstreamAuth::Passthrough {
+        presented = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    }
+    presented
+}
+
+/// Whether `presented` (trimmed) is one of the configured tokens, in constant time.
+pub fn is_valid(config: &Config, presented: &str) -> bool {
+    matches_any(&config.access_tokens, presented.trim())
 }
 
 /// Whether `presented` is one of `tokens`, in time independent of the tokens' contents and lengths.

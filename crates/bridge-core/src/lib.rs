@@ -14,8 +14,8 @@
 //! Layers (no module imports one above it): [`clock`], [`errors`], [`metrics`], [`config`], [`turn_state`] →
 //! [`store_guard`], [`recorder`], [`credentials`], [`codex`] → [`identity`], [`tracker`], [`upstream`],
 //! [`turn_state`], [`upstream_ws`], [`shape`], [`sent`], [`journal_hook`] → [`exchange`] → [`pump`] → [`chat`] →
-//! [`state`] → [`pipeline`] → [`proxy`], [`chat_ingress`], [`ws_ingress`], [`models`], [`access`], [`router`],
-//! [`server`]. `tests/it/layers.rs` checks it.
+//! [`state`] → [`pipeline`] → [`proxy`], [`chat_ingress`], [`ws_ingress`], [`models`], [`access`], [`dashboard`],
+//! [`router`], [`server`]. `tests/it/layers.rs` checks it.
 //!
 //! Invariants: nothing panics on client input; every error is OpenAI-shaped JSON; secrets never reach logs
 //! or error messages.
@@ -28,6 +28,7 @@ pub mod codex;
 pub mod config;
 pub mod connection;
 pub mod credentials;
+pub mod dashboard;
 pub mod errors;
 pub mod exchange;
 pub mod identity;

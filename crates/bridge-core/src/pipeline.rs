@@ -178,6 +178,8 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
             exchange.cx_mut().upstream_turn = Some(turn);
             Metrics::observe(&metrics.upstream_latency, route, sent_at.elapsed());
             exchange.finish(Outcome::status(status)).await;
+            state.quota.observe_headers(&error_headers, crate::clock::now_ms());
+            state.quota.observe_error(status, &body, crate::clock::now_ms());
             let mut extra = HeaderMap::new();
             let body = crate::codex::errors::map_upstream_error(status, &body, crate::clock::now_ms(), &mut extra);
             error_headers.extend(extra);
@@ -188,6 +190,11 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
             state.sockets.count(&turn);
             exchange.cx_mut().upstream_turn = Some(turn);
             Metrics::observe(&metrics.upstream_latency, route, sent_at.elapsed());
+            state.quota.observe_headers(&response_headers, crate::clock::now_ms());
+            let mut events = events;
+            if let Some(limits) = events.take_rate_limits() {
+                state.quota.observe_event(&limits, crate::clock::now_ms());
+            }
             (UpstreamEvents::socket(events), response_headers)
         }
         Ok(Called::Http { headers: http_headers, turn: turn_key }) => {
@@ -204,6 +211,7 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
             Metrics::observe(&metrics.upstream_latency, route, sent_at.elapsed());
             let status = upstream.status().as_u16();
             let upstream_headers = upstream.headers().clone();
+            state.quota.observe_headers(&upstream_headers, crate::clock::now_ms());
             let is_sse = upstream_headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
@@ -223,6 +231,7 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
                     return Ok(Reply::Whole { status, headers, body: bytes });
                 }
                 exchange.finish(Outcome::status(status)).await;
+                state.quota.observe_error(status, &bytes, crate::clock::now_ms());
                 let mut extra = HeaderMap::new();
                 let body = crate::codex::errors::map_upstream_error(status, &bytes, crate::clock::now_ms(), &mut extra);
                 headers.extend(extra);

@@ -1,5 +1,7 @@
-//! The axum router. Layer order, outermost first: access check (all routes but `/health`), then the
-//! handlers (`POST` on a Responses route is [`proxy`], `GET` with `Upgrade: websocket` is [`ws_ingress`]). Body size is enforced by the Responses handler itself so the 413 is OpenAI-shaped.
+//! The axum router. Layer order, outermost first: access check (all routes but `/health` and the
+//! dashboard's, which checks logins itself: [`crate::dashboard`]), then the handlers (`POST` on a Responses
+//! route is [`proxy`], `GET` with `Upgrade: websocket` is [`ws_ingress`]). Body size is enforced by the
+//! Responses handler itself so the 413 is OpenAI-shaped.
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -9,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::state::AppState;
-use crate::{access, chat_ingress, models, proxy, ws_ingress};
+use crate::{access, chat_ingress, dashboard, models, proxy, ws_ingress};
 
 /// Builds the router for a bridge.
 pub fn build(state: AppState) -> Router {
@@ -26,7 +28,8 @@ pub fn build(state: AppState) -> Router {
         .fallback(proxy::not_found)
         .layer(DefaultBodyLimit::disable())
         .route_layer(middleware::from_fn_with_state(state.clone(), access::require_token));
-    Router::new().route("/health", get(health)).merge(protected).with_state(state)
+    let dashboard = dashboard::router(state.clone());
+    Router::new().route("/health", get(health)).merge(protected).with_state(state).merge(dashboard)
 }
 
 async fn method_not_allowed() -> Response {

@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::chat::continuity::ReplayStore;
 use crate::codex::CodexRuntime;
+use crate::codex::quota::QuotaBoard;
 use crate::config::Config;
 use crate::exchange::Books;
 use crate::identity::IdentityEngine;
@@ -62,6 +63,8 @@ pub struct Inner {
     pub books: Arc<Books>,
     /// The Chat ingress's reasoning replay (`None` with `[chat] reasoning_replay = false`).
     pub chat_replay: Option<Arc<ReplayStore>>,
+    /// The plan's quota as the upstream last reported it (dashboard).
+    pub quota: Arc<QuotaBoard>,
     next_request: AtomicU64,
     boot_ms: i64,
 }
@@ -105,6 +108,7 @@ impl AppState {
             identity,
             tracker,
             books,
+            quota: Arc::default(),
             config,
             upstream,
             codex,

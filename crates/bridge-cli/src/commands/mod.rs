@@ -2,6 +2,8 @@
 
 pub mod bench;
 pub mod chatgpt_env;
+pub mod completions;
+pub mod connect;
 pub mod demo;
 pub mod digest;
 pub mod doctor;

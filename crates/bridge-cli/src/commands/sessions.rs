@@ -1,9 +1,10 @@
-//! `codex-bridge sessions list|show ID [--json]`: tracked sessions and their turns from the store.
+//! `codex-bridge sessions list|show ID [--json]`: tracked sessions, and one session's lineage and turns,
+//! from `bridge_core::dashboard::query` (the same read model as the dashboard's `/api/sessions`).
 
 use std::io::Write as _;
 
 use anyhow::Context as _;
-use bridge_core::tracker::report;
+use bridge_core::dashboard::query;
 
 use crate::cli::{SessionsArgs, SessionsCommand, StoreArgs};
 
@@ -21,7 +22,7 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<()> {
         SessionsCommand::Digest(_) => {}
         SessionsCommand::List(args) => {
             let store = open(args.store).await?;
-            let sessions = report::sessions(store.as_ref()).await?;
+            let sessions = query::sessions(store.as_ref(), "", 0).await?;
             if args.json {
                 writeln!(out, "{}", serde_json::to_string(&sessions)?)?;
                 return Ok(());
@@ -44,14 +45,25 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<()> {
         SessionsCommand::Show(args) => {
             let store = open(args.store).await?;
             let id = args.id;
-            let turns = report::turns(store.as_ref(), &id).await?;
-            if turns.is_empty() {
+            let Some(detail) = query::session(store.as_ref(), &id).await? else {
                 anyhow::bail!("no tracked session {id:?} (see `codex-bridge sessions list`)");
-            }
+            };
             if args.json {
-                writeln!(out, "{}", serde_json::to_string(&turns)?)?;
+                writeln!(out, "{}", serde_json::to_string(&detail)?)?;
                 return Ok(());
             }
+            let lineage = &detail.lineage;
+            writeln!(out, "lineage root key    {}", lineage.root_key)?;
+            for m in &lineage.members {
+                let me = if m.session == id { "  <- this session" } else { "" };
+                let role = m.fork.map_or_else(|| m.role.to_owned(), |n| format!("fork {n}"));
+                writeln!(out, "  {role:<8} {:<40} {:>4} turns{me}", m.session, m.turns)?;
+            }
+            if let Some(ns) = &lineage.namespace {
+                writeln!(out, "namespace           {ns}")?;
+            }
+            writeln!(out)?;
+            let turns: Vec<_> = detail.turns.iter().map(|t| &t.row).collect();
             writeln!(
                 out,
                 "{:>4} {:<32} {:<9} {:<22} {:>6} {:>8} {:>8}  {:<22} outcome",

@@ -6,6 +6,7 @@
 use bridge_test_support::redis_server;
 mod support;
 
+mod connect;
 mod journal;
 mod login;
 mod serve;

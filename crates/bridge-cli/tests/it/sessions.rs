@@ -46,7 +46,10 @@ async fn sessions_show_explains_an_edited_early_message() {
     let dir = data.to_str().unwrap();
     let out = run(home.path(), &["sessions", "show", "cli-edit", "--json", "--data-dir", dir]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let turns: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let detail: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(detail["lineage"]["root_key"], "cache_cli-edit");
+    assert_eq!(detail["lineage"]["members"][0]["role"], "root");
+    let turns = detail["turns"].as_array().unwrap();
     let shown: Vec<(&str, &str)> =
         turns.iter().map(|t| (t["classification"].as_str().unwrap(), t["outcome"].as_str().unwrap())).collect();
     assert_eq!(

@@ -11,6 +11,9 @@
 //! Invariants: memory holds at most `tracker_max_sessions` sessions; sessions idle longer than
 //! `tracker_idle_evict_secs` are dropped from memory (their state is already in the store, written every
 //! turn) and counted as evictions; a missing usage field gives no outcome, never a made-up one.
+//! Each turn row is also offered to live subscribers ([`Tracker::subscribe`]) through a bounded broadcast
+//! ring: publishing never waits, and a subscriber that falls more than [`LIVE_BUFFER`] rows behind is told
+//! it lagged (the dashboard then drops it).
 
 pub mod explain;
 pub mod report;
@@ -33,6 +36,16 @@ pub use state::{SessionState, TurnRow};
 
 /// Observations between sweeps for idle sessions.
 const SWEEP_EVERY: u64 = 256;
+/// Turn rows a live subscriber may be behind before it lags.
+pub const LIVE_BUFFER: usize = 256;
+
+/// A tracked turn as live subscribers get it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LiveTurn {
+    pub session: String,
+    #[serde(flatten)]
+    pub row: TurnRow,
+}
 
 /// One finished request as the tracker sees it.
 #[derive(Debug, Clone)]
@@ -57,6 +70,7 @@ pub struct Tracker {
     /// reads the ids back from memory; the store keeps them).
     sessions: Mutex<HashMap<Digest, SessionState>>,
     observed: AtomicU64,
+    live: tokio::sync::broadcast::Sender<std::sync::Arc<LiveTurn>>,
 }
 
 /// What observing a turn needs from the bridge.
@@ -70,7 +84,13 @@ pub struct Context<'a> {
 impl Tracker {
     /// An empty tracker.
     pub fn new(config: CacheConfig) -> Self {
-        Self { config, sessions: Mutex::default(), observed: AtomicU64::new(0) }
+        let (live, _) = tokio::sync::broadcast::channel(LIVE_BUFFER);
+        Self { config, sessions: Mutex::default(), observed: AtomicU64::new(0), live }
+    }
+
+    /// Every turn row from now on (bounded: see [`LIVE_BUFFER`]).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<LiveTurn>> {
+        self.live.subscribe()
     }
 
     /// Sessions in memory.
@@ -173,6 +193,10 @@ impl Tracker {
         }
         self.persist(cx, &turn, &fp, &next, &row, classification, previous.map(|p| p.items)).await;
         self.sweep(cx.metrics, turn.ts_ms);
+        if self.live.receiver_count() > 0 {
+            // Never waits: a full ring overwrites the oldest row and the slow subscriber sees `Lagged`.
+            let _ = self.live.send(std::sync::Arc::new(LiveTurn { session: session.clone(), row: row.clone() }));
+        }
         Some(row)
     }
 

@@ -294,6 +294,7 @@ impl UpstreamSockets {
                 turn_states: self.turn_states.clone(),
                 turn_key: key.clone(),
                 metrics: self.metrics.clone(),
+                rate_limits: None,
             });
             let mut response_headers = HeaderMap::new();
             match events.first(&mut response_headers).await {
@@ -530,6 +531,8 @@ pub struct WsEvents {
     turn_states: Arc<TurnStates>,
     turn_key: TurnKey,
     metrics: Arc<Metrics>,
+    /// The last `codex.rate_limits` frame before the response started (the plan's quota).
+    rate_limits: Option<Value>,
 }
 
 /// What one text frame is.
@@ -655,8 +658,18 @@ impl WsEvents {
         }
     }
 
-    /// A metadata frame: turn state (first value of the turn wins) and, before the stream, the headers.
-    fn meta(&self, kind: &str, text: &str, headers: Option<&mut HeaderMap>) {
+    /// The `codex.rate_limits` frame that came before the response, once.
+    pub fn take_rate_limits(&mut self) -> Option<Value> {
+        self.rate_limits.take()
+    }
+
+    /// A metadata frame: turn state (first value of the turn wins) and, before the stream, the headers;
+    /// a rate-limits frame before the stream is kept for [`WsEvents::take_rate_limits`].
+    fn meta(&mut self, kind: &str, text: &str, headers: Option<&mut HeaderMap>) {
+        if kind == "codex.rate_limits" && headers.is_some() {
+            self.rate_limits = serde_json::from_str(text).ok();
+            return;
+        }
         if kind != "codex.response.metadata" && kind != "response.metadata" {
             return;
         }

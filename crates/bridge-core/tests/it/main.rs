@@ -9,11 +9,13 @@ mod support;
 
 mod access;
 mod cache_emulator;
+mod cdp;
 mod chat;
 mod chatgpt_auth;
 mod codex_errors;
 mod codex_prompts;
 mod codex_shape;
+mod dashboard;
 mod errors;
 mod hardening;
 mod identity;

@@ -74,7 +74,8 @@ async fn opencode_sessions_and_a_tool_turn_through_the_bridge() {
 
     let shown = home.run(&["sessions", "show", &sid, "--json"]).await;
     shown.assert_success();
-    let turns: Vec<Value> = serde_json::from_str(shown.stdout.trim()).expect("sessions show --json prints JSON");
+    let detail: Value = serde_json::from_str(shown.stdout.trim()).expect("sessions show --json prints JSON");
+    let turns = detail["turns"].as_array().expect("the session's turns");
     let keys: Vec<&str> = turns.iter().filter_map(|t| t.get("key")?.as_str()).collect();
     assert_eq!(keys, [sid.as_str(); 4], "the session's tracked turns are its main turns only: {turns:#?}");
     emulator.shutdown().await;

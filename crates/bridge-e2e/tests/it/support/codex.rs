@@ -51,6 +51,18 @@ impl CodexSession {
         Self { clients: clients.clone(), home, workdir, thread_id: None, turns: 0 }
     }
 
+    /// A session whose `CODEX_HOME` holds only what `configure(codex_home)` writes (e.g. `codex-bridge connect`).
+    pub async fn configured_by<F: std::future::Future<Output = ()>>(
+        clients: &Clients,
+        configure: impl FnOnce(std::path::PathBuf) -> F,
+    ) -> Self {
+        let home = tempfile::Builder::new().prefix("e2e-codex-home-").tempdir().expect("CODEX_HOME temp dir");
+        let workdir = tempfile::Builder::new().prefix("e2e-codex-work-").tempdir().expect("workdir temp dir");
+        std::fs::create_dir(home.path().join("home")).expect("create HOME");
+        configure(home.path().to_owned()).await;
+        Self { clients: clients.clone(), home, workdir, thread_id: None, turns: 0 }
+    }
+
     /// A session with Codex's built-in `openai` provider re-pointed with `openai_base_url` (it speaks
     /// Responses over WebSocket first) and the dummy key stored by `codex login --with-api-key`.
     pub async fn builtin(clients: &Clients, openai_base_url: &str) -> Self {

@@ -88,6 +88,19 @@ impl OpencodeSession {
         self
     }
 
+    /// A session whose project directory holds only what `configure(project)` writes (e.g. `codex-bridge
+    /// connect opencode --project`); no user-level config.
+    pub async fn configured_by<F: std::future::Future<Output = ()>>(
+        clients: &Clients,
+        configure: impl FnOnce(PathBuf) -> F,
+    ) -> Self {
+        let home = tempfile::Builder::new().prefix("e2e-oc-home-").tempdir().expect("HOME temp dir");
+        let project = tempfile::Builder::new().prefix("e2e-oc-proj-").tempdir().expect("project temp dir");
+        configure(project.path().to_owned()).await;
+        let api_key = OPENCODE_CLIENT_KEY.to_owned();
+        Self { clients: clients.clone(), home, project, api_key, session_id: None, turns: 0, websocket: false }
+    }
+
     /// The session id (`ses_…`) reported by the first turn's events.
     pub fn session_id(&self) -> Option<&str> {
         self.session_id.as_deref()
