@@ -329,6 +329,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_members_own_rate_carries_the_previous_minute() {
+        let p = book(Arc::new(MemoryStore::default()));
+        for _ in 0..3 {
+            assert!(!p.route("ns", "s", T0 + 59_000, 3, None).await.unwrap().over_rate, "3 in a minute is the rate");
+        }
+        // One second into the next minute, 59/60 of the previous minute's 3 requests still count: 1 + 2.95 > 3.
+        assert!(p.route("ns", "s", T0 + 61_000, 3, None).await.unwrap().over_rate);
+        // Two minutes later nothing carries over.
+        assert!(!p.route("ns", "s", T0 + 181_000, 3, None).await.unwrap().over_rate);
+    }
+
+    #[tokio::test]
     async fn replicas_sharing_a_store_agree_and_evicted_members_read_their_partition_back() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
         let (a, b) = (PartitionBook::new(store.clone(), 1), book(store.clone()));
