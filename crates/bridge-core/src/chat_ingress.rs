@@ -118,7 +118,18 @@ async fn ingress<'a>(
         replay = Some((store, scope, input));
     }
     let chat = ChatContext { client_streams, include_usage, model, tool_names, replay };
-    Ok((Ingress { route, headers, original, request, started, body_permit }, chat))
+    Ok((
+        Ingress {
+            route,
+            transport: crate::exchange::Transport::Http,
+            headers,
+            original,
+            request,
+            started,
+            body_permit,
+        },
+        chat,
+    ))
 }
 
 /// The replay scope: the request's own key or session hint under the upstream account; none without one.

@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::identity::{Identity, IdentityEngine};
 use crate::journal_hook::PendingTurn;
-use crate::metrics::{FieldLabel, Metrics, RouteLabel, TokenLabels};
+use crate::metrics::{FieldLabel, Metrics, RouteLabel, TokenLabels, TransportLabel};
 use crate::recorder::Recorder;
 use crate::sent::SentRequest;
 use crate::tracker::Tracker;
@@ -31,12 +31,34 @@ use crate::tracker::Tracker;
 /// The status recorded for an exchange dropped before it finished (nginx's "client closed request").
 pub const ABANDONED: u16 = 499;
 
+/// The client transport an exchange arrived on (`sessions show` and the metrics label turns with it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// `POST /v1/responses` (and its aliases).
+    #[default]
+    Http,
+    /// A `response.create` frame on a client WebSocket ([`crate::ws_ingress`]).
+    Ws,
+}
+
+impl Transport {
+    /// The label shown in metrics and turn rows.
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Http => "http",
+            Transport::Ws => "ws",
+        }
+    }
+}
+
 /// What an exchange learned, filled in phase by phase.
 #[derive(Default)]
 pub struct ExchangeContext {
     pub request_id: String,
     pub ts_ms: i64,
     pub route: &'static str,
+    /// The client transport.
+    pub transport: Transport,
     /// When the transport received the request (`None` only in a finished exchange's emptied context).
     pub started: Option<Instant>,
     /// Client name (`originator`, else the user agent's product token).
@@ -108,6 +130,7 @@ impl Exchange {
             request_id,
             ts_ms: crate::clock::now_ms(),
             route,
+            transport: Transport::Http,
             started: Some(started),
             client: None,
             model: None,
@@ -167,6 +190,7 @@ async fn record(books: &Books, cx: ExchangeContext, outcome: Outcome) {
         request_id,
         ts_ms,
         route,
+        transport,
         started,
         client,
         model,
@@ -180,6 +204,7 @@ async fn record(books: &Books, cx: ExchangeContext, outcome: Outcome) {
     let metrics = &books.metrics;
     Metrics::observe(&metrics.overhead, route, overhead);
     metrics.exchanges.get_or_create(&RouteLabel { route }).inc();
+    metrics.exchanges_by_transport.get_or_create(&TransportLabel { transport: transport.label() }).inc();
     let model_label = metrics.model_label(model.as_deref());
     let usage = outcome.usage.unwrap_or_default();
     for (kind, value) in [
@@ -226,7 +251,8 @@ async fn record(books: &Books, cx: ExchangeContext, outcome: Outcome) {
         crate::journal_hook::finish(journal, turn, sent, outcome.output_items, outcome.usage.as_ref()).await;
     }
     if let (true, Some(identity), Some(sent)) = (ok, identity, sent) {
-        let turn = crate::tracker::Turn { identity, sent, request_id, ts_ms, model, client };
+        let turn =
+            crate::tracker::Turn { identity, sent, request_id, ts_ms, model, client, transport: transport.label() };
         let cx = crate::tracker::Context {
             store: books.store.as_ref(),
             recorder: &books.recorder,

@@ -8,10 +8,14 @@
 //! → upstream call ([`upstream`], [`credentials`]) → stream ([`pump`], into the transport's sink) →
 //! finish (exactly once: usage row via [`recorder`], journal turn, [`tracker`]).
 //!
-//! Layers (no module imports one above it): [`clock`], [`errors`], [`metrics`], [`config`] →
+//! WebSocket clients (`GET` with `Upgrade: websocket` on the same routes) enter through [`ws_ingress`], which
+//! turns each `response.create` frame into a whole request for the same [`pipeline`].
+//!
+//! Layers (no module imports one above it): [`clock`], [`errors`], [`metrics`], [`config`], [`turn_state`] →
 //! [`store_guard`], [`recorder`], [`credentials`], [`codex`] → [`identity`], [`tracker`], [`upstream`],
 //! [`shape`], [`sent`], [`journal_hook`] → [`exchange`] → [`pump`] → [`chat`] → [`state`] → [`pipeline`] →
-//! [`proxy`], [`chat_ingress`], [`models`], [`access`], [`router`], [`server`]. `tests/it/layers.rs` checks it.
+//! [`proxy`], [`chat_ingress`], [`ws_ingress`], [`models`], [`access`], [`router`], [`server`]. `tests/it/layers.rs`
+//! checks it.
 //!
 //! Invariants: nothing panics on client input; every error is OpenAI-shaped JSON; secrets never reach logs
 //! or error messages.
@@ -42,7 +46,9 @@ pub mod shape;
 pub mod state;
 pub mod store_guard;
 pub mod tracker;
+pub mod turn_state;
 pub mod upstream;
+pub mod ws_ingress;
 
 pub use config::{Config, ConfigError, Settings, UpstreamAuth};
 pub use server::{BoundServer, ServeError, bind};

@@ -37,6 +37,12 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// The client `transport` (`http`, `ws`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabel {
+    pub transport: &'static str,
+}
+
 /// `reason`, from a closed set.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -91,6 +97,9 @@ pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
     pub exchanges: Family<RouteLabel, Counter>,
+    pub exchanges_by_transport: Family<TransportLabel, Counter>,
+    pub ws_sockets: Gauge,
+    pub ws_frames: Family<ReasonLabel, Counter>,
     pub upstream_latency: Histograms<RouteLabel>,
     pub overhead: Histograms<RouteLabel>,
     pub ttfb: Histograms<RouteLabel>,
@@ -134,6 +143,17 @@ impl Default for Metrics {
                 Family::default(),
                 "codex_bridge_exchanges",
                 "Exchanges finished (one usage row each), by route template."
+            ),
+            exchanges_by_transport: metric!(
+                Family::default(),
+                "codex_bridge_exchanges_by_transport",
+                "Exchanges finished, by client transport (http, ws)."
+            ),
+            ws_sockets: metric!(Gauge::default(), "codex_bridge_ws_sockets", "Client WebSocket connections open."),
+            ws_frames: metric!(
+                Family::default(),
+                "codex_bridge_ws_frames",
+                "Client WebSocket frames by what they were (create, delta, prewarm, processed, busy, invalid, unknown_previous)."
             ),
             upstream_latency: metric!(
                 histograms(),

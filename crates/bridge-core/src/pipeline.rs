@@ -26,7 +26,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::errors::BridgeError;
-use crate::exchange::{Exchange, Outcome};
+use crate::exchange::{Exchange, Outcome, Transport};
 use crate::metrics::Metrics;
 use crate::pump::{Sink, UpstreamEvents};
 use crate::sent::SentRequest;
@@ -40,6 +40,8 @@ const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 pub struct Ingress<'a> {
     /// The route template, for metrics and usage rows.
     pub route: &'static str,
+    /// The client transport.
+    pub transport: Transport,
     /// The client's request headers.
     pub headers: &'a HeaderMap,
     /// The client's body bytes (forwarded as they are when shaping changes nothing).
@@ -97,9 +99,10 @@ pub async fn run(state: &AppState, ingress: Ingress<'_>) -> Answer {
 }
 
 async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -> Result<Reply, BridgeError> {
-    let Ingress { route, headers, original, mut request, started, body_permit } = ingress;
+    let Ingress { route, transport, headers, original, mut request, started, body_permit } = ingress;
     let metrics = &state.metrics;
     let mut exchange = Exchange::begin(state.books.clone(), state.request_id(), route, started, vec![body_permit]);
+    exchange.cx_mut().transport = transport;
     let client = client_name(headers);
     exchange.cx_mut().client = client.clone();
     // The client's model until shaping names the one sent upstream.

@@ -68,7 +68,7 @@ async fn ingress<'a>(
 ) -> Result<Ingress<'a>, BridgeError> {
     let (original, body_permit) = read_limited(state, headers, body).await?;
     let request = parse(&original).await?;
-    Ok(Ingress { route, headers, original, request, started, body_permit })
+    Ok(Ingress { route, transport: crate::exchange::Transport::Http, headers, original, request, started, body_permit })
 }
 
 /// Reads a request body under the limits every HTTP ingress shares ([`read_body`]); the Chat ingress
@@ -193,7 +193,7 @@ async fn read_body(
 }
 
 /// Takes `bytes` (in KiB, at least one) from the in-flight body budget, or refuses with a 503.
-fn reserve(budget: &Arc<Semaphore>, bytes: usize, state: &AppState) -> Result<OwnedSemaphorePermit, BridgeError> {
+pub fn reserve(budget: &Arc<Semaphore>, bytes: usize, state: &AppState) -> Result<OwnedSemaphorePermit, BridgeError> {
     let kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
     budget.clone().try_acquire_many_owned(kib).map_err(|_| {
         Metrics::count(&state.metrics.requests_shed, "body_budget", 1);

@@ -1,5 +1,5 @@
 //! The axum router. Layer order, outermost first: access check (all routes but `/health`), then the
-//! handlers. Body size is enforced by the Responses handler itself so the 413 is OpenAI-shaped.
+//! handlers (`POST` on a Responses route is [`proxy`], `GET` with `Upgrade: websocket` is [`ws_ingress`]). Body size is enforced by the Responses handler itself so the 413 is OpenAI-shaped.
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -9,13 +9,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::state::AppState;
-use crate::{access, chat_ingress, models, proxy};
+use crate::{access, chat_ingress, models, proxy, ws_ingress};
 
 /// Builds the router for a bridge.
 pub fn build(state: AppState) -> Router {
     let protected = Router::new()
-        .route("/v1/responses", post(proxy::responses).fallback(method_not_allowed))
-        .route("/backend-api/codex/responses", post(proxy::responses).fallback(method_not_allowed))
+        .route("/v1/responses", post(proxy::responses).get(ws_ingress::upgrade).fallback(method_not_allowed))
+        .route(
+            "/backend-api/codex/responses",
+            post(proxy::responses).get(ws_ingress::upgrade).fallback(method_not_allowed),
+        )
         .route("/v1/chat/completions", post(chat_ingress::completions).fallback(method_not_allowed))
         .route("/chat/completions", post(chat_ingress::completions).fallback(method_not_allowed))
         .route("/v1/models", get(models::list))

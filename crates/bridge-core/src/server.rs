@@ -84,6 +84,7 @@ impl BoundServer {
             abort.clone(),
         ));
         shutdown.await;
+        state.shutdown.cancel();
         // Stop accepting, close idle connections, let busy ones finish their response for `grace`.
         stop.cancel();
         let _ = accepting.await;

@@ -51,6 +51,10 @@ pub struct Inner {
     pub identity: Arc<IdentityEngine>,
     /// Per-session classification and miss explanations.
     pub tracker: Arc<Tracker>,
+    /// Client WebSocket connections open at once (`[websocket] max_sockets`).
+    pub ws_sockets: Arc<tokio::sync::Semaphore>,
+    /// Cancelled when the server begins its shutdown (client sockets close between turns).
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// What every exchange's bookkeeping writes to.
     pub books: Arc<Books>,
     /// The Chat ingress's reasoning replay (`None` with `[chat] reasoning_replay = false`).
@@ -79,6 +83,7 @@ impl AppState {
             config.journal.enabled.then(|| bridge_journal::Journal::start(&config.data_dir, config.journal.clone()));
         let body_budget = Arc::new(tokio::sync::Semaphore::new(config.server.max_inflight_body_bytes.div_ceil(1024)));
         let tasks = TaskTracker::new();
+        let ws_sockets = Arc::new(tokio::sync::Semaphore::new(config.websocket.max_sockets));
         let books = Arc::new(Books {
             metrics: metrics.clone(),
             recorder: recorder.clone(),
@@ -103,6 +108,8 @@ impl AppState {
             recorder,
             journal,
             tasks,
+            ws_sockets,
+            shutdown: tokio_util::sync::CancellationToken::new(),
             open_exchanges: Arc::new(tokio::sync::Semaphore::new(MAX_OPEN_EXCHANGES)),
             body_budget,
             next_request: AtomicU64::new(0),

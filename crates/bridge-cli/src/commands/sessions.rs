@@ -54,8 +54,8 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<()> {
             }
             writeln!(
                 out,
-                "{:>4} {:<32} {:<22} {:>6} {:>8} {:>8}  outcome",
-                "turn", "key", "classification", "items", "input", "cached"
+                "{:>4} {:<32} {:<9} {:<22} {:>6} {:>8} {:>8}  outcome",
+                "turn", "key", "transport", "classification", "items", "input", "cached"
             )?;
             let opt = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
             for (i, t) in turns.iter().enumerate() {
@@ -68,9 +68,10 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<()> {
                 }
                 writeln!(
                     out,
-                    "{:>4} {:<32} {:<22} {:>6} {:>8} {:>8}  {outcome}",
+                    "{:>4} {:<32} {:<9} {:<22} {:>6} {:>8} {:>8}  {outcome}",
                     i + 1,
                     t.key,
+                    t.transport.as_deref().unwrap_or("-"),
                     t.classification,
                     t.items,
                     opt(t.input_tokens),

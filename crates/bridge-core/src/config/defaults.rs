@@ -1,4 +1,4 @@
-//! Every default of the top-level, `[server]` and `[upstream]` settings, in one place: [`Config::resolve`]
+//! Every default of the top-level, `[server]`, `[upstream]` and `[websocket]` settings, in one place: [`Config::resolve`]
 //! reads them from here, and [`documented`] is the table the README's configuration tables are tested
 //! against (`config/tests.rs`), so the documentation cannot drift from the code. The `[cache]`,
 //! `[upstream.codex]`, `[chatgpt]` and `[journal]` sections keep their defaults next to their types
@@ -54,6 +54,13 @@ pub const MAX_INFLIGHT_BODY_BYTES: usize = 256 * 1024 * 1024;
 pub const CHAT_REASONING_REPLAY: bool = true;
 /// `[chat] replay_max_bytes`, 64 MiB of kept reasoning items (encrypted reasoning is a few KB per turn).
 pub const CHAT_REPLAY_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// `[websocket] ingress`: WebSocket upgrades on the Responses routes are accepted.
+pub const WS_INGRESS: bool = true;
+/// `[websocket] idle_timeout_ms`: Codex's own stream idle timeout is 300 s; a socket idle between turns
+/// longer than this is closed (the client reconnects and sends its next request in full).
+pub const WS_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// `[websocket] max_sockets`: client sockets open at once.
+pub const WS_MAX_SOCKETS: usize = 256;
 
 /// The defaults as the README's tables show them: (`[section] key` or top-level key, value).
 pub fn documented() -> Vec<(&'static str, String)> {
@@ -67,6 +74,9 @@ pub fn documented() -> Vec<(&'static str, String)> {
         ("[server] client_stall_timeout_ms", ms(CLIENT_STALL_TIMEOUT)),
         ("[server] max_inflight_body_bytes", MAX_INFLIGHT_BODY_BYTES.to_string()),
         ("[upstream] retry_budget_ms", ms(RETRY_BUDGET)),
+        ("[websocket] ingress", WS_INGRESS.to_string()),
+        ("[websocket] idle_timeout_ms", ms(WS_IDLE_TIMEOUT)),
+        ("[websocket] max_sockets", WS_MAX_SOCKETS.to_string()),
         ("listen", LISTEN.to_owned()),
         ("[upstream] url", UPSTREAM.to_owned()),
         ("[chat] reasoning_replay", CHAT_REASONING_REPLAY.to_string()),

@@ -100,6 +100,56 @@ struct FileConfig {
     history: FileHistory,
     #[serde(default)]
     journal: FileJournal,
+    #[serde(default)]
+    websocket: FileWebsocket,
+}
+
+/// `[websocket]`: the client-facing WebSocket ingress (`GET /v1/responses` with `Upgrade: websocket`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWebsocket {
+    ingress: Option<bool>,
+    idle_timeout_ms: Option<u64>,
+    max_sockets: Option<usize>,
+}
+
+/// Validated `[websocket]` settings.
+#[derive(Debug, Clone)]
+pub struct WebsocketConfig {
+    /// Whether WebSocket upgrades are accepted; when false they get 426 (clients fall back to HTTP).
+    pub ingress: bool,
+    /// A client socket with no response in flight and no frame for this long is closed (1000).
+    pub idle_timeout: Duration,
+    /// Client sockets open at once; an upgrade beyond it gets 426, so the client uses HTTP.
+    pub max_sockets: usize,
+}
+
+impl Default for WebsocketConfig {
+    fn default() -> Self {
+        Self {
+            ingress: defaults::WS_INGRESS,
+            idle_timeout: defaults::WS_IDLE_TIMEOUT,
+            max_sockets: defaults::WS_MAX_SOCKETS,
+        }
+    }
+}
+
+fn websocket_config(file: &FileWebsocket) -> Result<WebsocketConfig, ConfigError> {
+    let d = WebsocketConfig::default();
+    let config = WebsocketConfig {
+        ingress: file.ingress.unwrap_or(d.ingress),
+        idle_timeout: file.idle_timeout_ms.map_or(d.idle_timeout, Duration::from_millis),
+        max_sockets: file.max_sockets.unwrap_or(d.max_sockets),
+    };
+    for (key, value) in [
+        ("websocket.idle_timeout_ms", config.idle_timeout.as_millis() as u64),
+        ("websocket.max_sockets", config.max_sockets as u64),
+    ] {
+        if value == 0 {
+            return Err(ConfigError::Invalid { key, reason: "must be greater than 0".into() });
+        }
+    }
+    Ok(config)
 }
 
 /// `[history]`: the `history.jsonl` cap (Codex's `history.max_bytes`); absent: 10 MiB
@@ -284,6 +334,8 @@ pub struct Config {
     pub chatgpt: crate::config::codex::ChatgptSettings,
     /// Rollouts, history, project state and git drift (`[journal]`, `[history]`).
     pub journal: bridge_journal::JournalOptions,
+    /// The WebSocket ingress (`[websocket]`).
+    pub websocket: WebsocketConfig,
 }
 
 /// Why the configuration is unusable.
@@ -416,6 +468,7 @@ impl Config {
             cache: file.cache.resolve(),
             chat: file.chat.resolve(),
             journal: journal_options(&file.journal, &file.history),
+            websocket: websocket_config(&file.websocket)?,
         })
     }
 }

@@ -158,4 +158,19 @@ fn the_readme_tables_show_the_defaults_in_force() {
     assert_eq!(c.server.client_stall_timeout.as_millis().to_string(), get("[server] client_stall_timeout_ms"));
     assert_eq!(c.upstream.retry_budget.as_millis().to_string(), get("[upstream] retry_budget_ms"));
     assert_eq!(c.listen.to_string(), get("listen"));
+    assert_eq!(c.websocket.ingress.to_string(), get("[websocket] ingress"));
+    assert_eq!(c.websocket.idle_timeout.as_millis().to_string(), get("[websocket] idle_timeout_ms"));
+    assert_eq!(c.websocket.max_sockets.to_string(), get("[websocket] max_sockets"));
+}
+
+#[test]
+fn websocket_section() {
+    let file = "[websocket]\ningress = false\nidle_timeout_ms = 5\nmax_sockets = 3\n";
+    let c = Config::resolve(settings(), Some(file), Path::new("x"), PathBuf::new()).unwrap();
+    assert!(!c.websocket.ingress);
+    assert_eq!(c.websocket.idle_timeout, Duration::from_millis(5));
+    assert_eq!(c.websocket.max_sockets, 3);
+    let err = Config::resolve(settings(), Some("[websocket]\nmax_sockets = 0\n"), Path::new("x"), PathBuf::new())
+        .unwrap_err();
+    assert!(err.to_string().contains("websocket.max_sockets"), "{err}");
 }

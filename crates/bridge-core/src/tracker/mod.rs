@@ -44,6 +44,8 @@ pub struct Turn {
     pub ts_ms: i64,
     pub model: Option<String>,
     pub client: Option<String>,
+    /// The client transport (`http`, `ws`).
+    pub transport: &'static str,
 }
 
 /// The tracker; one per bridge.
@@ -144,6 +146,7 @@ impl Tracker {
             over_rate: turn.identity.over_rate,
             model: turn.model.clone(),
             client: turn.client.clone(),
+            transport: Some(turn.transport.to_owned()),
             items: fp.len(),
             classification: classification.to_string(),
             input_tokens: usage.input_tokens,

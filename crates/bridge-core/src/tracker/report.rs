@@ -89,6 +89,7 @@ mod tests {
             over_rate: false,
             model: None,
             client: None,
+            transport: Some("http".into()),
             items: 1,
             classification: "append".into(),
             input_tokens: input,

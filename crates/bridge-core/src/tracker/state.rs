@@ -52,6 +52,9 @@ pub struct TurnRow {
     pub over_rate: bool,
     pub model: Option<String>,
     pub client: Option<String>,
+    /// The client transport (`http`, `ws`); absent in rows written before it was recorded.
+    #[serde(default)]
+    pub transport: Option<String>,
     pub items: usize,
     pub classification: String,
     pub input_tokens: Option<u64>,

@@ -28,3 +28,4 @@ mod pipeline;
 mod store_outage;
 mod streaming;
 mod tracker_memory;
+mod ws_ingress;

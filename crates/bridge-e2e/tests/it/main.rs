@@ -10,6 +10,7 @@
 mod bridge_chatgpt_opencode;
 mod bridge_codex_appserver;
 mod bridge_codex_exec;
+mod bridge_codex_ws;
 mod bridge_openai_python;
 mod bridge_opencode;
 mod bridge_opencode_chat;

@@ -30,9 +30,23 @@ pub struct CodexSession {
 impl CodexSession {
     /// A new session whose provider posts to `{responses_base}/responses` (e.g. `{emulator}/v1`).
     pub fn new(clients: &Clients, responses_base: &str) -> Self {
+        Self::custom(clients, responses_base, false)
+    }
+
+    /// Like [`CodexSession::new`], the custom provider opted in to Responses over WebSocket
+    /// (`supports_websockets = true`).
+    pub fn custom_websocket(clients: &Clients, responses_base: &str) -> Self {
+        Self::custom(clients, responses_base, true)
+    }
+
+    fn custom(clients: &Clients, responses_base: &str, websocket: bool) -> Self {
         let home = tempfile::Builder::new().prefix("e2e-codex-home-").tempdir().expect("CODEX_HOME temp dir");
         let workdir = tempfile::Builder::new().prefix("e2e-codex-work-").tempdir().expect("workdir temp dir");
-        std::fs::write(home.path().join("config.toml"), config_toml(responses_base)).expect("write config.toml");
+        let mut config = config_toml(responses_base);
+        if websocket {
+            config = config.replace("stream_max_retries = 0\n", "stream_max_retries = 0\nsupports_websockets = true\n");
+        }
+        std::fs::write(home.path().join("config.toml"), config).expect("write config.toml");
         std::fs::create_dir(home.path().join("home")).expect("create HOME");
         Self { clients: clients.clone(), home, workdir, thread_id: None, turns: 0 }
     }

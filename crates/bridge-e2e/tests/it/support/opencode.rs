@@ -37,6 +37,8 @@ pub struct OpencodeSession {
     api_key: String,
     session_id: Option<String>,
     turns: usize,
+    /// `OPENCODE_EXPERIMENTAL_WEBSOCKETS=1` (see [`OpencodeSession::experimental_websocket`]).
+    websocket: bool,
 }
 
 impl OpencodeSession {
@@ -64,7 +66,26 @@ impl OpencodeSession {
         std::fs::create_dir_all(&user_config).expect("create user config dir");
         std::fs::write(user_config.join("opencode.json"), &config).expect("write user opencode.json");
         std::fs::write(project.path().join("opencode.json"), &config).expect("write project opencode.json");
-        Self { clients: clients.clone(), home, project, api_key: api_key.to_owned(), session_id: None, turns: 0 }
+        Self {
+            clients: clients.clone(),
+            home,
+            project,
+            api_key: api_key.to_owned(),
+            session_id: None,
+            turns: 0,
+            websocket: false,
+        }
+    }
+
+    /// Turns on OpenCode's experimental Responses WebSocket: `OPENCODE_EXPERIMENTAL_WEBSOCKETS=1` and the key
+    /// stored in `$XDG_DATA_HOME/opencode/auth.json` (the flag alone changes nothing).
+    pub fn experimental_websocket(mut self) -> Self {
+        let dir = self.home.path().join(".local/share/opencode");
+        std::fs::create_dir_all(&dir).expect("create the opencode data dir");
+        let auth = json!({"openai": {"type": "api", "key": self.api_key}});
+        std::fs::write(dir.join("auth.json"), auth.to_string()).expect("write auth.json");
+        self.websocket = true;
+        self
     }
 
     /// The session id (`ses_…`) reported by the first turn's events.
@@ -120,6 +141,9 @@ impl OpencodeSession {
             ("LANG", "C.UTF-8".into()),
         ];
         env.extend(DISABLE_FLAGS.iter().map(|&flag| (flag, "1".into())));
+        if self.websocket {
+            env.push(("OPENCODE_EXPERIMENTAL_WEBSOCKETS", "1".into()));
+        }
         env
     }
 
