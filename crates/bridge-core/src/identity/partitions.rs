@@ -8,7 +8,8 @@
 //!   bounded cache in front of the store (idle entries are evicted, never cleared all at once), and an
 //!   evicted member reads its assignment back. A member never changes key while it is active.
 //! - A new member joins the lowest partition whose rate is under `max_rpm`; a partition over the rate takes
-//!   no new members, and nobody is moved off it. A member whose own rate alone exceeds `max_rpm` is reported
+//!   no new members, and nobody is moved off it (a group has at most [`MAX_PARTITIONS`]). A member whose
+//!   own rate alone exceeds `max_rpm` is reported
 //!   ([`Routed::over_rate`]), not moved.
 //! - Rates are minute buckets in the store (`rate` namespace, a few minutes' TTL), read as a sliding window
 //!   (the current bucket plus the previous one weighted by the part of it still inside the last minute).
@@ -39,8 +40,9 @@ const WINDOW_MS: i64 = 60_000;
 const BUCKET_TTL: Duration = Duration::from_secs(180);
 /// Unflushed counts are written to the store at most this often.
 const FLUSH_EVERY_MS: i64 = 1_000;
-/// Partitions examined for a new member before it takes the next one regardless.
-const MAX_PARTITIONS: u32 = 1_024;
+/// Partitions a group may have: a new member examines at most this many (two store reads each), and when
+/// all are over the rate it joins the last one (64 × 12 requests per minute is far beyond one account).
+pub const MAX_PARTITIONS: u32 = 64;
 
 /// A member's partition and what routing it tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,7 +190,7 @@ impl PartitionBook {
             return Ok(p);
         }
         let mut partition = 0;
-        while partition < MAX_PARTITIONS && self.rate(group, partition, now_ms).await? >= f64::from(max_rpm) {
+        while partition + 1 < MAX_PARTITIONS && self.rate(group, partition, now_ms).await? >= f64::from(max_rpm) {
             partition += 1;
         }
         if self.store.put_if_absent(ASSIGN_NS, &key, partition.to_string().as_bytes(), None).await? {
@@ -338,6 +340,15 @@ mod tests {
         assert!(p.route("ns", "s", T0 + 61_000, 3, None).await.unwrap().over_rate);
         // Two minutes later nothing carries over.
         assert!(!p.route("ns", "s", T0 + 181_000, 3, None).await.unwrap().over_rate);
+    }
+
+    #[tokio::test]
+    async fn a_saturated_group_puts_new_members_on_its_last_partition() {
+        let p = book(Arc::new(MemoryStore::default()));
+        for i in 0..MAX_PARTITIONS + 2 {
+            let got = p.route("ns", &format!("s{i}"), T0, 1, None).await.unwrap().partition;
+            assert_eq!(got, i.min(MAX_PARTITIONS - 1), "member {i}");
+        }
     }
 
     #[tokio::test]
