@@ -342,6 +342,54 @@ mod tests {
         assert!(!p.route("ns", "s", T0 + 181_000, 3, None).await.unwrap().over_rate);
     }
 
+    /// The store value of one bucket, 0 when absent.
+    async fn stored(store: &dyn Store, bucket: &str) -> i64 {
+        let bytes = store.get(RATE_NS, bucket).await.unwrap();
+        bytes.map_or(0, |b| std::str::from_utf8(&b).unwrap().parse().unwrap())
+    }
+
+    /// Lets spawned flushes run.
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn counts_are_flushed_at_most_once_a_second_and_leave_memory_once_stored() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let p = book(store.clone());
+        let bucket = format!("ns\n0\n{}", T0 / WINDOW_MS);
+        p.route("ns", "a", T0, 100, None).await.unwrap(); // the first count starts a flush
+        settle().await;
+        assert_eq!(stored(&*store, &bucket).await, 1);
+        p.route("ns", "b", T0 + 500, 100, None).await.unwrap(); // within the second: no flush
+        settle().await;
+        assert_eq!(stored(&*store, &bucket).await, 1);
+        assert_eq!(
+            p.unflushed.lock().unwrap().get(&Bucket { group: "ns".into(), partition: 0, minute: T0 / WINDOW_MS }),
+            Some(&1)
+        );
+        p.route("ns", "c", T0 + 1_500, 100, None).await.unwrap(); // a second later: flushed
+        settle().await;
+        assert_eq!(stored(&*store, &bucket).await, 3);
+        assert!(p.unflushed.lock().unwrap().is_empty(), "flushed counts leave memory");
+    }
+
+    #[tokio::test]
+    async fn a_flush_in_the_next_minute_still_writes_the_previous_minutes_counts() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let p = book(store.clone());
+        p.route("ns", "a", T0 + 59_000, 100, None).await.unwrap();
+        settle().await;
+        p.route("ns", "b", T0 + 59_500, 100, None).await.unwrap(); // not flushed yet
+        p.flush_now(T0 + 61_000).await;
+        assert_eq!(stored(&*store, &format!("ns\n0\n{}", T0 / WINDOW_MS)).await, 2);
+        p.route("ns", "c", T0 + 200_000, 100, None).await.unwrap();
+        p.flush_now(T0 + 200_000).await;
+        assert!(p.unflushed.lock().unwrap().is_empty());
+    }
+
     #[tokio::test]
     async fn a_saturated_group_puts_new_members_on_its_last_partition() {
         let p = book(Arc::new(MemoryStore::default()));
