@@ -370,7 +370,7 @@ mod tests {
             p.unflushed.lock().unwrap().get(&Bucket { group: "ns".into(), partition: 0, minute: T0 / WINDOW_MS }),
             Some(&1)
         );
-        p.route("ns", "c", T0 + 1_500, 100, None).await.unwrap(); // a second later: flushed
+        p.route("ns", "c", T0 + 1_000, 100, None).await.unwrap(); // a second later: flushed
         settle().await;
         assert_eq!(stored(&*store, &bucket).await, 3);
         assert!(p.unflushed.lock().unwrap().is_empty(), "flushed counts leave memory");
