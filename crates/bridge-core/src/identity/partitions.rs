@@ -8,7 +8,8 @@
 //!   bounded cache in front of the store (idle entries are evicted, never cleared all at once), and an
 //!   evicted member reads its assignment back. A member never changes key while it is active.
 //! - A new member joins the lowest partition whose rate is under `max_rpm`; a partition over the rate takes
-//!   no new members, and nobody is moved off it. A member whose own rate alone exceeds `max_rpm` is reported
+//!   no new members, and nobody is moved off it (a group has at most [`MAX_PARTITIONS`]). A member whose
+//!   own rate alone exceeds `max_rpm` is reported
 //!   ([`Routed::over_rate`]), not moved.
 //! - Rates are minute buckets in the store (`rate` namespace, a few minutes' TTL), read as a sliding window
 //!   (the current bucket plus the previous one weighted by the part of it still inside the last minute).
@@ -39,8 +40,9 @@ const WINDOW_MS: i64 = 60_000;
 const BUCKET_TTL: Duration = Duration::from_secs(180);
 /// Unflushed counts are written to the store at most this often.
 const FLUSH_EVERY_MS: i64 = 1_000;
-/// Partitions examined for a new member before it takes the next one regardless.
-const MAX_PARTITIONS: u32 = 1_024;
+/// Partitions a group may have: a new member examines at most this many (two store reads each), and when
+/// all are over the rate it joins the last one (64 × 12 requests per minute is far beyond one account).
+pub const MAX_PARTITIONS: u32 = 64;
 
 /// A member's partition and what routing it tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,7 +190,7 @@ impl PartitionBook {
             return Ok(p);
         }
         let mut partition = 0;
-        while partition < MAX_PARTITIONS && self.rate(group, partition, now_ms).await? >= f64::from(max_rpm) {
+        while partition + 1 < MAX_PARTITIONS && self.rate(group, partition, now_ms).await? >= f64::from(max_rpm) {
             partition += 1;
         }
         if self.store.put_if_absent(ASSIGN_NS, &key, partition.to_string().as_bytes(), None).await? {
@@ -326,6 +328,75 @@ mod tests {
         assert_eq!(store.get(ASSIGN_NS, "root\nroot").await.unwrap(), None, "a fixed member writes nothing");
         let fork = p.route("root", "fork", T0 + 10, 3, None).await.unwrap();
         assert_eq!(fork, Routed { partition: 1, over_rate: false }, "a partition over the rate takes no one new");
+    }
+
+    #[tokio::test]
+    async fn a_members_own_rate_carries_the_previous_minute() {
+        let p = book(Arc::new(MemoryStore::default()));
+        for _ in 0..3 {
+            assert!(!p.route("ns", "s", T0 + 59_000, 3, None).await.unwrap().over_rate, "3 in a minute is the rate");
+        }
+        // One second into the next minute, 59/60 of the previous minute's 3 requests still count: 1 + 2.95 > 3.
+        assert!(p.route("ns", "s", T0 + 61_000, 3, None).await.unwrap().over_rate);
+        // Two minutes later nothing carries over.
+        assert!(!p.route("ns", "s", T0 + 181_000, 3, None).await.unwrap().over_rate);
+    }
+
+    /// The store value of one bucket, 0 when absent.
+    async fn stored(store: &dyn Store, bucket: &str) -> i64 {
+        let bytes = store.get(RATE_NS, bucket).await.unwrap();
+        bytes.map_or(0, |b| std::str::from_utf8(&b).unwrap().parse().unwrap())
+    }
+
+    /// Lets spawned flushes run.
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn counts_are_flushed_at_most_once_a_second_and_leave_memory_once_stored() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let p = book(store.clone());
+        let bucket = format!("ns\n0\n{}", T0 / WINDOW_MS);
+        p.route("ns", "a", T0, 100, None).await.unwrap(); // the first count starts a flush
+        settle().await;
+        assert_eq!(stored(&*store, &bucket).await, 1);
+        p.route("ns", "b", T0 + 500, 100, None).await.unwrap(); // within the second: no flush
+        settle().await;
+        assert_eq!(stored(&*store, &bucket).await, 1);
+        assert_eq!(
+            p.unflushed.lock().unwrap().get(&Bucket { group: "ns".into(), partition: 0, minute: T0 / WINDOW_MS }),
+            Some(&1)
+        );
+        p.route("ns", "c", T0 + 1_000, 100, None).await.unwrap(); // a second later: flushed
+        settle().await;
+        assert_eq!(stored(&*store, &bucket).await, 3);
+        assert!(p.unflushed.lock().unwrap().is_empty(), "flushed counts leave memory");
+    }
+
+    #[tokio::test]
+    async fn a_flush_in_the_next_minute_still_writes_the_previous_minutes_counts() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let p = book(store.clone());
+        p.route("ns", "a", T0 + 59_000, 100, None).await.unwrap();
+        settle().await;
+        p.route("ns", "b", T0 + 59_500, 100, None).await.unwrap(); // not flushed yet
+        p.flush_now(T0 + 61_000).await;
+        assert_eq!(stored(&*store, &format!("ns\n0\n{}", T0 / WINDOW_MS)).await, 2);
+        p.route("ns", "c", T0 + 200_000, 100, None).await.unwrap();
+        p.flush_now(T0 + 200_000).await;
+        assert!(p.unflushed.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_saturated_group_puts_new_members_on_its_last_partition() {
+        let p = book(Arc::new(MemoryStore::default()));
+        for i in 0..MAX_PARTITIONS + 2 {
+            let got = p.route("ns", &format!("s{i}"), T0, 1, None).await.unwrap().partition;
+            assert_eq!(got, i.min(MAX_PARTITIONS - 1), "member {i}");
+        }
     }
 
     #[tokio::test]
