@@ -242,6 +242,8 @@ async fn replay_ws(base: &str, requests: &[Request], progress: &mut Progress) ->
     let mut sockets = std::collections::HashMap::new();
     let mut usages = Vec::with_capacity(requests.len());
     for r in requests {
+        // As in `replay_http`: the in-process bridge follows the scenario's timeline.
+        bridge_core::clock::replay_at(i64::try_from(r.at_ms).ok());
         let session = session_of(r);
         let ws = match sockets.entry(session) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -262,6 +264,7 @@ async fn replay_ws(base: &str, requests: &[Request], progress: &mut Progress) ->
         usages.push(response.get("usage").map(Usage::from_json).unwrap_or_default());
         progress.inc(1);
     }
+    bridge_core::clock::replay_at(None);
     for (_, mut ws) in sockets {
         let _ = futures_util::SinkExt::close(&mut ws).await;
     }
