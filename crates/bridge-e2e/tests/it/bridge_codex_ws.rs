@@ -103,7 +103,8 @@ async fn codex_exec_resume_and_a_tool_turn_over_the_bridges_websocket() {
     // sessions show labels the turns ws
     assert!(bridge.stop().await.success(), "the bridge exits cleanly on SIGTERM");
     let show = home.run(&["sessions", "show", &thread_id, "--json"]).await;
-    let rows: Vec<Value> = serde_json::from_str(show.stdout.trim()).unwrap_or_default();
+    let shown: Value = serde_json::from_str(show.stdout.trim()).unwrap_or_default();
+    let rows: Vec<Value> = shown["turns"].as_array().cloned().unwrap_or_default();
     assert_eq!(rows.len(), 4, "{}\n{}", show.stdout, show.stderr);
     assert!(rows.iter().all(|r| r["transport"] == "ws"), "{rows:#?}");
     emulator.shutdown().await;
