@@ -9,8 +9,7 @@
 //!   evicted member reads its assignment back. A member never changes key while it is active.
 //! - A new member joins the lowest partition whose rate is under `max_rpm`; a partition over the rate takes
 //!   no new members, and nobody is moved off it (a group has at most [`MAX_PARTITIONS`]). A member whose
-//!   own rate alone exceeds `max_rpm` is reported
-//!   ([`Routed::over_rate`]), not moved.
+//!   own rate alone exceeds `max_rpm` is reported ([`Routed::over_rate`]), not moved.
 //! - Rates are minute buckets in the store (`rate` namespace, a few minutes' TTL), read as a sliding window
 //!   (the current bucket plus the previous one weighted by the part of it still inside the last minute).
 //!   Counts are added in memory and flushed to the store at most once a second, so the request path writes
