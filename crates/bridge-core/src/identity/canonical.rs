@@ -22,10 +22,32 @@ pub struct ItemFacts {
 /// Writes the canonical form of the JSON text `raw` to `out`. With `top_level_item`, a top-level object's
 /// `id` key is left out and reported in the facts with `role`. Invalid JSON writes `null`.
 pub fn write(raw: &str, top_level_item: bool, out: &mut Vec<u8>) -> ItemFacts {
+    write_with(raw, top_level_item, false, out)
+}
+
+/// Like [`write`] for an item, in the form in which an item a client echoes equals the output item the
+/// upstream sent (the Responses API reads both the same way):
+/// - object members whose value is `null` or `[]` are left out at any depth (Codex adds `"content": null`
+///   to reasoning; OpenCode leaves out a text's empty `annotations` and `logprobs`);
+/// - at the top level, `status` (output only) and `"type": "message"` (the default of an item with a
+///   `role`, which OpenCode leaves out) are left out, and so is Codex's client-side
+///   `internal_chat_message_metadata_passthrough` (Codex's own delta rule clears it before comparing,
+///   docs/reference/websocket.md §1.2).
+///
+/// Only the upstream socket's delta rule uses it; the identity's fingerprints keep [`write`], so stored
+/// chains do not change.
+pub fn write_item_for_delta(raw: &str, out: &mut Vec<u8>) -> ItemFacts {
+    write_with(raw, true, true, out)
+}
+
+/// Top-level item members [`write_item_for_delta`] leaves out whatever their value.
+const NOT_COMPARED: &[&str] = &["status", "internal_chat_message_metadata_passthrough"];
+
+fn write_with(raw: &str, top_level_item: bool, delta_form: bool, out: &mut Vec<u8>) -> ItemFacts {
     let start = out.len();
     let mut facts = ItemFacts::default();
     let mut de = serde_json::Deserializer::from_str(raw);
-    let seed = Canon { out: &mut *out, item: top_level_item.then_some(&mut facts) };
+    let seed = Canon { out: &mut *out, item: top_level_item.then_some(&mut facts), delta_form };
     if seed.deserialize(&mut de).and_then(|()| de.end()).is_err() {
         out.truncate(start);
         out.extend_from_slice(b"null");
@@ -38,6 +60,8 @@ pub fn write(raw: &str, top_level_item: bool, out: &mut Vec<u8>) -> ItemFacts {
 struct Canon<'a> {
     out: &'a mut Vec<u8>,
     item: Option<&'a mut ItemFacts>,
+    /// The delta rule's form ([`write_item_for_delta`]), here and below.
+    delta_form: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for Canon<'_> {
@@ -131,7 +155,8 @@ impl<'de> Visitor<'de> for Canon<'_> {
             if !first {
                 self.out.push(b',');
             }
-            if seq.next_element_seed(Canon { out: &mut *self.out, item: None })?.is_none() {
+            if seq.next_element_seed(Canon { out: &mut *self.out, item: None, delta_form: self.delta_form })?.is_none()
+            {
                 self.out.truncate(at);
                 break;
             }
@@ -152,9 +177,23 @@ impl<'de> Visitor<'de> for Canon<'_> {
                         facts.id = map.next_value::<serde_json::Value>()?.as_str().map(str::to_owned);
                         continue;
                     }
+                    k if self.delta_form && NOT_COMPARED.contains(&k) => {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                        continue;
+                    }
+                    "type" if self.delta_form => {
+                        let start = scratch.len();
+                        map.next_value_seed(Canon { out: &mut scratch, item: None, delta_form: true })?;
+                        if &scratch[start..] == b"\"message\"" {
+                            scratch.truncate(start);
+                        } else {
+                            entries.push((key, start..scratch.len()));
+                        }
+                        continue;
+                    }
                     "role" => {
                         let start = scratch.len();
-                        map.next_value_seed(Canon { out: &mut scratch, item: None })?;
+                        map.next_value_seed(Canon { out: &mut scratch, item: None, delta_form: self.delta_form })?;
                         facts.user = &scratch[start..] == b"\"user\"";
                         entries.push((key, start..scratch.len()));
                         continue;
@@ -163,7 +202,11 @@ impl<'de> Visitor<'de> for Canon<'_> {
                 }
             }
             let start = scratch.len();
-            map.next_value_seed(Canon { out: &mut scratch, item: None })?;
+            map.next_value_seed(Canon { out: &mut scratch, item: None, delta_form: self.delta_form })?;
+            if self.delta_form && matches!(&scratch[start..], b"null" | b"[]") {
+                scratch.truncate(start);
+                continue;
+            }
             entries.push((key, start..scratch.len()));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));

@@ -1,8 +1,9 @@
 //! Codex's delta rule for a lineage's upstream socket, and the `response.create` frame it produces.
 //!
 //! A request is summarised once ([`Shape::of`]): a digest of every non-input field and one digest per
-//! input item (canonical JSON, top-level `id` left out: a client that echoes an output item without its id
-//! still sends the same item). On a socket whose last turn completed ([`Anchor`]), the next request goes
+//! input item (canonical JSON in [`canonical::write_item_for_delta`]'s form: without the top-level `id`,
+//! `status` and client-side metadata, `null` and `[]` members, and a default `"type": "message"`, so an
+//! output item echoed by Codex or OpenCode, each in its own spelling, is still the same item). On a socket whose last turn completed ([`Anchor`]), the next request goes
 //! as a delta (`previous_response_id` + only the new items) iff its non-input fields equal the previous
 //! request's and its input starts with the previous input followed by the items the previous response
 //! added; anything else is a full `response.create`.
@@ -59,7 +60,7 @@ impl Shape {
                 .enumerate()
                 .map(|(i, raw)| {
                     bytes.clear();
-                    if canonical::write(raw.get(), true, &mut bytes).user {
+                    if canonical::write_item_for_delta(raw.get(), &mut bytes).user {
                         last_user = Some(i);
                     }
                     digest(&bytes)
@@ -90,7 +91,7 @@ impl Shape {
 /// Digest of one output item (a `response.output_item.done` item), as [`Shape`] digests input items.
 pub fn item_digest(item_json: &str) -> Digest {
     let mut bytes = Vec::new();
-    canonical::write(item_json, true, &mut bytes);
+    canonical::write_item_for_delta(item_json, &mut bytes);
     digest(&bytes)
 }
 
@@ -243,6 +244,36 @@ mod tests {
         assert_eq!(frame["previous_response_id"], "resp_1");
         assert_eq!(frame["input"], json!([user("b")]));
         assert!(frame.get("stream").is_none());
+    }
+
+    #[test]
+    fn an_echoed_item_with_nulls_or_client_metadata_added_is_the_same_item() {
+        // What Codex 0.169 sends back for the emulator's reasoning item: `"content": null` added.
+        let reasoning = json!({"id": "rs_1", "type": "reasoning", "summary": [{"type": "summary_text", "text": "t"}],
+            "encrypted_content": "gAAA"});
+        let first = request(json!({"model": "m", "input": [user("a")]}));
+        let anchor = anchor_after(&first, &[reasoning.clone(), reply("x")]);
+        let mut echoed = reasoning.clone();
+        echoed["content"] = Value::Null;
+        let second = request(json!({"model": "m", "input": [user("a"), echoed, reply("x"), user("b")]}));
+        assert_eq!(plan(Some(&anchor), &Shape::of(&second)), Plan::Delta { previous: "resp_1".into(), skip: 3 });
+        // Codex's built-in provider also adds its item metadata: still the same item.
+        let mut tagged = reasoning.clone();
+        tagged["internal_chat_message_metadata_passthrough"] = json!({"turn_id": "t1"});
+        let second = request(json!({"model": "m", "input": [user("a"), tagged, reply("x"), user("b")]}));
+        assert!(matches!(plan(Some(&anchor), &Shape::of(&second)), Plan::Delta { skip: 3, .. }));
+        // OpenCode's spelling of the emulator's message: no type, status, id or empty lists.
+        let message = json!({"id": "msg_1", "type": "message", "status": "completed", "role": "assistant",
+            "content": [{"type": "output_text", "text": "x", "annotations": [], "logprobs": []}]});
+        let anchor2 = anchor_after(&first, &[message]);
+        let opencode = json!({"role": "assistant", "content": [{"type": "output_text", "text": "x"}]});
+        let second = request(json!({"model": "m", "input": [user("a"), opencode, user("b")]}));
+        assert!(matches!(plan(Some(&anchor2), &Shape::of(&second)), Plan::Delta { skip: 2, .. }));
+        // A member with a value is not dropped: another summary is another item.
+        let mut changed = reasoning;
+        changed["summary"] = json!([]);
+        let third = request(json!({"model": "m", "input": [user("a"), changed, reply("x"), user("b")]}));
+        assert_eq!(plan(Some(&anchor), &Shape::of(&third)), Plan::Full);
     }
 
     #[test]

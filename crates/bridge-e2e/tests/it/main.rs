@@ -15,6 +15,7 @@ mod bridge_connect;
 mod bridge_openai_python;
 mod bridge_opencode;
 mod bridge_opencode_chat;
+mod bridge_upstream_socket;
 mod codex_exec;
 mod codex_exec_ws;
 mod opencode_run;

@@ -73,11 +73,20 @@ impl BridgeHome {
     /// Starts `codex-bridge serve --listen 127.0.0.1:0 --upstream UPSTREAM --upstream-auth AUTH --data-dir
     /// <data> --config <home>/bridge.toml` with `config` as the file and `env` added to the environment;
     /// waits for the listening line. The bridge sends every turn upstream over HTTP (`[upstream] transport =
-    /// "http"` is appended): these tests assert the requests at the emulator as HTTP POSTs; the upstream
-    /// socket per conversation is tested in bridge-core (tests/it/upstream_ws.rs).
+    /// "http"` is appended): these tests assert the requests at the emulator as HTTP POSTs. [`Self::serve_auto`]
+    /// keeps the default (`auto`: one upstream socket per conversation).
     pub async fn serve(&self, upstream: &str, auth: &str, config: &str, env: &[(&str, &str)]) -> Bridge {
+        self.start(upstream, auth, &format!("{config}\n[upstream]\ntransport = \"http\"\n"), env).await
+    }
+
+    /// Like [`Self::serve`] with the default `[upstream] transport = "auto"`: a conversation's turns reach
+    /// the upstream over one pooled WebSocket, turn 2+ as `previous_response_id` deltas.
+    pub async fn serve_auto(&self, upstream: &str, auth: &str, config: &str, env: &[(&str, &str)]) -> Bridge {
+        self.start(upstream, auth, config, env).await
+    }
+
+    async fn start(&self, upstream: &str, auth: &str, config: &str, env: &[(&str, &str)]) -> Bridge {
         let config_path = self.dir.path().join("bridge.toml");
-        let config = format!("{config}\n[upstream]\ntransport = \"http\"\n");
         std::fs::write(&config_path, config).expect("write bridge.toml");
         let data = self.data_dir();
         let mut cmd = self.command(env, "serve.stderr");

@@ -9,6 +9,15 @@ pub async fn start_emulator() -> RunningEmulator {
     codex_emulator::spawn(EmulatorConfig::default()).await.expect("start the emulator")
 }
 
+/// Start an emulator whose front door routes like the real one's: an HTTP request or a new WebSocket
+/// reaches its affinity machine with the calibrated probability (emulator README, "Transport-aware
+/// routing"), seeded, so a replay is deterministic.
+pub async fn start_calibrated_emulator() -> RunningEmulator {
+    let config =
+        EmulatorConfig { http_affinity: codex_emulator::config::CALIBRATED_HTTP_AFFINITY, ..Default::default() };
+    codex_emulator::spawn(config).await.expect("start the emulator")
+}
+
 /// The Responses base URL of the emulator's API flavour (clients append `/responses`).
 pub fn api_base(emulator: &RunningEmulator) -> String {
     format!("{}/v1", emulator.base_url())
@@ -75,4 +84,58 @@ pub fn calls(emulator: &RunningEmulator) -> Vec<Call> {
             body: r.body,
         })
         .collect()
+}
+
+/// One WebSocket the emulator accepted: its handshake's headers and the `response.create` frames it served,
+/// in order.
+#[derive(Debug, Clone)]
+pub struct SocketLog {
+    /// The emulator's connection number.
+    pub connection: u64,
+    /// The handshake's path.
+    pub path: String,
+    /// The handshake's headers, lowercase names, in order.
+    pub headers: Vec<(String, String)>,
+    /// The frames on this connection, oldest first.
+    pub frames: Vec<codex_emulator::log::LoggedRequest>,
+}
+
+impl SocketLog {
+    /// The handshake's value of header `name` (lowercase), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The frames that asked for a response (not `generate: false` prewarms).
+    pub fn turns(&self) -> Vec<&codex_emulator::log::LoggedRequest> {
+        self.frames.iter().filter(|f| !f.prewarm).collect()
+    }
+}
+
+/// Every WebSocket in the emulator's log with its frames, by connection number.
+pub fn sockets(emulator: &RunningEmulator) -> Vec<SocketLog> {
+    let log = emulator.state().requests();
+    let mut sockets: Vec<SocketLog> = log
+        .iter()
+        .filter(|e| e.method == "GET" && e.transport == "ws")
+        .filter_map(|e| {
+            Some(SocketLog {
+                connection: e.connection?,
+                path: e.path.clone(),
+                headers: e.headers.clone(),
+                frames: Vec::new(),
+            })
+        })
+        .collect();
+    for frame in log.into_iter().filter(|e| e.method == "WS") {
+        if let Some(socket) = sockets.iter_mut().find(|s| Some(s.connection) == frame.connection) {
+            socket.frames.push(frame);
+        }
+    }
+    sockets
+}
+
+/// The number of HTTP `POST …/responses` the emulator received.
+pub fn responses_posts(emulator: &RunningEmulator) -> usize {
+    calls(emulator).iter().filter(|c| c.is_responses()).count()
 }
