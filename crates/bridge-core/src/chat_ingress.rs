@@ -27,8 +27,7 @@ use crate::chat::translate_out::{self, ChatSink, Egress};
 use crate::connection::ConnectionHandle;
 use crate::errors::{BridgeError, json_response};
 use crate::identity::Hints;
-use crate::metrics::RequestLabels;
-use crate::pipeline::{Answer, Ingress, Reply};
+use crate::pipeline::{Ingress, Reply};
 use crate::pump::SseSink;
 use crate::state::AppState;
 use crate::upstream::copy_response_headers;
@@ -65,20 +64,8 @@ pub async fn completions(
         _ => "/v1/chat/completions",
     };
     let connection = connection.map(|Extension(c)| c);
-    let response = match ingress(&state, route, &headers, body, started).await {
-        Ok((ingress, chat)) => {
-            let Answer { notes, reply } = crate::pipeline::run(&state, ingress).await;
-            let mut response = match reply {
-                Ok(reply) => egress(&state, reply, chat, connection).await,
-                Err(e) => e.into_response(),
-            };
-            response.headers_mut().extend(notes);
-            response
-        }
-        Err(e) => e.into_response(),
-    };
-    state.metrics.requests.get_or_create(&RequestLabels { route, status: response.status().as_u16() }).inc();
-    response
+    let ingress = ingress(&state, route, &headers, body, started).await;
+    crate::proxy::answer(&state, route, ingress, |reply, chat| egress(&state, reply, chat, connection)).await
 }
 
 /// Reads and translates the body, then splices in the session's kept reasoning items.

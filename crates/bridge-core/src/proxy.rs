@@ -41,11 +41,27 @@ pub async fn responses(
         _ => "/v1/responses",
     };
     let connection = connection.map(|Extension(c)| c);
-    let response = match ingress(&state, route, &headers, body, started).await {
-        Ok(ingress) => {
-            let Answer { notes, reply } = crate::pipeline::run(&state, ingress).await;
+    let ingress = ingress(&state, route, &headers, body, started).await.map(|ingress| (ingress, ()));
+    answer(&state, route, ingress, |reply, ()| egress(&state, reply, connection)).await
+}
+
+/// The frame every HTTP ingress shares (Responses here, Chat Completions in [`crate::chat_ingress`]): the
+/// pipeline on what the ingress produced (with the egress's `context`), the egress on its reply, the
+/// pipeline's notes on the response, and the request counted under `route`.
+pub async fn answer<'a, C, Egress>(
+    state: &AppState,
+    route: &'static str,
+    ingress: Result<(Ingress<'a>, C), BridgeError>,
+    egress: impl FnOnce(Reply, C) -> Egress,
+) -> Response
+where
+    Egress: std::future::Future<Output = Response>,
+{
+    let response = match ingress {
+        Ok((ingress, context)) => {
+            let Answer { notes, reply } = crate::pipeline::run(state, ingress).await;
             let mut response = match reply {
-                Ok(reply) => egress(&state, reply, connection).await,
+                Ok(reply) => egress(reply, context).await,
                 Err(e) => e.into_response(),
             };
             response.headers_mut().extend(notes);
@@ -53,8 +69,7 @@ pub async fn responses(
         }
         Err(e) => e.into_response(),
     };
-    let status = response.status();
-    state.metrics.requests.get_or_create(&RequestLabels { route, status: status.as_u16() }).inc();
+    state.metrics.requests.get_or_create(&RequestLabels { route, status: response.status().as_u16() }).inc();
     response
 }
 
