@@ -8,10 +8,7 @@ use serde_json::Value;
 use crate::support::bridge::BridgeHome;
 use crate::support::codex::{self, CODEX_CLIENT_KEY, CODEX_MODEL, CodexSession};
 use crate::support::gate;
-use crate::support::upstream::{self, Call};
-
-/// The marker the emulator's tool call echoes.
-const TOOL_MARKER: &str = "emulator-tool-ok";
+use crate::support::upstream::{self, Call, TOOL_MARKER};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codex_exec_resume_and_a_tool_turn_through_the_bridge() {
@@ -20,25 +17,11 @@ async fn codex_exec_resume_and_a_tool_turn_through_the_bridge() {
     let home = BridgeHome::new();
     let bridge = home.serve(&upstream::api_base(&emulator), "passthrough", "", &[]).await;
     let mut session = CodexSession::new(&clients, &bridge.responses_base());
-
-    let first = session.turn("Say pong").await;
-    first.assert_success();
-    let thread_id = session.thread_id().expect("turn 1 reports thread.started").to_owned();
-    assert_eq!(codex::agent_messages(&first), ["pong"], "turn 1 answer");
+    let (thread_id, [first, second, third]) = codex::three_turns(&mut session, Some(&bridge)).await;
     let usage1 = codex::usage(&first).expect("turn 1 usage");
     assert_eq!(usage1.cached_input_tokens, 0, "a fresh emulator has nothing cached for turn 1");
-
-    let second = session.turn("Say pong again").await;
-    second.assert_success();
-    assert_eq!(codex::agent_messages(&second), ["pong"], "turn 2 answer");
     let usage2 = codex::usage(&second).expect("turn 2 usage");
     assert!(usage2.cached_input_tokens > 0, "turn 2 must report cached tokens: {usage1:?} then {usage2:?}");
-
-    let third = session.turn("TOOLTEST please run the marker command").await;
-    third.assert_success();
-    let outputs = codex::command_outputs(&third);
-    assert!(outputs.iter().any(|o| o.contains(TOOL_MARKER)), "Codex ran the emulator's command: {outputs:?}");
-    assert_eq!(codex::agent_messages(&third), ["pong"], "turn 3 ends with the answer after the tool output");
     let usage3 = codex::usage(&third).expect("turn 3 usage");
 
     let calls = upstream::calls(&emulator);

@@ -11,16 +11,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::bridge::{Bridge, BridgeHome};
+use crate::support::bridge::{Bridge, BridgeHome, UpstreamTransport};
 use crate::support::codex::CODEX_CLIENT_KEY;
 use crate::support::codex::{self, CodexSession};
 use crate::support::opencode::{self, OpencodeSession};
 use crate::support::process::ClientRun;
 use crate::support::upstream;
 use crate::support::{chatgpt, gate};
-
-/// The marker the emulator's tool call echoes.
-const TOOL_MARKER: &str = "emulator-tool-ok";
 
 /// One counter from the bridge's `/metrics` (0 when absent).
 async fn bridge_counter(bridge: &Bridge, name: &str, labels: &[(&str, &str)]) -> u64 {
@@ -38,10 +35,9 @@ async fn bridge_counter(bridge: &Bridge, name: &str, labels: &[(&str, &str)]) ->
         .sum()
 }
 
-fn assert_clean(run: &ClientRun) {
-    run.assert_success();
-    let errors: Vec<&Value> = run.events_of_type("error").collect();
-    assert!(errors.is_empty(), "{}: error events {errors:#?}\n--- stderr\n{}", run.what, run.stderr);
+/// A clean run within 5 s: no retry or fallback delay.
+fn assert_quick(run: &ClientRun) {
+    run.assert_clean();
     assert!(run.elapsed.as_secs_f64() < 5.0, "{} took {:.1?}: a retry or fallback delay", run.what, run.elapsed);
 }
 
@@ -52,21 +48,10 @@ async fn codex_exec_resume_and_a_tool_turn_over_the_bridges_websocket() {
     let home = BridgeHome::new();
     let bridge = home.serve(&upstream::api_base(&emulator), "passthrough", "", &[]).await;
     let mut session = CodexSession::builtin(&clients, &bridge.responses_base()).await;
-
-    let first = session.turn("Say pong").await;
-    assert_clean(&first);
-    let thread_id = session.thread_id().expect("turn 1 reports thread.started").to_owned();
-    assert_eq!(codex::agent_messages(&first), ["pong"], "turn 1 answer");
-    let second = session.turn("Say pong again").await;
-    assert_clean(&second);
-    assert_eq!(codex::agent_messages(&second), ["pong"], "turn 2 answer");
+    let (thread_id, [first, second, third]) = codex::three_turns(&mut session, Some(&bridge)).await;
+    [&first, &second, &third].into_iter().for_each(assert_quick);
     let usage2 = codex::usage(&second).expect("turn 2 usage");
     assert!(usage2.cached_input_tokens > 0, "turn 2 is served from the cache: {usage2:?}");
-    let third = session.turn("TOOLTEST please run the marker command").await;
-    assert_clean(&third);
-    let outputs = codex::command_outputs(&third);
-    assert!(outputs.iter().any(|o| o.contains(TOOL_MARKER)), "Codex ran the emulator's command: {outputs:?}");
-    assert_eq!(codex::agent_messages(&third), ["pong"], "turn 3 ends with the answer after the tool output");
 
     // The bridge: one WebSocket per process, every turn a ws exchange, no HTTP fallback.
     let upgrades = bridge_counter(&bridge, "codex_bridge_requests_total", &[("status", "101")]).await;
@@ -118,7 +103,7 @@ async fn with_the_ingress_off_codex_falls_back_to_http_at_once() {
     let bridge = home.serve(&upstream::api_base(&emulator), "passthrough", "[websocket]\ningress = false\n", &[]).await;
     let mut session = CodexSession::builtin(&clients, &bridge.responses_base()).await;
     let first = session.turn("Say pong").await;
-    assert_clean(&first);
+    assert_quick(&first);
     assert_eq!(codex::agent_messages(&first), ["pong"]);
     assert_eq!(bridge_counter(&bridge, "codex_bridge_requests_total", &[("status", "426")]).await, 1, "one 426");
     assert_eq!(bridge_counter(&bridge, "codex_bridge_requests_total", &[("status", "405")]).await, 0, "never 405");
@@ -161,19 +146,14 @@ async fn codex_custom_provider_over_websocket_to_a_chatgpt_bridge() {
     let Some(clients) = gate::clients() else { return };
     let emulator = upstream::start_emulator().await;
     let home = BridgeHome::new();
-    let account = chatgpt::login(&home, &emulator).await;
-    // The client's key is a bridge access token; the bridge holds the ChatGPT credential.
-    let extra = format!("access_tokens = [\"{CODEX_CLIENT_KEY}\"]\n");
-    let upstream_url = format!("{}/backend-api/codex", emulator.base_url());
-    let bridge = home.serve(&upstream_url, "chatgpt", &chatgpt::config_toml(&emulator, &extra), &[]).await;
-    let base = format!("{}/backend-api/codex", bridge.responses_base().trim_end_matches("/v1"));
+    let (account, bridge, base) = chatgpt::codex_bridge(&home, &emulator, UpstreamTransport::Http).await;
     let mut session = CodexSession::custom_websocket(&clients, &base);
     let first = session.turn("Say pong").await;
-    assert_clean(&first);
+    assert_quick(&first);
     assert_eq!(codex::agent_messages(&first), ["pong"], "turn 1; bridge stderr:\n{}", bridge.stderr());
     let thread_id = session.thread_id().expect("thread.started").to_owned();
     let second = session.turn("Say pong again").await;
-    assert_clean(&second);
+    assert_quick(&second);
     assert_eq!(codex::agent_messages(&second), ["pong"]);
     let usage2 = codex::usage(&second).expect("turn 2 usage");
     assert!(usage2.cached_input_tokens > 0, "turn 2 is served from the cache: {usage2:?}");

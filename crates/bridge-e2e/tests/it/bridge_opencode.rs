@@ -12,10 +12,7 @@ use serde_json::Value;
 use crate::support::bridge::BridgeHome;
 use crate::support::gate;
 use crate::support::opencode::{self, OPENCODE_CLIENT_KEY, OPENCODE_MODEL, OPENCODE_SMALL_MODEL, OpencodeSession};
-use crate::support::upstream::{self, Call};
-
-/// The marker the emulator's tool call echoes.
-const TOOL_MARKER: &str = "emulator-tool-ok";
+use crate::support::upstream::{self, Call, TOOL_MARKER};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opencode_sessions_and_a_tool_turn_through_the_bridge() {
@@ -24,23 +21,7 @@ async fn opencode_sessions_and_a_tool_turn_through_the_bridge() {
     let home = BridgeHome::new();
     let bridge = home.serve(&upstream::api_base(&emulator), "passthrough", "", &[]).await;
     let mut session = OpencodeSession::new(&clients, &bridge.responses_base());
-
-    let first = session.turn(&["Say", "pong"]).await;
-    first.assert_success();
-    let sid = session.session_id().expect("turn 1 events carry a sessionID").to_owned();
-    assert_eq!(opencode::texts(&first), ["pong"], "turn 1 answer");
-    let second = session.turn(&["Say", "pong", "again"]).await;
-    second.assert_success();
-    assert_eq!(opencode::texts(&second), ["pong"], "turn 2 answer");
-    let (tokens1, tokens2) = (opencode::step_tokens(&first), opencode::step_tokens(&second));
-    assert_eq!(tokens1.cache_read, 0, "a fresh emulator has nothing cached for turn 1");
-    assert!(tokens2.cache_read > 0, "turn 2 must report cache reads: {tokens1:?} then {tokens2:?}");
-
-    let tool = session.turn_with(&["--auto"], &["TOOLTEST", "please", "run", "the", "marker", "command"]).await;
-    tool.assert_success();
-    let outputs = opencode::tool_outputs(&tool);
-    assert!(outputs.iter().any(|o| o.contains(TOOL_MARKER)), "OpenCode ran the emulator's command: {outputs:?}");
-    assert_eq!(opencode::step_count(&tool), 2, "the tool step, then the answer step");
+    let (sid, [first, second, tool]) = opencode::three_turns(&mut session).await;
     let calls_s1 = upstream::calls(&emulator);
 
     session.new_session();

@@ -30,6 +30,15 @@ pub fn binary() -> PathBuf {
     }
 }
 
+/// How the bridge under test reaches the upstream (`[upstream] transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamTransport {
+    /// `http`: every turn a POST, as the emulator's HTTP assertions expect.
+    Http,
+    /// The default `auto`: one upstream socket per conversation.
+    Auto,
+}
+
 /// A bridge user's home: a temporary HOME holding the data directory (`data/`) and the config file.
 #[derive(Debug)]
 pub struct BridgeHome {
@@ -76,13 +85,30 @@ impl BridgeHome {
     /// "http"` is appended): these tests assert the requests at the emulator as HTTP POSTs. [`Self::serve_auto`]
     /// keeps the default (`auto`: one upstream socket per conversation).
     pub async fn serve(&self, upstream: &str, auth: &str, config: &str, env: &[(&str, &str)]) -> Bridge {
-        self.start(upstream, auth, &format!("{config}\n[upstream]\ntransport = \"http\"\n"), env).await
+        self.serve_over(UpstreamTransport::Http, upstream, auth, config, env).await
     }
 
     /// Like [`Self::serve`] with the default `[upstream] transport = "auto"`: a conversation's turns reach
     /// the upstream over one pooled WebSocket, turn 2+ as `previous_response_id` deltas.
     pub async fn serve_auto(&self, upstream: &str, auth: &str, config: &str, env: &[(&str, &str)]) -> Bridge {
-        self.start(upstream, auth, config, env).await
+        self.serve_over(UpstreamTransport::Auto, upstream, auth, config, env).await
+    }
+
+    /// [`Self::serve`] or [`Self::serve_auto`], by `transport`.
+    pub async fn serve_over(
+        &self,
+        transport: UpstreamTransport,
+        upstream: &str,
+        auth: &str,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Bridge {
+        match transport {
+            UpstreamTransport::Http => {
+                self.start(upstream, auth, &format!("{config}\n[upstream]\ntransport = \"http\"\n"), env).await
+            }
+            UpstreamTransport::Auto => self.start(upstream, auth, config, env).await,
+        }
     }
 
     async fn start(&self, upstream: &str, auth: &str, config: &str, env: &[(&str, &str)]) -> Bridge {

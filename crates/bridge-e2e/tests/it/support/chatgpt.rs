@@ -12,7 +12,8 @@ use codex_emulator::RunningEmulator;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::bridge::BridgeHome;
+use super::bridge::{Bridge, BridgeHome, UpstreamTransport};
+use super::codex::CODEX_CLIENT_KEY;
 
 /// How long the whole login may take.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -77,6 +78,23 @@ pub fn config_toml(emulator: &RunningEmulator, extra: &str) -> String {
          opencode_prompt_url = \"{base}/openai/codex/rust-v0.169.0/codex-rs/core/opencode-codex.txt\"\n\
          instructions_check_secs = 0\n"
     )
+}
+
+/// A bridge holding a ChatGPT login against the emulator, in front of its `/backend-api/codex`, with
+/// Codex's dummy key as the one bridge access token; returns the account, the bridge and the base URL a
+/// Codex custom provider points at (the bridge's `/backend-api/codex`).
+pub async fn codex_bridge(
+    home: &BridgeHome,
+    emulator: &RunningEmulator,
+    transport: UpstreamTransport,
+) -> (Account, Bridge, String) {
+    let account = login(home, emulator).await;
+    // The client's key is a bridge access token; the bridge holds the ChatGPT credential.
+    let extra = format!("access_tokens = [\"{CODEX_CLIENT_KEY}\"]\n");
+    let upstream_url = format!("{}/backend-api/codex", emulator.base_url());
+    let bridge = home.serve_over(transport, &upstream_url, "chatgpt", &config_toml(emulator, &extra), &[]).await;
+    let base = format!("{}/backend-api/codex", bridge.responses_base().trim_end_matches("/v1"));
+    (account, bridge, base)
 }
 
 fn assert_credentials_private(home: &BridgeHome) {

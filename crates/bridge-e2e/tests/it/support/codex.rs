@@ -7,8 +7,10 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tokio::process::Command;
 
+use super::bridge::Bridge;
 use super::gate::Clients;
 use super::process::{self, CLIENT_TIMEOUT, ClientRun};
+use super::upstream::TOOL_MARKER;
 
 /// The model slug the session's config selects.
 pub const CODEX_MODEL: &str = "gpt-5.5";
@@ -239,4 +241,25 @@ pub fn command_outputs(run: &ClientRun) -> Vec<String> {
         .filter(|item| item.get("type").and_then(Value::as_str) == Some("command_execution"))
         .map(|item| item.get("aggregated_output").and_then(Value::as_str).unwrap_or_default().to_owned())
         .collect()
+}
+
+/// Three Codex processes on `session`: `Say pong`, `Say pong again`, then a tool turn (the emulator calls
+/// `exec_command`, Codex runs it and sends the output back). Each must exit 0 with no `error` event and
+/// answer `pong`, and the tool turn must have run the emulator's command; on a failure of turn 1 the
+/// bridge's stderr is shown. Returns the thread id and the three runs.
+pub async fn three_turns(session: &mut CodexSession, bridge: Option<&Bridge>) -> (String, [ClientRun; 3]) {
+    let first = session.turn("Say pong").await;
+    first.assert_clean();
+    let stderr = bridge.map(Bridge::stderr).unwrap_or_default();
+    assert_eq!(agent_messages(&first), ["pong"], "turn 1; bridge stderr:\n{stderr}");
+    let thread_id = session.thread_id().expect("turn 1 reports thread.started").to_owned();
+    let second = session.turn("Say pong again").await;
+    second.assert_clean();
+    assert_eq!(agent_messages(&second), ["pong"], "turn 2 answer");
+    let third = session.turn("TOOLTEST please run the marker command").await;
+    third.assert_clean();
+    let outputs = command_outputs(&third);
+    assert!(outputs.iter().any(|o| o.contains(TOOL_MARKER)), "Codex ran the emulator's command: {outputs:?}");
+    assert_eq!(agent_messages(&third), ["pong"], "turn 3 ends with the answer after the tool output");
+    (thread_id, [first, second, third])
 }

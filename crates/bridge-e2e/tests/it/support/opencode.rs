@@ -13,6 +13,7 @@ use tokio::process::Command;
 
 use super::gate::Clients;
 use super::process::{self, CLIENT_TIMEOUT, ClientRun};
+use super::upstream::TOOL_MARKER;
 
 /// The main model (`model`).
 pub const OPENCODE_MODEL: &str = "gpt-5.5";
@@ -251,4 +252,27 @@ pub fn tool_outputs(run: &ClientRun) -> Vec<String> {
         .filter(|e| e.pointer("/part/state/status").and_then(Value::as_str) == Some("completed"))
         .map(|e| e.pointer("/part/state/output").and_then(Value::as_str).unwrap_or_default().to_owned())
         .collect()
+}
+
+/// Three OpenCode runs on `session`: `Say pong`, `Say pong again` (`--session`), then a tool turn with
+/// `--auto` (the emulator calls `bash`, OpenCode runs it and sends the output back). Each must exit 0 and
+/// answer `pong`; turn 1 reads nothing from a fresh emulator's cache and turn 2 reads something; the tool
+/// turn ran the emulator's command in two steps. Returns the session id and the three runs.
+pub async fn three_turns(session: &mut OpencodeSession) -> (String, [ClientRun; 3]) {
+    let first = session.turn(&["Say", "pong"]).await;
+    first.assert_success();
+    let sid = session.session_id().expect("turn 1 events carry a sessionID").to_owned();
+    assert_eq!(texts(&first), ["pong"], "turn 1 answer");
+    let second = session.turn(&["Say", "pong", "again"]).await;
+    second.assert_success();
+    assert_eq!(texts(&second), ["pong"], "turn 2 answer");
+    let (tokens1, tokens2) = (step_tokens(&first), step_tokens(&second));
+    assert_eq!(tokens1.cache_read, 0, "a fresh emulator has nothing cached for turn 1");
+    assert!(tokens2.cache_read > 0, "turn 2 must report cache reads: {tokens1:?} then {tokens2:?}");
+    let tool = session.turn_with(&["--auto"], &["TOOLTEST", "please", "run", "the", "marker", "command"]).await;
+    tool.assert_success();
+    let outputs = tool_outputs(&tool);
+    assert!(outputs.iter().any(|o| o.contains(TOOL_MARKER)), "OpenCode ran the emulator's command: {outputs:?}");
+    assert_eq!(step_count(&tool), 2, "the tool step, then the answer step");
+    (sid, [first, second, tool])
 }

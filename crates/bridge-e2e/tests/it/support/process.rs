@@ -50,6 +50,13 @@ impl ClientRun {
         );
     }
 
+    /// [`Self::assert_success`], and no `error` event.
+    pub fn assert_clean(&self) {
+        self.assert_success();
+        let errors: Vec<&Value> = self.events_of_type("error").collect();
+        assert!(errors.is_empty(), "{}: error events {errors:#?}\n--- stderr\n{}", self.what, self.stderr);
+    }
+
     /// The events whose `type` is `ty`.
     pub fn events_of_type<'a>(&'a self, ty: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
         self.events.iter().filter(move |e| e.get("type").and_then(Value::as_str) == Some(ty))

@@ -4,6 +4,9 @@
 use codex_emulator::{EmulatorConfig, RunningEmulator};
 use serde_json::Value;
 
+/// What the emulator's tool call prints (`codex_emulator::reply::TOOL_COMMAND` echoes it).
+pub const TOOL_MARKER: &str = "emulator-tool-ok";
+
 /// Start an emulator with the default configuration on a free loopback port.
 pub async fn start_emulator() -> RunningEmulator {
     codex_emulator::spawn(EmulatorConfig::default()).await.expect("start the emulator")
