@@ -97,16 +97,77 @@ pub fn canonical(value: &Value) -> Vec<u8> {
     out
 }
 
-/// Canonical bytes of an input item with its top-level `id` removed (ids differ across threads for
-/// identical content; codex-wire.md §2.3).
+/// Canonical bytes of an input item as the model reads it: what does not render in the prompt is left out,
+/// so the spellings of one item by different clients (or by the emulator's own output) give the same bytes:
+/// - the top-level `id` (ids differ across threads for identical content; codex-wire.md §2.3), `status`
+///   (output only) and `internal_chat_message_metadata_passthrough` (Codex's client-side metadata);
+/// - object members whose value is `null` or `[]`, at any depth (Codex echoes reasoning with
+///   `"content": null`; OpenCode leaves out a text's empty `annotations` and `logprobs`);
+/// - an item with a `role` and no `type` is written with `"type": "message"`, its default (OpenCode's
+///   spelling of messages).
+///
+/// codex-bridge's upstream delta rule treats the same spellings as one item, so a delta and the same turn
+/// sent whole make the same prompt here.
 pub fn canonical_item(item: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
     match item {
-        Value::Object(map) if map.contains_key("id") => {
-            let mut m = map.clone();
-            m.remove("id");
-            canonical(&Value::Object(m))
+        Value::Object(map) => {
+            let default_type = (map.contains_key("role") && !map.contains_key("type")).then_some(("type", &*MESSAGE));
+            let kept = map
+                .iter()
+                .filter(|(k, v)| !NOT_RENDERED.contains(&k.as_str()) && renders(v))
+                .map(|(k, v)| (k.as_str(), v))
+                .chain(default_type);
+            write_members(kept, &mut out);
         }
-        other => canonical(other),
+        other => write_rendered(other, &mut out),
+    }
+    out
+}
+
+/// Top-level item members that never render in the prompt.
+const NOT_RENDERED: &[&str] = &["id", "status", "internal_chat_message_metadata_passthrough"];
+/// The default `type` of an item with a `role`.
+static MESSAGE: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| Value::String("message".to_owned()));
+
+/// Whether an object member renders at all (`null` and `[]` do not).
+fn renders(value: &Value) -> bool {
+    !matches!(value, Value::Null) && !matches!(value, Value::Array(items) if items.is_empty())
+}
+
+/// An object's members in key order, each value as [`write_rendered`] writes it.
+fn write_members<'a>(members: impl Iterator<Item = (&'a str, &'a Value)>, out: &mut Vec<u8>) {
+    let mut members: Vec<(&str, &Value)> = members.collect();
+    members.sort_by(|a, b| a.0.cmp(b.0));
+    out.push(b'{');
+    for (i, (key, value)) in members.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(key, out);
+        out.push(b':');
+        write_rendered(value, out);
+    }
+    out.push(b'}');
+}
+
+/// [`write_canonical`] without the object members that do not render.
+fn write_rendered(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            write_members(map.iter().filter(|(_, v)| renders(v)).map(|(k, v)| (k.as_str(), v)), out);
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_rendered(item, out);
+            }
+            out.push(b']');
+        }
+        other => write_canonical(other, out),
     }
 }
 
@@ -136,6 +197,35 @@ mod tests {
             write_string(&s, &mut ours);
             assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&s).unwrap(), "{s:?}");
         }
+    }
+
+    #[test]
+    fn spellings_that_do_not_render_give_the_same_item() {
+        let emulator = json!({"id": "msg_1", "type": "message", "status": "completed", "role": "assistant",
+            "content": [{"type": "output_text", "text": "pong", "annotations": [], "logprobs": []}]});
+        let opencode = json!({"role": "assistant", "content": [{"type": "output_text", "text": "pong"}]});
+        let codex = json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "pong",
+            "annotations": [], "logprobs": []}], "internal_chat_message_metadata_passthrough": {"turn_id": "t"}});
+        assert_eq!(canonical_item(&emulator), canonical_item(&opencode));
+        assert_eq!(canonical_item(&codex), canonical_item(&opencode));
+        assert_eq!(
+            String::from_utf8(canonical_item(&opencode)).unwrap(),
+            r#"{"content":[{"text":"pong","type":"output_text"}],"role":"assistant","type":"message"}"#
+        );
+        let reasoning =
+            json!({"type": "reasoning", "summary": [{"type": "summary_text", "text": "t"}], "encrypted_content": "e"});
+        let mut echoed = reasoning.clone();
+        echoed["content"] = Value::Null;
+        assert_eq!(canonical_item(&reasoning), canonical_item(&echoed));
+        // What renders still counts.
+        assert_ne!(
+            canonical_item(&opencode),
+            canonical_item(&json!({"role": "user", "content": [{"type": "output_text", "text": "pong"}]}))
+        );
+        assert_ne!(
+            canonical_item(&reasoning),
+            canonical_item(&json!({"type": "reasoning", "summary": [], "encrypted_content": "e"}))
+        );
     }
 
     #[test]
