@@ -170,7 +170,7 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
     let (mut events, upstream_headers) = match called {
         Err(e) => {
             settle_git(&mut exchange, state, notes).await;
-            return fail(exchange, e.into()).await;
+            return fail(exchange, e).await;
         }
         Ok(Called::Refused { status, body, headers: mut error_headers, turn }) => {
             settle_git(&mut exchange, state, notes).await;

@@ -34,11 +34,12 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use bridge_sse::SseEvent;
-use bridge_types::{ApiError, ResponsesRequest};
+use bridge_types::ResponsesRequest;
 use bytes::Bytes;
 use serde_json::Value;
 
 use crate::config::{Transport, UpstreamConfig, WebsocketSettings};
+use crate::errors::BridgeError;
 use crate::identity::Identity;
 use crate::identity::prefix::{Digest, digest};
 use crate::metrics::{Metrics, UpstreamTurnLabels};
@@ -52,6 +53,25 @@ use turn_states::TurnStates;
 pub const BETA: &str = "responses_websockets=2026-02-06";
 /// The rebuilt routing hint header.
 pub const ROUTING_HINT: &str = "x-codex-routing-hint";
+
+/// Close codes of an upstream socket a WebSocket client sees as they are, not as a JSON error: 1009
+/// (message too big: Codex falls back to HTTP on it), 1012 (service restart) and 1013 (try again later).
+pub const PROPAGATED_CLOSE_CODES: [u16; 3] = [1009, 1012, 1013];
+
+/// `code` if a WebSocket client is closed with it ([`PROPAGATED_CLOSE_CODES`]).
+pub fn propagated_close(code: Option<u16>) -> Option<u16> {
+    code.filter(|c| PROPAGATED_CLOSE_CODES.contains(c))
+}
+
+/// The short close reason a WebSocket client gets with a propagated code.
+pub fn close_reason(code: u16) -> &'static str {
+    match code {
+        1009 => "upstream: message too big",
+        1012 => "upstream: service restart",
+        1013 => "upstream: try again later",
+        _ => "upstream closed its socket",
+    }
+}
 
 /// How one turn reached the upstream (metrics, the tracker's row and its miss explanations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +200,7 @@ impl UpstreamSockets {
     }
 
     /// Sends the turn over the conversation's socket or tells the caller to use HTTP (module docs).
-    pub async fn call(&self, upstream: &Upstream, turn: TurnRequest<'_>) -> Result<Called, ApiError> {
+    pub async fn call(&self, upstream: &Upstream, turn: TurnRequest<'_>) -> Result<Called, BridgeError> {
         let TurnRequest { mut headers, request, identity, client_on_socket } = turn;
         let shape = Shape::of(request);
         let client_turn_state = headers.contains_key(crate::turn_state::TURN_STATE);
@@ -248,12 +268,13 @@ impl UpstreamSockets {
                     Ok(s) => s,
                     Err(Unopened::Silent) => {
                         // The upstream accepts and says nothing: HTTP would wait as long again.
-                        return Err(crate::upstream::head_timeout(self.handshake_timeout()));
+                        return Err(crate::upstream::head_timeout(self.handshake_timeout()).into());
                     }
                     Err(Unopened::Fallback(why)) if strict => {
                         return Err(crate::errors::bad_gateway(format!(
                             "no upstream WebSocket ([upstream] transport = \"websocket\"): {why}"
-                        )));
+                        ))
+                        .into());
                     }
                     Err(Unopened::Fallback(why)) => {
                         drop(lease);
@@ -278,7 +299,12 @@ impl UpstreamSockets {
                     socket_kind = "new";
                     continue;
                 }
-                return Err(crate::errors::bad_gateway("the upstream WebSocket failed before the request was sent"));
+                // A new socket the upstream closed at once (1012 at the handshake): its code, if it said one.
+                let error = crate::errors::bad_gateway("the upstream WebSocket failed before the request was sent");
+                return Err(match propagated_close(s.pending_close().await) {
+                    Some(code) => BridgeError::UpstreamClosed { code, error },
+                    None => error.into(),
+                });
             }
             let turn =
                 UpstreamTurn { transport: label, socket: Some(socket_kind), frame: Some(plan.label()), anchor_lost };
@@ -497,8 +523,9 @@ enum First {
     Event(SseEvent),
     /// A wrapped error frame: status, `error.code`, the `{"error":{...}}` body and the frame's headers.
     Error { status: u16, code: Option<String>, body: Bytes, headers: HeaderMap },
-    /// The socket failed before answering: never replayed.
-    Failed(ApiError),
+    /// The socket failed before answering: never replayed (a propagated close code kept for a WebSocket
+    /// client).
+    Failed(BridgeError),
 }
 
 /// Why reading a socket stream failed after it started.
@@ -619,28 +646,34 @@ impl WsEvents {
     async fn first(&mut self, headers: &mut HeaderMap) -> First {
         loop {
             let Some(socket) = self.socket.as_mut() else {
-                return First::Failed(crate::errors::bad_gateway("the upstream WebSocket is gone"));
+                return First::Failed(crate::errors::bad_gateway("the upstream WebSocket is gone").into());
             };
             let text = match socket.recv(self.idle).await {
                 Ok(Incoming::Text(t)) => t,
                 Ok(Incoming::Closed(code)) => {
                     self.socket = None;
                     let shown = code.map_or_else(|| "1006".to_owned(), |c| c.to_string());
-                    return First::Failed(crate::errors::bad_gateway(format!(
+                    let error = crate::errors::bad_gateway(format!(
                         "the upstream WebSocket closed ({shown}) before the response started; the request was sent, so it is not replayed: retry"
-                    )));
+                    ));
+                    return First::Failed(match propagated_close(code) {
+                        Some(code) => BridgeError::UpstreamClosed { code, error },
+                        None => error.into(),
+                    });
                 }
                 Ok(Incoming::Binary) => {
                     self.socket = None;
-                    return First::Failed(crate::errors::bad_gateway("the upstream sent a binary WebSocket frame"));
+                    return First::Failed(
+                        crate::errors::bad_gateway("the upstream sent a binary WebSocket frame").into(),
+                    );
                 }
                 Err(ReadError::Idle(d)) => {
                     self.socket = None;
-                    return First::Failed(crate::errors::gateway_timeout(d));
+                    return First::Failed(crate::errors::gateway_timeout(d).into());
                 }
                 Err(ReadError::Protocol(m)) => {
                     self.socket = None;
-                    return First::Failed(crate::errors::bad_gateway(format!("upstream WebSocket error: {m}")));
+                    return First::Failed(crate::errors::bad_gateway(format!("upstream WebSocket error: {m}")).into());
                 }
             };
             let Some(kind) = frame_type(text.as_str()) else { continue };

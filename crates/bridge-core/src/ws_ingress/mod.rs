@@ -452,7 +452,15 @@ impl Turn {
                     (frames::wrapped_upstream_error(status, &body, shown), None)
                 }
             }
-            Err(e) => (frames::wrapped_error(&e.to_api_error(), frames::shown_headers(&notes)), None),
+            Err(e) => match e.client_close_code() {
+                // The upstream socket closed with 1009/1012/1013: the client's socket closes the same way.
+                Some(code) => {
+                    let reason = crate::upstream_ws::close_reason(code).to_owned();
+                    hand_off(&tx, Outbound::Close { code, reason }, stall, &cut).await;
+                    return;
+                }
+                None => (frames::wrapped_error(&e.to_api_error(), frames::shown_headers(&notes)), None),
+            },
         };
         if hand_off(&tx, Outbound::Frames(vec![Utf8Bytes::from(frames)]), stall, &cut).await {
             hand_off(&tx, Outbound::Ended { completed }, stall, &cut).await;

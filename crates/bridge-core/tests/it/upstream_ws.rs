@@ -415,3 +415,91 @@ async fn transport_websocket_has_no_http_fallback() {
     assert!(upstream.seen().is_empty(), "nothing went over HTTP");
     bridge.stop().await;
 }
+
+/// A WebSocket client's `response.create` for conversation `key`.
+fn ws_create(key: &str, input: &[Value]) -> Value {
+    json!({"type": "response.create", "model": "gpt-5.5", "instructions": "You are a test.",
+        "prompt_cache_key": key, "store": false, "input": input})
+}
+
+/// Text frames up to the client socket's close, and the close code (`None`: no close frame).
+async fn until_close(ws: &mut crate::ws_ingress::Ws) -> (Vec<Value>, Option<u16>) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut frames = Vec::new();
+    loop {
+        let Ok(msg) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await else {
+            panic!("no close within 5 s after {frames:#?}");
+        };
+        match msg {
+            Some(Ok(Message::Text(t))) => frames.push(serde_json::from_str(t.as_str()).unwrap()),
+            Some(Ok(Message::Close(frame))) => return (frames, frame.map(|f| u16::from(f.code))),
+            Some(Ok(_)) => {}
+            None | Some(Err(_)) => return (frames, None),
+        }
+    }
+}
+
+#[tokio::test]
+async fn upstream_close_codes_1009_1012_1013_reach_a_websocket_client_as_they_are() {
+    use crate::ws_ingress::{connect, send, until_done};
+    let emu = emulator(EmulatorConfig::default()).await;
+    let bridge = bridge(&emu, "").await;
+    // (fault, the close code the client must see, whether events came before the close, frames the
+    // emulator read: at the handshake it closes before reading the one the bridge sent)
+    let cases = [
+        ("close=1012", 1012, false, 0),
+        ("close=1009;cut_after=0", 1009, false, 1),
+        ("close=1013;cut_after=3", 1013, true, 1),
+    ];
+    for (n, (fault, code, mid_stream, read)) in cases.into_iter().enumerate() {
+        let key = format!("conv-close-{code}");
+        let mut ws = connect(&bridge, "/v1/responses", &[("authorization", "Bearer test")]).await.unwrap();
+        let input = vec![user(text(&format!("close case {n}"), 300))];
+        let frames_before = frames(&emu).len();
+        emu.state().set_faults(vec![FaultSpec::parse(&format!("{fault};times=1")).unwrap()]);
+        send(&mut ws, &ws_create(&key, &input)).await;
+        let (seen, close) = until_close(&mut ws).await;
+        assert_eq!(close, Some(code), "{fault}: the client's socket closes with the upstream's code ({seen:#?})");
+        assert!(seen.iter().all(|f| f["type"] != "error"), "{fault}: a close, not a JSON error frame: {seen:#?}");
+        let events = seen.iter().filter(|f| f["type"].as_str().is_some_and(|t| t.starts_with("response."))).count();
+        assert_eq!(events > 0, mid_stream, "{fault}: events before the close: {seen:#?}");
+        assert_eq!(frames(&emu).len(), frames_before + read, "{fault}: the sent frame is never replayed");
+        // The client reconnects and sends the turn again: a new upstream socket, in full, served.
+        emu.state().set_faults(Vec::new());
+        let mut ws = connect(&bridge, "/v1/responses", &[("authorization", "Bearer test")]).await.unwrap();
+        send(&mut ws, &ws_create(&key, &input)).await;
+        let done = until_done(&mut ws).await;
+        assert_eq!(done.last().unwrap()["type"], "response.completed", "{fault}: {done:#?}");
+        assert_eq!(frames(&emu).last().unwrap().previous_response_id, None);
+        let rows = turn_rows(&bridge, &key).await;
+        assert_eq!(rows.len(), 1, "{fault}: the closed turn is not tracked, the retry once: {rows:#?}");
+    }
+    bridge.settle().await;
+    let m = metrics(&bridge).await;
+    assert_eq!(metric(&m, r#"codex_bridge_exchanges_total{route="/v1/responses"}"#), 6, "each attempt recorded once");
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn an_http_client_gets_todays_502_for_an_upstream_close_1012_or_1013() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let bridge = bridge(&emu, "").await;
+    let mut c = Conversation::new("conv-close-http");
+    emu.state().set_faults(vec![FaultSpec::parse("close=1012;cut_after=0;times=1").unwrap()]);
+    let (status, v) = c.turn(&bridge, user("one".into())).await;
+    assert_eq!(status, 502, "{v}");
+    assert_eq!(v["error"]["code"], "upstream_unreachable");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("closed (1012) before the response started") && message.contains("retry"), "{message}");
+    // A streaming client mid-stream: the events so far, then the SSE error event.
+    emu.state().set_faults(vec![FaultSpec::parse("close=1013;cut_after=3;times=1").unwrap()]);
+    let mut body = c.body();
+    body["stream"] = true.into();
+    let resp = client().post(bridge.url("/v1/responses")).header("authorization", "Bearer test").json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("response.created") && text.contains("event: error"), "{text}");
+    assert!(text.contains("socket_closed") && text.contains("closed (1013)"), "{text}");
+    bridge.stop().await;
+}
