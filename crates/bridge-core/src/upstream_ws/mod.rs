@@ -12,6 +12,9 @@
 //! - any other handshake failure → this turn goes over HTTP (which has the retry policy);
 //! - a reused socket whose frame could not even be written → once more on a new socket.
 //!
+//! A client's prewarm ([`TurnRequest::prewarm`]) takes the same path with the frame made `generate:false`;
+//! its response becomes the socket's anchor like a turn's.
+//!
 //! Everything after a frame was written and the upstream started answering is never replayed: a socket
 //! that closes or fails then ends the stream with a retryable error ([`WsEvents`]). The stream hands the
 //! socket back to the pool only after `response.completed` (with the response as the next delta's anchor),
@@ -115,6 +118,9 @@ pub struct TurnRequest<'a> {
     pub identity: Option<&'a Identity>,
     /// The client itself is on a WebSocket (the label `ws` rather than `bridged`).
     pub client_on_socket: bool,
+    /// A client's `generate: false` prewarm: the turn's frame with `generate: false`; never over HTTP
+    /// (the caller answers it locally when told [`Called::Http`]).
+    pub prewarm: bool,
 }
 
 /// The answer of [`UpstreamSockets::call`].
@@ -180,6 +186,16 @@ impl UpstreamSockets {
         self.refused.load(Ordering::Relaxed)
     }
 
+    /// Whether a turn may go over an upstream socket at all: `[upstream] transport` is not `http`, and under
+    /// `auto` the upstream has not refused the upgrade.
+    pub fn may_use_sockets(&self) -> bool {
+        match self.transport {
+            Transport::Http => false,
+            Transport::Websocket => true,
+            Transport::Auto => !self.refused.load(Ordering::Relaxed),
+        }
+    }
+
     /// Counts one turn's transport in the metrics.
     pub fn count(&self, turn: &UpstreamTurn) {
         let labels = UpstreamTurnLabels {
@@ -201,7 +217,7 @@ impl UpstreamSockets {
 
     /// Sends the turn over the conversation's socket or tells the caller to use HTTP (module docs).
     pub async fn call(&self, upstream: &Upstream, turn: TurnRequest<'_>) -> Result<Called, BridgeError> {
-        let TurnRequest { mut headers, request, identity, client_on_socket } = turn;
+        let TurnRequest { mut headers, request, identity, client_on_socket, prewarm } = turn;
         let shape = Shape::of(request);
         let client_turn_state = headers.contains_key(crate::turn_state::TURN_STATE);
         // The conversation: the lineage the affinity headers name. Every identity has one, a keyless
@@ -223,10 +239,7 @@ impl UpstreamSockets {
             _ => None,
         };
         let strict = self.transport == Transport::Websocket;
-        let socket_wanted = match self.transport {
-            Transport::Http => false,
-            Transport::Auto | Transport::Websocket => true,
-        } && (strict || !self.refused.load(Ordering::Relaxed))
+        let socket_wanted = self.may_use_sockets()
             // A client's own `previous_response_id` or background mode is the HTTP API's business.
             && !request.contains("previous_response_id")
             && request.get::<bool>("background").ok().flatten() != Some(true);
@@ -290,7 +303,10 @@ impl UpstreamSockets {
             // The anchor is spent: whatever happens now, the socket's next anchor is this turn's response.
             s.anchor = None;
             let turn_state = replay.clone().or_else(|| s.handshake_turn_state.clone());
-            let frame = delta::frame(request, &plan, turn_state.as_deref());
+            let mut frame = delta::frame(request, &plan, turn_state.as_deref());
+            if prewarm {
+                frame = delta::prewarm(frame);
+            }
             if let Err(e) = s.send(frame).await {
                 // Nothing reached the upstream: once more on a new socket.
                 tracing::debug!(error = %e, "upstream socket failed before the frame was written");

@@ -496,10 +496,93 @@ async fn an_http_client_gets_todays_502_for_an_upstream_close_1012_or_1013() {
     emu.state().set_faults(vec![FaultSpec::parse("close=1013;cut_after=3;times=1").unwrap()]);
     let mut body = c.body();
     body["stream"] = true.into();
-    let resp = client().post(bridge.url("/v1/responses")).header("authorization", "Bearer test").json(&body).send().await.unwrap();
+    let resp = client()
+        .post(bridge.url("/v1/responses"))
+        .header("authorization", "Bearer test")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let text = resp.text().await.unwrap();
     assert!(text.contains("response.created") && text.contains("event: error"), "{text}");
     assert!(text.contains("socket_closed") && text.contains("closed (1013)"), "{text}");
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn a_prewarm_goes_over_the_lineages_upstream_socket_and_the_next_turn_is_a_delta_on_it() {
+    use crate::ws_ingress::{connect, send, until_done};
+    let emu = emulator(EmulatorConfig::default()).await;
+    let bridge = bridge(&emu, "").await;
+    let mut ws = connect(&bridge, "/v1/responses", &[("authorization", "Bearer test")]).await.unwrap();
+    let startup = vec![json!({"role": "developer", "content": text("startup", 2000)})];
+    let mut prewarm = ws_create("conv-prewarm", &startup);
+    prewarm["generate"] = false.into();
+    send(&mut ws, &prewarm).await;
+    let answer = until_done(&mut ws).await;
+    let kinds: Vec<&str> = answer.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["codex.response.metadata", "response.created", "response.completed"], "{answer:#?}");
+    let id = answer[2]["response"]["id"].as_str().unwrap().to_owned();
+    assert!(!id.starts_with("resp_prewarm_"), "the upstream's own response id: {id}");
+    // The turn chains from the prewarm: a delta on the same upstream socket.
+    let mut turn = ws_create("conv-prewarm", &[user("first question".into())]);
+    turn["previous_response_id"] = id.clone().into();
+    send(&mut ws, &turn).await;
+    let done = until_done(&mut ws).await;
+    assert_eq!(done.last().unwrap()["type"], "response.completed", "{done:#?}");
+    let f = frames(&emu);
+    assert_eq!(f.len(), 2, "{f:#?}");
+    assert!(f[0].prewarm && f[0].previous_response_id.is_none(), "the prewarm went upstream as generate:false");
+    assert_eq!(f[0].input_items, Some(1));
+    assert!(!f[1].prewarm);
+    assert_eq!(f[1].connection, f[0].connection, "the same upstream socket");
+    assert_eq!(f[1].previous_response_id.as_deref(), Some(id.as_str()), "anchored on the prewarm");
+    assert_eq!(f[1].input_items, Some(1), "only the new user message");
+    assert_eq!(handshakes(&emu).len(), 1);
+    assert_eq!(posts(&emu), 0);
+    // The prewarm is no turn: no exchange, no tracked row, no upstream turn.
+    let rows = turn_rows(&bridge, "conv-prewarm").await;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0].upstream.as_deref(), Some("ws/reused/delta"));
+    assert_eq!(rows[0].items, 2, "the whole input: the prewarm's and the new message");
+    let m = metrics(&bridge).await;
+    assert_eq!(metric(&m, r#"codex_bridge_ws_frames_total{reason="prewarm_upstream"}"#), 1);
+    assert_eq!(metric(&m, r#"codex_bridge_ws_frames_total{reason="prewarm"}"#), 0);
+    assert_eq!(metric(&m, r#"codex_bridge_exchanges_total{route="/v1/responses"}"#), 1);
+    assert_eq!(metric(&m, r#"codex_bridge_upstream_turns_total{transport="ws",socket="reused",frame="delta"}"#), 1);
+    assert_eq!(metric(&m, r#"codex_bridge_upstream_socket_events_total{reason="opened"}"#), 1);
+    let prefill = answer[2]["response"]["usage"]["input_tokens"].as_u64().unwrap();
+    assert!(prefill > 2000, "{answer:#?}");
+    assert_eq!(metric(&m, r#"codex_bridge_prewarm_tokens_total{kind="input"}"#), prefill, "the prewarm's usage");
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn with_transport_http_a_prewarm_is_answered_locally_and_never_reaches_the_upstream() {
+    use crate::ws_ingress::{connect, send, until_done};
+    let emu = emulator(EmulatorConfig::default()).await;
+    let bridge = TestBridge::with(
+        &format!("{}/v1", emu.base_url()),
+        Options { file: "[upstream]\ntransport = \"http\"\n".into(), ..Options::default() },
+    )
+    .await;
+    let mut ws = connect(&bridge, "/v1/responses", &[("authorization", "Bearer test")]).await.unwrap();
+    let mut prewarm = ws_create("conv-prewarm-http", &[user("startup".into())]);
+    prewarm["generate"] = false.into();
+    send(&mut ws, &prewarm).await;
+    let answer = until_done(&mut ws).await;
+    let id = answer.last().unwrap()["response"]["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("resp_prewarm_"), "{answer:#?}");
+    assert!(emu.state().requests().is_empty(), "the emulator saw nothing of the prewarm");
+    let mut turn = ws_create("conv-prewarm-http", &[user("question".into())]);
+    turn["previous_response_id"] = id.into();
+    send(&mut ws, &turn).await;
+    assert_eq!(until_done(&mut ws).await.last().unwrap()["type"], "response.completed");
+    assert_eq!(posts(&emu), 1, "the turn over HTTP, its input rebuilt in full");
+    assert!(handshakes(&emu).is_empty() && frames(&emu).is_empty());
+    let m = metrics(&bridge).await;
+    assert_eq!(metric(&m, r#"codex_bridge_ws_frames_total{reason="prewarm"}"#), 1);
+    assert_eq!(metric(&m, r#"codex_bridge_ws_frames_total{reason="prewarm_upstream"}"#), 0);
     bridge.stop().await;
 }
