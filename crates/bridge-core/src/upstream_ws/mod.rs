@@ -20,6 +20,10 @@
 //! socket back to the pool only after `response.completed` (with the response as the next delta's anchor),
 //! `response.incomplete` or `response.failed` (no anchor); anything else closes it.
 //!
+//! A conversation's socket that is lost (closed, failed, retired, evicted, replaced at the connection
+//! limit) is noted in [`losses`]; the next turn that opens a new socket for it carries the loss
+//! ([`UpstreamTurn::previous_loss`]) for the tracker's `new-socket` explanation.
+//!
 //! Invariants: one response in flight per socket ([`pool`]); a socket is retired between turns at
 //! `websocket_max_age_ms`, re-checked with a ping after `websocket_ping_after_ms` idle, and replaced when
 //! the credential (token refresh, account) differs from the one it was opened with; `codex.*` and
@@ -27,6 +31,7 @@
 //! `response.done` is forwarded as `response.completed`.
 
 pub mod delta;
+pub mod losses;
 pub mod pool;
 pub mod socket;
 pub mod turn_states;
@@ -48,6 +53,7 @@ use crate::identity::prefix::{Digest, digest};
 use crate::metrics::{Metrics, UpstreamTurnLabels};
 use crate::upstream::Upstream;
 use delta::{Anchor, Plan, Shape};
+use losses::{Losses, SocketLoss};
 use pool::{Checkout, Lease, Pool, PoolKey};
 use socket::{HandshakeError, Incoming, ReadError, Socket};
 use turn_states::TurnStates;
@@ -87,12 +93,14 @@ pub struct UpstreamTurn {
     pub frame: Option<&'static str>,
     /// The delta's anchor was gone upstream and the turn was resent in full.
     pub anchor_lost: bool,
+    /// On a new socket: why the lineage's previous socket was lost, if that happened lately ([`losses`]).
+    pub previous_loss: Option<SocketLoss>,
 }
 
 impl UpstreamTurn {
     /// A turn sent over HTTP.
     pub fn http() -> Self {
-        Self { transport: "http", socket: None, frame: None, anchor_lost: false }
+        Self { transport: "http", socket: None, frame: None, anchor_lost: false, previous_loss: None }
     }
 
     /// `bridged/reused/delta`, `http`: the short form in `sessions show`.
@@ -150,6 +158,7 @@ pub struct UpstreamSockets {
     /// The upstream refused the upgrade once: HTTP from then on.
     refused: AtomicBool,
     turn_states: Arc<TurnStates>,
+    losses: Arc<Losses>,
     metrics: Arc<Metrics>,
 }
 
@@ -162,8 +171,9 @@ impl UpstreamSockets {
         } else {
             format!("ws://{}/responses", base.trim_start_matches("http://"))
         };
+        let losses = Arc::new(Losses::default());
         Self {
-            pool: Pool::new(config.websocket.max_idle_sockets, metrics.clone()),
+            pool: Pool::new(config.websocket.max_idle_sockets, losses.clone(), metrics.clone()),
             url,
             transport: config.transport,
             settings: config.websocket.clone(),
@@ -172,6 +182,7 @@ impl UpstreamSockets {
             idle_timeout: config.idle_timeout,
             refused: AtomicBool::new(false),
             turn_states: Arc::new(TurnStates::default()),
+            losses,
             metrics,
         }
     }
@@ -258,7 +269,7 @@ impl UpstreamSockets {
         // A socket: the conversation's idle one when it is still good, else a new one.
         let (mut socket, lease, mut socket_kind) = match &pool_key {
             Some(k) => match self.pool.checkout(k) {
-                (Checkout::Idle(s), lease) => match self.still_good(s, credential).await {
+                (Checkout::Idle(s), lease) => match self.still_good(s, credential, &k.lineage).await {
                     Some(s) => (Some(s), lease, "reused"),
                     None => (None, lease, "new"),
                 },
@@ -274,6 +285,7 @@ impl UpstreamSockets {
         let mut reconnects = 0u32;
         let mut anchor_lost = false;
         let mut force_full = false;
+        let mut previous_loss = None;
         loop {
             let mut s = match socket.take() {
                 Some(s) => s,
@@ -322,8 +334,23 @@ impl UpstreamSockets {
                     None => error.into(),
                 });
             }
-            let turn =
-                UpstreamTurn { transport: label, socket: Some(socket_kind), frame: Some(plan.label()), anchor_lost };
+            if socket_kind == "new"
+                && previous_loss.is_none()
+                && let Some(k) = &pool_key
+            {
+                previous_loss = self.losses.take(&k.lineage);
+            }
+            let turn = UpstreamTurn {
+                transport: label,
+                socket: Some(socket_kind),
+                frame: Some(plan.label()),
+                anchor_lost,
+                previous_loss,
+            };
+            let lineage = match (&pool_key, lease.as_ref().is_some_and(Lease::pooled)) {
+                (Some(k), true) => Some(k.lineage.clone()),
+                _ => None,
+            };
             let mut events = Box::new(WsEvents {
                 socket: Some(s),
                 lease: lease.take(),
@@ -337,6 +364,8 @@ impl UpstreamSockets {
                 turn_key: key.clone(),
                 metrics: self.metrics.clone(),
                 rate_limits: None,
+                lineage,
+                losses: self.losses.clone(),
             });
             let mut response_headers = HeaderMap::new();
             match events.first(&mut response_headers).await {
@@ -350,6 +379,9 @@ impl UpstreamSockets {
                     if code.as_deref() == Some("websocket_connection_limit_reached") && reconnects == 0 {
                         // The socket reached its age cap: a new one, and the turn in full.
                         Metrics::count(&self.metrics.upstream_socket_events, "connection_limit", 1);
+                        if let Some(k) = &pool_key {
+                            self.losses.remember(&k.lineage, "connection_limit", None);
+                        }
                         reconnects += 1;
                         socket_kind = "new";
                         force_full = true;
@@ -385,7 +417,7 @@ impl UpstreamSockets {
 
     /// The pooled socket if it is young enough, carries the current credential and (after a long idle)
     /// answers a ping; else it is closed and `None`.
-    async fn still_good(&self, mut s: Box<Socket>, credential: Digest) -> Option<Box<Socket>> {
+    async fn still_good(&self, mut s: Box<Socket>, credential: Digest, lineage: &str) -> Option<Box<Socket>> {
         let reason = if s.opened.elapsed() >= self.settings.max_age {
             "retired_age"
         } else if s.credential != credential {
@@ -396,6 +428,7 @@ impl UpstreamSockets {
             return Some(s);
         };
         Metrics::count(&self.metrics.upstream_socket_events, reason, 1);
+        self.losses.remember(lineage, reason, None);
         tokio::spawn(s.close());
         None
     }
@@ -576,6 +609,9 @@ pub struct WsEvents {
     metrics: Arc<Metrics>,
     /// The last `codex.rate_limits` frame before the response started (the plan's quota).
     rate_limits: Option<Value>,
+    /// The conversation whose pooled socket this is (`None` for a one-shot socket): a loss is noted for it.
+    lineage: Option<String>,
+    losses: Arc<Losses>,
 }
 
 /// What one text frame is.
@@ -668,6 +704,7 @@ impl WsEvents {
                 Ok(Incoming::Text(t)) => t,
                 Ok(Incoming::Closed(code)) => {
                     self.socket = None;
+                    self.lost("closed_before_start", Some(code.unwrap_or(1006)));
                     let shown = code.map_or_else(|| "1006".to_owned(), |c| c.to_string());
                     let error = crate::errors::bad_gateway(format!(
                         "the upstream WebSocket closed ({shown}) before the response started; the request was sent, so it is not replayed: retry"
@@ -779,6 +816,7 @@ impl WsEvents {
         if self.evict_at_end || !lease.pooled() {
             if self.evict_at_end {
                 Metrics::count(&self.metrics.upstream_socket_events, "evicted_abort", 1);
+                self.lost("evicted_abort", None);
             }
             drop(lease);
             tokio::spawn(socket.close());
@@ -791,6 +829,13 @@ impl WsEvents {
         });
         socket.last_used = Instant::now();
         lease.give_back(socket);
+    }
+
+    /// Notes that the conversation's pooled socket is lost ([`losses`]).
+    fn lost(&self, reason: &'static str, code: Option<u16>) {
+        if let Some(lineage) = &self.lineage {
+            self.losses.remember(lineage, reason, code);
+        }
     }
 
     fn take_socket(&mut self) -> (Option<Box<Socket>>, Option<Lease>) {
@@ -817,18 +862,22 @@ impl WsEvents {
                 Ok(Incoming::Closed(code)) => {
                     self.socket = None;
                     Metrics::count(&self.metrics.upstream_socket_events, "closed_mid_stream", 1);
+                    self.lost("closed_mid_stream", Some(code.unwrap_or(1006)));
                     return Err(WsFailure::Closed(code));
                 }
                 Ok(Incoming::Binary) => {
                     self.socket = None;
+                    self.lost("failed_mid_stream", None);
                     return Err(WsFailure::Protocol("the upstream sent a binary WebSocket frame".into()));
                 }
                 Err(ReadError::Idle(d)) => {
                     self.socket = None;
+                    self.lost("failed_mid_stream", None);
                     return Err(WsFailure::Idle(d));
                 }
                 Err(ReadError::Protocol(m)) => {
                     self.socket = None;
+                    self.lost("failed_mid_stream", None);
                     return Err(WsFailure::Protocol(m));
                 }
             };
@@ -838,6 +887,7 @@ impl WsEvents {
                 Kind::Error => {
                     // The response broke after it started: the socket is not trusted again.
                     self.socket = None;
+                    self.lost("failed_mid_stream", None);
                     let (_, code, body, _) = wrapped_error(text.as_str());
                     let message = serde_json::from_slice::<Value>(&body)
                         .ok()

@@ -586,3 +586,55 @@ async fn with_transport_http_a_prewarm_is_answered_locally_and_never_reaches_the
     assert_eq!(metric(&m, r#"codex_bridge_ws_frames_total{reason="prewarm_upstream"}"#), 0);
     bridge.stop().await;
 }
+
+#[tokio::test]
+async fn a_socket_closed_mid_stream_is_named_in_the_next_turns_new_socket_miss() {
+    // The emulator's clock (not the tracker's) passes its cache's idle TTL before the retry, so the retry
+    // on the new socket misses the cache while the tracker sees no idle session.
+    let emu = emulator(EmulatorConfig { virtual_clock_ms: Some(0), ..EmulatorConfig::default() }).await;
+    let bridge = bridge(&emu, "").await;
+    let mut c = Conversation::new("conv-lost-mid-stream");
+    assert_eq!(c.turn(&bridge, user("one".into())).await.0, 200);
+    emu.state().set_faults(vec![FaultSpec::parse("cut_after=3;times=1").unwrap()]);
+    assert_eq!(c.turn(&bridge, user("two".into())).await.0, 502);
+    emu.state().clock.advance_ms(6 * 60 * 1000);
+    c.input.pop();
+    let (status, v) = c.turn(&bridge, user("two".into())).await;
+    assert_eq!(status, 200, "{v}");
+    let rows = turn_rows(&bridge, "conv-lost-mid-stream").await;
+    assert_eq!(cached(&v), 0, "the new socket's machine has nothing cached: {v}");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1].classification, "append");
+    assert_eq!(rows[1].upstream.as_deref(), Some("bridged/new/full"));
+    let outcome = rows[1].outcome.as_deref().unwrap();
+    assert!(outcome.starts_with("new-socket (previous socket closed_mid_stream 1006, "), "{outcome}");
+    // The stats keep the reason code.
+    let outcomes = bridge_core::tracker::report::outcomes(bridge.state.store.as_ref()).await.unwrap();
+    assert_eq!(outcomes.get("new-socket"), Some(&1), "{outcomes:?}");
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn a_socket_retired_at_its_age_limit_is_named_in_the_next_turns_new_socket_miss() {
+    let emu = emulator(EmulatorConfig { http_affinity: 0.0, ..EmulatorConfig::default() }).await;
+    let bridge = bridge(&emu, "[upstream]\nwebsocket_max_age_ms = 300\n").await;
+    let mut c = Conversation::new("conv-lost-age");
+    assert_eq!(c.turn(&bridge, user("one".into())).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, v) = c.turn(&bridge, user("two".into())).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(handshakes(&emu).len(), 2, "retired between turns");
+    assert_eq!(cached(&v), 0, "{v}");
+    let rows = turn_rows(&bridge, "conv-lost-age").await;
+    let outcome = rows[1].outcome.as_deref().unwrap();
+    assert_eq!(outcome, "new-socket (previous socket retired_age, 0 s ago)");
+    // Reported once: the next turn on the reused socket names no loss.
+    let (status, _) = c.turn(&bridge, user("three".into())).await;
+    assert_eq!(status, 200);
+    let rows = turn_rows(&bridge, "conv-lost-age").await;
+    assert_eq!(rows[2].upstream.as_deref(), Some("bridged/reused/delta"));
+    assert!(!rows[2].outcome.as_deref().unwrap().contains("previous socket"), "{:?}", rows[2].outcome);
+    let m = metrics(&bridge).await;
+    assert_eq!(metric(&m, r#"codex_bridge_upstream_socket_events_total{reason="retired_age"}"#), 1);
+    bridge.stop().await;
+}
