@@ -35,6 +35,10 @@ pub enum BridgeError {
     Shaping(String),
     /// The upstream, the way to it, or another bridge part failed; already OpenAI-shaped with its status.
     Api(ApiError),
+    /// The upstream WebSocket closed with a code a WebSocket client is shown as it is (1009, 1012, 1013:
+    /// see [`crate::upstream_ws::propagated_close`]); every other client gets `error`, the same wire form as any
+    /// other closed socket.
+    UpstreamClosed { code: u16, error: ApiError },
 }
 
 impl BridgeError {
@@ -69,14 +73,22 @@ impl BridgeError {
             BridgeError::Shaping(why) => {
                 ApiError::new(500, ErrorKind::ServerError, format!("could not shape the request: {why}"))
             }
-            BridgeError::Api(e) => e.clone(),
+            BridgeError::Api(e) | BridgeError::UpstreamClosed { error: e, .. } => e.clone(),
+        }
+    }
+
+    /// The close code a WebSocket client's socket is closed with instead of an error frame, if any.
+    pub fn client_close_code(&self) -> Option<u16> {
+        match self {
+            BridgeError::UpstreamClosed { code, .. } => Some(*code),
+            _ => None,
         }
     }
 
     /// The HTTP status of the wire form.
     pub fn status(&self) -> u16 {
         match self {
-            BridgeError::Api(e) => e.status,
+            BridgeError::Api(e) | BridgeError::UpstreamClosed { error: e, .. } => e.status,
             other => other.to_api_error().status,
         }
     }

@@ -127,6 +127,7 @@ pub struct Metrics {
     pub tracked_sessions: Gauge,
     pub tracker_evictions: Counter,
     pub git_drift: Family<KindLabel, Counter>,
+    pub prewarm_tokens: Family<KindLabel, Counter>,
     pub store_up: Gauge,
     pub store_outages: Counter,
     pub store_read_fallbacks: Family<OpLabel, Counter>,
@@ -165,7 +166,7 @@ impl Default for Metrics {
             ws_frames: metric!(
                 Family::default(),
                 "codex_bridge_ws_frames",
-                "Client WebSocket frames by what they were (create, delta, prewarm, processed, busy, invalid, unknown_previous)."
+                "Client WebSocket frames by what they were (create, delta, prewarm = answered by the bridge, prewarm_upstream = sent over the lineage's upstream socket, processed, busy, invalid, unknown_previous)."
             ),
             upstream_latency: metric!(
                 histograms(),
@@ -252,6 +253,11 @@ impl Default for Metrics {
                 Family::default(),
                 "codex_bridge_git_drift",
                 "Git drift seen before a turn, by kind (branch-switch, new-commits, reset, rebase)."
+            ),
+            prewarm_tokens: metric!(
+                Family::default(),
+                "codex_bridge_prewarm_tokens",
+                "Tokens the upstream reported for generate:false prewarms sent over an upstream socket, by kind (input, cached); a prewarm is not a turn and has no usage row."
             ),
             store_up: metric!(
                 Gauge::default(),

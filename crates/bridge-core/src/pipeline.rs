@@ -14,6 +14,9 @@
 //!    [`Streaming::pump`] runs the rest in a tracked task;
 //! 7. **finish** — exactly once, on every path ([`Exchange::finish`], or its drop guard).
 //!
+//! A WebSocket client's `generate:false` prewarm runs identify, shape and the upstream call only
+//! ([`prewarm`]): the same bytes as a turn, but not an exchange.
+//!
 //! Invariants: the order above is the only order (shape before the key, the journal hook before the
 //! bytes are final, the bytes final before the upstream call); every return path after `begin` finishes
 //! the exchange or hands it to the pump, which finishes it; nothing after `ingress` parses the body.
@@ -29,6 +32,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::errors::BridgeError;
 use crate::exchange::{Exchange, Outcome, Transport};
+use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::pump::{Sink, UpstreamEvents};
 use crate::sent::SentRequest;
@@ -122,12 +126,9 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
     }
 
     // shape
-    let force_stream = state.upstream.config().force_stream;
-    let shaped = crate::shape::for_upstream(&mut request, force_stream, state.codex.as_deref())
-        .and_then(|streams| crate::identity::apply_key(&mut request, &identity).map(|()| streams));
-    let client_streams = match shaped {
+    let client_streams = match shape(state, &mut request, &identity) {
         Ok(streams) => streams,
-        Err(e) => return fail(exchange, BridgeError::Shaping(e.to_string())).await,
+        Err(e) => return fail(exchange, e).await,
     };
     let journal = match &state.journal {
         Some(journal) => {
@@ -141,8 +142,7 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
     // The model as sent (shaping may have renamed it), decoded once by `SentRequest`.
     exchange.cx_mut().model = RequestView::model(&sent).map(str::to_owned);
     let sent = Arc::new(sent);
-    let mut upstream_headers = state.upstream.request_headers(headers, client_streams || force_stream);
-    crate::identity::affinity_headers(&mut upstream_headers, &identity, state.config.cache.affinity);
+    let upstream_headers = upstream_headers(state, headers, &identity, client_streams);
     let cx = exchange.cx_mut();
     cx.identity = Some(identity);
     cx.client_streams = client_streams;
@@ -163,6 +163,7 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
             request: &sent.request,
             identity: exchange.cx().identity.as_ref(),
             client_on_socket,
+            prewarm: false,
         };
         state.sockets.call(&state.upstream, turn).await
     };
@@ -170,7 +171,7 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
     let (mut events, upstream_headers) = match called {
         Err(e) => {
             settle_git(&mut exchange, state, notes).await;
-            return fail(exchange, e.into()).await;
+            return fail(exchange, e).await;
         }
         Ok(Called::Refused { status, body, headers: mut error_headers, turn }) => {
             settle_git(&mut exchange, state, notes).await;
@@ -262,6 +263,110 @@ async fn phases(state: &AppState, ingress: Ingress<'_>, notes: &mut HeaderMap) -
         headers: upstream_headers,
         client_streams,
     })))
+}
+
+/// The shape phase: the upstream's shape, then the identity's key; whether the client streams.
+fn shape(state: &AppState, request: &mut ResponsesRequest, identity: &Identity) -> Result<bool, BridgeError> {
+    let force_stream = state.upstream.config().force_stream;
+    crate::shape::for_upstream(request, force_stream, state.codex.as_deref())
+        .and_then(|streams| crate::identity::apply_key(request, identity).map(|()| streams))
+        .map_err(|e| BridgeError::Shaping(e.to_string()))
+}
+
+/// The headers the upstream call starts from: the client's forwarded ones and the identity's affinity.
+fn upstream_headers(state: &AppState, headers: &HeaderMap, identity: &Identity, client_streams: bool) -> HeaderMap {
+    let streams = client_streams || state.upstream.config().force_stream;
+    let mut upstream_headers = state.upstream.request_headers(headers, streams);
+    crate::identity::affinity_headers(&mut upstream_headers, identity, state.config.cache.affinity);
+    upstream_headers
+}
+
+/// What a client's `generate: false` prewarm got ([`prewarm`]).
+pub enum Prewarmed {
+    /// The turn would not go over an upstream socket: the ingress answers the prewarm itself.
+    Local,
+    /// The upstream socket answered: its response headers, each event's `data` JSON in order (up to the
+    /// terminal one) and the response id (the socket's new anchor, for the client to chain from).
+    Upstream { headers: HeaderMap, events: Vec<String>, response_id: Option<String> },
+    /// The upstream refused the frame: the mapped error, as for a turn.
+    Refused { status: u16, headers: HeaderMap, body: Bytes },
+}
+
+/// Most events a prewarm's answer may have (the backend sends `response.created` and `response.completed`).
+const MAX_PREWARM_EVENTS: usize = 64;
+
+/// A WebSocket client's `generate: false` prewarm: identified and shaped exactly like a turn (so its bytes
+/// are the ones the next turn's delta anchors on), then sent over the lineage's upstream socket with
+/// `generate: false`, when the turn would go over one. Not an exchange: no usage row, no tracked turn, no
+/// journal (a prewarm is not an inference turn; the tokens the upstream reports for it are counted in
+/// `codex_bridge_prewarm_tokens_total`); the journal hook does not run (its drift note belongs to a turn).
+/// The rate-limit headers and frames it brings are observed like a turn's.
+pub async fn prewarm(state: &AppState, ingress: Ingress<'_>) -> Result<Prewarmed, BridgeError> {
+    let Ingress { headers, mut request, .. } = ingress;
+    let metrics = &state.metrics;
+    let client = client_name(headers);
+    let identity = crate::identity::for_request(&state.identity, metrics, &request, headers, client.as_deref()).await?;
+    let client_streams = shape(state, &mut request, &identity)?;
+    let turn = TurnRequest {
+        headers: upstream_headers(state, headers, &identity, client_streams),
+        request: &request,
+        identity: Some(&identity),
+        client_on_socket: true,
+        prewarm: true,
+    };
+    let (mut events, headers) = match state.sockets.call(&state.upstream, turn).await? {
+        Called::Http { .. } => return Ok(Prewarmed::Local),
+        Called::Refused { status, body, headers: mut error_headers, .. } => {
+            state.quota.observe_headers(&error_headers, crate::clock::now_ms());
+            state.quota.observe_error(status, &body, crate::clock::now_ms());
+            let mut extra = HeaderMap::new();
+            let body = crate::codex::errors::map_upstream_error(status, &body, crate::clock::now_ms(), &mut extra);
+            error_headers.extend(extra);
+            return Ok(Prewarmed::Refused { status, headers: error_headers, body: Bytes::from(body) });
+        }
+        Called::Stream { mut events, headers, .. } => {
+            state.quota.observe_headers(&headers, crate::clock::now_ms());
+            if let Some(limits) = events.take_rate_limits() {
+                state.quota.observe_event(&limits, crate::clock::now_ms());
+            }
+            (UpstreamEvents::socket(events), headers)
+        }
+    };
+    let mut answer = Vec::new();
+    let mut response_id = None;
+    loop {
+        match events.next().await {
+            Ok(Some(event)) if answer.len() < MAX_PREWARM_EVENTS => {
+                if event.event.as_deref() == Some("response.completed")
+                    && let Ok(v) = serde_json::from_str::<serde_json::Value>(&event.data)
+                {
+                    response_id = v["response"]["id"].as_str().map(str::to_owned);
+                    let usage = Usage::from_event(&v).unwrap_or_default();
+                    for (kind, n) in [("input", usage.input_tokens), ("cached", usage.cached_tokens)] {
+                        metrics
+                            .prewarm_tokens
+                            .get_or_create(&crate::metrics::KindLabel { kind })
+                            .inc_by(n.unwrap_or(0));
+                    }
+                }
+                answer.push(event.data);
+            }
+            // An answer longer than a prewarm's: the socket (dropped here) is not trusted again.
+            Ok(Some(_)) => {
+                return Err(crate::errors::bad_gateway("the upstream answered a prewarm with a whole response").into());
+            }
+            Ok(None) => break,
+            Err(failure) => {
+                Metrics::count(&metrics.stream_errors, failure.label(), 1);
+                let error = failure.to_api_error();
+                return Err(match failure.client_close_code() {
+                    Some(code) => BridgeError::UpstreamClosed { code, error },
+                    None => error.into(),
+                });
+            }
+        }
+    }
+    Ok(Prewarmed::Upstream { headers, events: answer, response_id })
 }
 
 /// Finishes the exchange with the error's status and returns the error.

@@ -53,6 +53,15 @@ impl StreamFailure {
         }
     }
 
+    /// The close code a WebSocket client's socket gets instead of an error frame: the upstream socket's
+    /// own 1009/1012/1013 ([`crate::upstream_ws::propagated_close`]).
+    pub fn client_close_code(&self) -> Option<u16> {
+        match self {
+            StreamFailure::SocketClosed(code) => crate::upstream_ws::propagated_close(*code),
+            _ => None,
+        }
+    }
+
     /// The OpenAI-shaped error for a client that has not received anything yet.
     pub fn to_api_error(&self) -> ApiError {
         match self {

@@ -1,6 +1,6 @@
 //! Classification of a request against its session's previous one, and the outcome once usage arrives.
 //!
-//! Invariants: both are pure functions; classification looks at the model first, then instructions, tools
+//! Invariants: all are pure functions; classification looks at the model first, then instructions, tools
 //! and input, in the order the backend's prompt is built; a missing usage field gives no outcome rather
 //! than a guess, and never counts as 0.
 
@@ -92,6 +92,16 @@ impl Outcome {
     /// True for `hit` and `partial`.
     pub fn is_hit(&self) -> bool {
         matches!(self, Outcome::Hit | Outcome::Partial)
+    }
+}
+
+/// The outcome as a turn row shows it: a `new-socket` miss names, when known, how the lineage's previous
+/// upstream socket was lost (`new-socket (previous socket closed_mid_stream 1006, 42 s ago)`); the
+/// reason code before the parenthesis stays the outcome's own.
+pub fn shown(outcome: &Outcome, previous_loss: Option<&str>) -> String {
+    match (outcome, previous_loss) {
+        (Outcome::NewSocket, Some(loss)) => format!("{outcome} ({loss})"),
+        _ => outcome.to_string(),
     }
 }
 
@@ -207,6 +217,10 @@ mod tests {
         };
         assert_eq!(outcome(&e(Some(SocketEvent::NewSocket))).to_string(), "new-socket");
         assert_eq!(outcome(&e(Some(SocketEvent::AnchorLost))).to_string(), "anchor-lost");
+        let loss = "previous socket retired_age, 3 s ago";
+        assert_eq!(shown(&Outcome::NewSocket, Some(loss)), "new-socket (previous socket retired_age, 3 s ago)");
+        assert_eq!(shown(&Outcome::NewSocket, None), "new-socket");
+        assert_eq!(shown(&Outcome::Hit, Some(loss)), "hit", "only a new-socket miss names the loss");
         assert_eq!(outcome(&e(None)), Outcome::Unexplained);
         let hit = Evidence { cached_tokens: 2816, ..e(Some(SocketEvent::NewSocket)) };
         assert_eq!(outcome(&hit), Outcome::Hit, "a hit stays a hit");

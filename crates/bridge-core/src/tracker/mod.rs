@@ -180,7 +180,10 @@ impl Tracker {
             classification: classification.to_string(),
             input_tokens: usage.input_tokens,
             cached_tokens: usage.cached_tokens,
-            outcome: outcome.as_ref().map(ToString::to_string),
+            outcome: outcome.as_ref().map(|o| {
+                let loss = turn.upstream.and_then(|u| u.previous_loss).map(|l| l.to_string());
+                explain::shown(o, loss.as_deref())
+            }),
             upstream: turn.upstream.as_ref().map(crate::upstream_ws::UpstreamTurn::summary),
         };
         if let Some(o) = &outcome {

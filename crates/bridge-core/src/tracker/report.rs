@@ -66,8 +66,10 @@ pub async fn outcomes(store: &dyn Store) -> StoreResult<BTreeMap<String, u64>> {
     Ok(counts)
 }
 
-/// `prefix-changed@3:input` → `prefix-changed:input`; other outcomes unchanged.
+/// `prefix-changed@3:input` → `prefix-changed:input`; a detail in parentheses dropped (`new-socket
+/// (previous socket retired_age, 3 s ago)` → `new-socket`); other outcomes unchanged.
 fn position_free(outcome: &str) -> String {
+    let outcome = outcome.split_once(" (").map_or(outcome, |(code, _)| code);
     match outcome.strip_prefix("prefix-changed@") {
         Some(rest) => format!("prefix-changed:{}", rest.split_once(':').map_or("input", |(_, f)| f)),
         None => outcome.to_owned(),

@@ -139,7 +139,7 @@ pub fn plan(anchor: Option<&Anchor>, shape: &Shape) -> Plan {
 /// The request's own fields keep their bytes; only `client_metadata` is rebuilt when turn state is added.
 pub fn frame(request: &ResponsesRequest, plan: &Plan, turn_state: Option<&str>) -> String {
     let mut out = String::with_capacity(256 + request.keys().map(|k| request.text_len(k) + k.len() + 4).sum::<usize>());
-    out.push_str(r#"{"type":"response.create""#);
+    out.push_str(CREATE_START);
     let push_key = |out: &mut String, key: &str| {
         out.push(',');
         out.push_str(&serde_json::to_string(key).unwrap_or_else(|_| format!("\"{key}\"")));
@@ -193,6 +193,17 @@ pub fn frame(request: &ResponsesRequest, plan: &Plan, turn_state: Option<&str>) 
     out.push('}');
     out
 }
+
+/// A `response.create` frame made a `generate: false` prewarm (the upstream prepares the prompt's state and
+/// answers with a response id to chain from, no output); every other byte is the turn's own.
+pub fn prewarm(frame: String) -> String {
+    match frame.strip_prefix(CREATE_START) {
+        Some(rest) => format!(r#"{CREATE_START},"generate":false{rest}"#),
+        None => frame,
+    }
+}
+
+const CREATE_START: &str = r#"{"type":"response.create""#;
 
 /// `client_metadata` with the turn state added (a non-object value is replaced by an object).
 fn metadata(raw: Option<&str>, turn_state: Option<&str>) -> String {

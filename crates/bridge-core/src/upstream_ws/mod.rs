@@ -12,10 +12,17 @@
 //! - any other handshake failure → this turn goes over HTTP (which has the retry policy);
 //! - a reused socket whose frame could not even be written → once more on a new socket.
 //!
+//! A client's prewarm ([`TurnRequest::prewarm`]) takes the same path with the frame made `generate:false`;
+//! its response becomes the socket's anchor like a turn's.
+//!
 //! Everything after a frame was written and the upstream started answering is never replayed: a socket
 //! that closes or fails then ends the stream with a retryable error ([`WsEvents`]). The stream hands the
 //! socket back to the pool only after `response.completed` (with the response as the next delta's anchor),
 //! `response.incomplete` or `response.failed` (no anchor); anything else closes it.
+//!
+//! A conversation's socket that is lost (closed, failed, retired, evicted, replaced at the connection
+//! limit) is noted in [`losses`]; the next turn that opens a new socket for it carries the loss
+//! ([`UpstreamTurn::previous_loss`]) for the tracker's `new-socket` explanation.
 //!
 //! Invariants: one response in flight per socket ([`pool`]); a socket is retired between turns at
 //! `websocket_max_age_ms`, re-checked with a ping after `websocket_ping_after_ms` idle, and replaced when
@@ -24,6 +31,7 @@
 //! `response.done` is forwarded as `response.completed`.
 
 pub mod delta;
+pub mod losses;
 pub mod pool;
 pub mod socket;
 pub mod turn_states;
@@ -34,16 +42,18 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use bridge_sse::SseEvent;
-use bridge_types::{ApiError, ResponsesRequest};
+use bridge_types::ResponsesRequest;
 use bytes::Bytes;
 use serde_json::Value;
 
 use crate::config::{Transport, UpstreamConfig, WebsocketSettings};
+use crate::errors::BridgeError;
 use crate::identity::Identity;
 use crate::identity::prefix::{Digest, digest};
 use crate::metrics::{Metrics, UpstreamTurnLabels};
 use crate::upstream::Upstream;
 use delta::{Anchor, Plan, Shape};
+use losses::{Losses, SocketLoss};
 use pool::{Checkout, Lease, Pool, PoolKey};
 use socket::{HandshakeError, Incoming, ReadError, Socket};
 use turn_states::TurnStates;
@@ -52,6 +62,25 @@ use turn_states::TurnStates;
 pub const BETA: &str = "responses_websockets=2026-02-06";
 /// The rebuilt routing hint header.
 pub const ROUTING_HINT: &str = "x-codex-routing-hint";
+
+/// Close codes of an upstream socket a WebSocket client sees as they are, not as a JSON error: 1009
+/// (message too big: Codex falls back to HTTP on it), 1012 (service restart) and 1013 (try again later).
+pub const PROPAGATED_CLOSE_CODES: [u16; 3] = [1009, 1012, 1013];
+
+/// `code` if a WebSocket client is closed with it ([`PROPAGATED_CLOSE_CODES`]).
+pub fn propagated_close(code: Option<u16>) -> Option<u16> {
+    code.filter(|c| PROPAGATED_CLOSE_CODES.contains(c))
+}
+
+/// The short close reason a WebSocket client gets with a propagated code.
+pub fn close_reason(code: u16) -> &'static str {
+    match code {
+        1009 => "upstream: message too big",
+        1012 => "upstream: service restart",
+        1013 => "upstream: try again later",
+        _ => "upstream closed its socket",
+    }
+}
 
 /// How one turn reached the upstream (metrics, the tracker's row and its miss explanations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,12 +93,14 @@ pub struct UpstreamTurn {
     pub frame: Option<&'static str>,
     /// The delta's anchor was gone upstream and the turn was resent in full.
     pub anchor_lost: bool,
+    /// On a new socket: why the lineage's previous socket was lost, if that happened lately ([`losses`]).
+    pub previous_loss: Option<SocketLoss>,
 }
 
 impl UpstreamTurn {
     /// A turn sent over HTTP.
     pub fn http() -> Self {
-        Self { transport: "http", socket: None, frame: None, anchor_lost: false }
+        Self { transport: "http", socket: None, frame: None, anchor_lost: false, previous_loss: None }
     }
 
     /// `bridged/reused/delta`, `http`: the short form in `sessions show`.
@@ -95,6 +126,9 @@ pub struct TurnRequest<'a> {
     pub identity: Option<&'a Identity>,
     /// The client itself is on a WebSocket (the label `ws` rather than `bridged`).
     pub client_on_socket: bool,
+    /// A client's `generate: false` prewarm: the turn's frame with `generate: false`; never over HTTP
+    /// (the caller answers it locally when told [`Called::Http`]).
+    pub prewarm: bool,
 }
 
 /// The answer of [`UpstreamSockets::call`].
@@ -124,6 +158,7 @@ pub struct UpstreamSockets {
     /// The upstream refused the upgrade once: HTTP from then on.
     refused: AtomicBool,
     turn_states: Arc<TurnStates>,
+    losses: Arc<Losses>,
     metrics: Arc<Metrics>,
 }
 
@@ -136,8 +171,9 @@ impl UpstreamSockets {
         } else {
             format!("ws://{}/responses", base.trim_start_matches("http://"))
         };
+        let losses = Arc::new(Losses::default());
         Self {
-            pool: Pool::new(config.websocket.max_idle_sockets, metrics.clone()),
+            pool: Pool::new(config.websocket.max_idle_sockets, losses.clone(), metrics.clone()),
             url,
             transport: config.transport,
             settings: config.websocket.clone(),
@@ -146,6 +182,7 @@ impl UpstreamSockets {
             idle_timeout: config.idle_timeout,
             refused: AtomicBool::new(false),
             turn_states: Arc::new(TurnStates::default()),
+            losses,
             metrics,
         }
     }
@@ -158,6 +195,16 @@ impl UpstreamSockets {
     /// True once the upstream refused a WebSocket upgrade (it is served over HTTP from then on).
     pub fn upstream_refused(&self) -> bool {
         self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Whether a turn may go over an upstream socket at all: `[upstream] transport` is not `http`, and under
+    /// `auto` the upstream has not refused the upgrade.
+    pub fn may_use_sockets(&self) -> bool {
+        match self.transport {
+            Transport::Http => false,
+            Transport::Websocket => true,
+            Transport::Auto => !self.refused.load(Ordering::Relaxed),
+        }
     }
 
     /// Counts one turn's transport in the metrics.
@@ -180,8 +227,8 @@ impl UpstreamSockets {
     }
 
     /// Sends the turn over the conversation's socket or tells the caller to use HTTP (module docs).
-    pub async fn call(&self, upstream: &Upstream, turn: TurnRequest<'_>) -> Result<Called, ApiError> {
-        let TurnRequest { mut headers, request, identity, client_on_socket } = turn;
+    pub async fn call(&self, upstream: &Upstream, turn: TurnRequest<'_>) -> Result<Called, BridgeError> {
+        let TurnRequest { mut headers, request, identity, client_on_socket, prewarm } = turn;
         let shape = Shape::of(request);
         let client_turn_state = headers.contains_key(crate::turn_state::TURN_STATE);
         // The conversation: the lineage the affinity headers name. Every identity has one, a keyless
@@ -203,10 +250,7 @@ impl UpstreamSockets {
             _ => None,
         };
         let strict = self.transport == Transport::Websocket;
-        let socket_wanted = match self.transport {
-            Transport::Http => false,
-            Transport::Auto | Transport::Websocket => true,
-        } && (strict || !self.refused.load(Ordering::Relaxed))
+        let socket_wanted = self.may_use_sockets()
             // A client's own `previous_response_id` or background mode is the HTTP API's business.
             && !request.contains("previous_response_id")
             && request.get::<bool>("background").ok().flatten() != Some(true);
@@ -225,7 +269,7 @@ impl UpstreamSockets {
         // A socket: the conversation's idle one when it is still good, else a new one.
         let (mut socket, lease, mut socket_kind) = match &pool_key {
             Some(k) => match self.pool.checkout(k) {
-                (Checkout::Idle(s), lease) => match self.still_good(s, credential).await {
+                (Checkout::Idle(s), lease) => match self.still_good(s, credential, &k.lineage).await {
                     Some(s) => (Some(s), lease, "reused"),
                     None => (None, lease, "new"),
                 },
@@ -241,6 +285,7 @@ impl UpstreamSockets {
         let mut reconnects = 0u32;
         let mut anchor_lost = false;
         let mut force_full = false;
+        let mut previous_loss = None;
         loop {
             let mut s = match socket.take() {
                 Some(s) => s,
@@ -248,12 +293,13 @@ impl UpstreamSockets {
                     Ok(s) => s,
                     Err(Unopened::Silent) => {
                         // The upstream accepts and says nothing: HTTP would wait as long again.
-                        return Err(crate::upstream::head_timeout(self.handshake_timeout()));
+                        return Err(crate::upstream::head_timeout(self.handshake_timeout()).into());
                     }
                     Err(Unopened::Fallback(why)) if strict => {
                         return Err(crate::errors::bad_gateway(format!(
                             "no upstream WebSocket ([upstream] transport = \"websocket\"): {why}"
-                        )));
+                        ))
+                        .into());
                     }
                     Err(Unopened::Fallback(why)) => {
                         drop(lease);
@@ -269,7 +315,10 @@ impl UpstreamSockets {
             // The anchor is spent: whatever happens now, the socket's next anchor is this turn's response.
             s.anchor = None;
             let turn_state = replay.clone().or_else(|| s.handshake_turn_state.clone());
-            let frame = delta::frame(request, &plan, turn_state.as_deref());
+            let mut frame = delta::frame(request, &plan, turn_state.as_deref());
+            if prewarm {
+                frame = delta::prewarm(frame);
+            }
             if let Err(e) = s.send(frame).await {
                 // Nothing reached the upstream: once more on a new socket.
                 tracing::debug!(error = %e, "upstream socket failed before the frame was written");
@@ -278,10 +327,30 @@ impl UpstreamSockets {
                     socket_kind = "new";
                     continue;
                 }
-                return Err(crate::errors::bad_gateway("the upstream WebSocket failed before the request was sent"));
+                // A new socket the upstream closed at once (1012 at the handshake): its code, if it said one.
+                let error = crate::errors::bad_gateway("the upstream WebSocket failed before the request was sent");
+                return Err(match propagated_close(s.pending_close().await) {
+                    Some(code) => BridgeError::UpstreamClosed { code, error },
+                    None => error.into(),
+                });
             }
-            let turn =
-                UpstreamTurn { transport: label, socket: Some(socket_kind), frame: Some(plan.label()), anchor_lost };
+            if socket_kind == "new"
+                && previous_loss.is_none()
+                && let Some(k) = &pool_key
+            {
+                previous_loss = self.losses.take(&k.lineage);
+            }
+            let turn = UpstreamTurn {
+                transport: label,
+                socket: Some(socket_kind),
+                frame: Some(plan.label()),
+                anchor_lost,
+                previous_loss,
+            };
+            let lineage = match (&pool_key, lease.as_ref().is_some_and(Lease::pooled)) {
+                (Some(k), true) => Some(k.lineage.clone()),
+                _ => None,
+            };
             let mut events = Box::new(WsEvents {
                 socket: Some(s),
                 lease: lease.take(),
@@ -295,6 +364,8 @@ impl UpstreamSockets {
                 turn_key: key.clone(),
                 metrics: self.metrics.clone(),
                 rate_limits: None,
+                lineage,
+                losses: self.losses.clone(),
             });
             let mut response_headers = HeaderMap::new();
             match events.first(&mut response_headers).await {
@@ -308,6 +379,9 @@ impl UpstreamSockets {
                     if code.as_deref() == Some("websocket_connection_limit_reached") && reconnects == 0 {
                         // The socket reached its age cap: a new one, and the turn in full.
                         Metrics::count(&self.metrics.upstream_socket_events, "connection_limit", 1);
+                        if let Some(k) = &pool_key {
+                            self.losses.remember(&k.lineage, "connection_limit", None);
+                        }
                         reconnects += 1;
                         socket_kind = "new";
                         force_full = true;
@@ -343,7 +417,7 @@ impl UpstreamSockets {
 
     /// The pooled socket if it is young enough, carries the current credential and (after a long idle)
     /// answers a ping; else it is closed and `None`.
-    async fn still_good(&self, mut s: Box<Socket>, credential: Digest) -> Option<Box<Socket>> {
+    async fn still_good(&self, mut s: Box<Socket>, credential: Digest, lineage: &str) -> Option<Box<Socket>> {
         let reason = if s.opened.elapsed() >= self.settings.max_age {
             "retired_age"
         } else if s.credential != credential {
@@ -354,6 +428,7 @@ impl UpstreamSockets {
             return Some(s);
         };
         Metrics::count(&self.metrics.upstream_socket_events, reason, 1);
+        self.losses.remember(lineage, reason, None);
         tokio::spawn(s.close());
         None
     }
@@ -497,8 +572,9 @@ enum First {
     Event(SseEvent),
     /// A wrapped error frame: status, `error.code`, the `{"error":{...}}` body and the frame's headers.
     Error { status: u16, code: Option<String>, body: Bytes, headers: HeaderMap },
-    /// The socket failed before answering: never replayed.
-    Failed(ApiError),
+    /// The socket failed before answering: never replayed (a propagated close code kept for a WebSocket
+    /// client).
+    Failed(BridgeError),
 }
 
 /// Why reading a socket stream failed after it started.
@@ -533,6 +609,9 @@ pub struct WsEvents {
     metrics: Arc<Metrics>,
     /// The last `codex.rate_limits` frame before the response started (the plan's quota).
     rate_limits: Option<Value>,
+    /// The conversation whose pooled socket this is (`None` for a one-shot socket): a loss is noted for it.
+    lineage: Option<String>,
+    losses: Arc<Losses>,
 }
 
 /// What one text frame is.
@@ -619,28 +698,35 @@ impl WsEvents {
     async fn first(&mut self, headers: &mut HeaderMap) -> First {
         loop {
             let Some(socket) = self.socket.as_mut() else {
-                return First::Failed(crate::errors::bad_gateway("the upstream WebSocket is gone"));
+                return First::Failed(crate::errors::bad_gateway("the upstream WebSocket is gone").into());
             };
             let text = match socket.recv(self.idle).await {
                 Ok(Incoming::Text(t)) => t,
                 Ok(Incoming::Closed(code)) => {
                     self.socket = None;
+                    self.lost("closed_before_start", Some(code.unwrap_or(1006)));
                     let shown = code.map_or_else(|| "1006".to_owned(), |c| c.to_string());
-                    return First::Failed(crate::errors::bad_gateway(format!(
+                    let error = crate::errors::bad_gateway(format!(
                         "the upstream WebSocket closed ({shown}) before the response started; the request was sent, so it is not replayed: retry"
-                    )));
+                    ));
+                    return First::Failed(match propagated_close(code) {
+                        Some(code) => BridgeError::UpstreamClosed { code, error },
+                        None => error.into(),
+                    });
                 }
                 Ok(Incoming::Binary) => {
                     self.socket = None;
-                    return First::Failed(crate::errors::bad_gateway("the upstream sent a binary WebSocket frame"));
+                    return First::Failed(
+                        crate::errors::bad_gateway("the upstream sent a binary WebSocket frame").into(),
+                    );
                 }
                 Err(ReadError::Idle(d)) => {
                     self.socket = None;
-                    return First::Failed(crate::errors::gateway_timeout(d));
+                    return First::Failed(crate::errors::gateway_timeout(d).into());
                 }
                 Err(ReadError::Protocol(m)) => {
                     self.socket = None;
-                    return First::Failed(crate::errors::bad_gateway(format!("upstream WebSocket error: {m}")));
+                    return First::Failed(crate::errors::bad_gateway(format!("upstream WebSocket error: {m}")).into());
                 }
             };
             let Some(kind) = frame_type(text.as_str()) else { continue };
@@ -730,6 +816,7 @@ impl WsEvents {
         if self.evict_at_end || !lease.pooled() {
             if self.evict_at_end {
                 Metrics::count(&self.metrics.upstream_socket_events, "evicted_abort", 1);
+                self.lost("evicted_abort", None);
             }
             drop(lease);
             tokio::spawn(socket.close());
@@ -742,6 +829,13 @@ impl WsEvents {
         });
         socket.last_used = Instant::now();
         lease.give_back(socket);
+    }
+
+    /// Notes that the conversation's pooled socket is lost ([`losses`]).
+    fn lost(&self, reason: &'static str, code: Option<u16>) {
+        if let Some(lineage) = &self.lineage {
+            self.losses.remember(lineage, reason, code);
+        }
     }
 
     fn take_socket(&mut self) -> (Option<Box<Socket>>, Option<Lease>) {
@@ -768,18 +862,22 @@ impl WsEvents {
                 Ok(Incoming::Closed(code)) => {
                     self.socket = None;
                     Metrics::count(&self.metrics.upstream_socket_events, "closed_mid_stream", 1);
+                    self.lost("closed_mid_stream", Some(code.unwrap_or(1006)));
                     return Err(WsFailure::Closed(code));
                 }
                 Ok(Incoming::Binary) => {
                     self.socket = None;
+                    self.lost("failed_mid_stream", None);
                     return Err(WsFailure::Protocol("the upstream sent a binary WebSocket frame".into()));
                 }
                 Err(ReadError::Idle(d)) => {
                     self.socket = None;
+                    self.lost("failed_mid_stream", None);
                     return Err(WsFailure::Idle(d));
                 }
                 Err(ReadError::Protocol(m)) => {
                     self.socket = None;
+                    self.lost("failed_mid_stream", None);
                     return Err(WsFailure::Protocol(m));
                 }
             };
@@ -789,6 +887,7 @@ impl WsEvents {
                 Kind::Error => {
                     // The response broke after it started: the socket is not trusted again.
                     self.socket = None;
+                    self.lost("failed_mid_stream", None);
                     let (_, code, body, _) = wrapped_error(text.as_str());
                     let message = serde_json::from_slice::<Value>(&body)
                         .ok()

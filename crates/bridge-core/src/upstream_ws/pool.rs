@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::identity::prefix::Digest;
 use crate::metrics::Metrics;
+use crate::upstream_ws::losses::Losses;
 use crate::upstream_ws::socket::Socket;
 
 /// What a pooled socket is for.
@@ -37,6 +38,8 @@ struct Inner {
 /// The pool (module docs).
 pub struct Pool {
     inner: Mutex<Inner>,
+    /// Where an LRU eviction is noted for the lineage that lost its socket.
+    losses: Arc<Losses>,
     metrics: Arc<Metrics>,
 }
 
@@ -52,9 +55,10 @@ pub enum Checkout {
 
 impl Pool {
     /// An empty pool keeping at most `max_idle` idle sockets.
-    pub fn new(max_idle: usize, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new(max_idle: usize, losses: Arc<Losses>, metrics: Arc<Metrics>) -> Arc<Self> {
         let cap = NonZeroUsize::new(max_idle.max(1)).unwrap_or(NonZeroUsize::MIN);
-        Arc::new(Self { inner: Mutex::new(Inner { idle: lru::LruCache::new(cap), leased: HashSet::new() }), metrics })
+        let inner = Mutex::new(Inner { idle: lru::LruCache::new(cap), leased: HashSet::new() });
+        Arc::new(Self { inner, losses, metrics })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -87,8 +91,9 @@ impl Pool {
             self.metrics.upstream_idle_sockets.set(inner.idle.len() as i64);
             evicted
         };
-        if let Some((_, socket)) = evicted {
+        if let Some((evicted_key, socket)) = evicted {
             Metrics::count(&self.metrics.upstream_socket_events, "evicted_lru", 1);
+            self.losses.remember(&evicted_key.lineage, "evicted_lru", None);
             drop(socket);
         }
     }

@@ -142,6 +142,15 @@ impl Socket {
         }
     }
 
+    /// After a failed write: the close code the upstream already sent, if a close frame is waiting (read
+    /// for at most 100 ms).
+    pub async fn pending_close(&mut self) -> Option<u16> {
+        match self.recv(Duration::from_millis(100)).await {
+            Ok(Incoming::Closed(code)) => code,
+            _ => None,
+        }
+    }
+
     /// The liveness check of a pooled socket: a ping answered by a pong within `deadline` (any frame
     /// other than a pong, or none, fails it: an idle socket has nothing else to say).
     pub async fn alive(&mut self, deadline: Duration) -> bool {

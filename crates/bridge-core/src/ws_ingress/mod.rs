@@ -9,8 +9,11 @@
 //!   shaping, the upstream call and the bookkeeping (usage, tracker, journal) are HTTP's, turn for turn;
 //!   the events come back through [`sink::WsSink`], each SSE event's `data` as one text frame, after a
 //!   `codex.response.metadata` frame with the response headers (turn state, first value wins);
-//! - `generate:false` → answered here: `response.created` + `response.completed`, fresh id, zero usage
-//!   (no upstream call, no exchange; the prewarm's input becomes the anchor the first turn chains from);
+//! - `generate:false` → when the turn would go over an upstream socket, [`crate::pipeline::prewarm`]: shaped
+//!   like a turn and sent over the lineage's socket with `generate:false`, the upstream's answer passed on;
+//!   else answered here: `response.created` + `response.completed`, fresh id, zero usage. Either way no
+//!   exchange (no usage row, no tracked turn), and the prewarm's id and input become the anchor the first
+//!   turn chains from;
 //! - an unknown `previous_response_id` → `previous_response_not_found`, so the client resends in full;
 //! - `response.processed` → dropped; a second `response.create` while one is in flight →
 //!   `response_already_in_flight` (409), as the backend answers; bad JSON, binary frames, unknown types →
@@ -47,7 +50,7 @@ use tokio_util::sync::CancellationToken;
 use crate::errors::{BridgeError, HttpError};
 use crate::exchange::Transport;
 use crate::metrics::{Metrics, ReasonLabel, RequestLabels};
-use crate::pipeline::{Answer, Ingress, Reply};
+use crate::pipeline::{Answer, Ingress, Prewarmed, Reply};
 use crate::state::AppState;
 use session::{Conversation, Frame, Resolved};
 use sink::{Completed, Outbound, WsSink, hand_off};
@@ -277,31 +280,32 @@ impl Socket {
             }
             None => self.conversation.turn_state.clear(),
         }
-        if !resolved.generate {
+        if !resolved.generate && !self.state.sockets.may_use_sockets() {
+            // The upstream is HTTP: no upstream socket to warm.
             self.count("prewarm");
             return self.prewarm(resolved).await;
         }
-        self.count(if resolved.delta { "delta" } else { "create" });
+        if resolved.generate {
+            self.count(if resolved.delta { "delta" } else { "create" });
+        }
         self.start_turn(resolved, headers, started).await
     }
 
     /// Answers a `generate:false` prewarm locally; its input becomes the anchor.
     async fn prewarm(&mut self, resolved: Resolved) -> Control {
-        let request_id = self.state.request_id();
-        let id = format!("resp_prewarm_{}", request_id.trim_start_matches("req_"));
-        let model = resolved.request.model();
-        let frames = frames::prewarm_events(&id, model.as_deref(), crate::clock::now_ms() / 1000);
-        let control = self.write(frames.into_iter().map(Utf8Bytes::from).collect()).await;
+        let (frames, completed) = local_prewarm(&self.state, resolved.request.model().as_deref());
+        let control = self.write(frames).await;
         if let Control::Continue = control {
             let budget = self.state.body_budget.clone();
-            self.conversation.completed(id, resolved.input, Vec::new(), |bytes| reserve_kib(&budget, bytes));
+            self.conversation.completed(completed.id, resolved.input, Vec::new(), |bytes| reserve_kib(&budget, bytes));
         }
         control
     }
 
-    /// Hands a whole turn to the pipeline in its own task; its frames come back through `rx`.
+    /// Hands a whole turn (or a prewarm that may go over an upstream socket) to the pipeline in its own
+    /// task; its frames come back through `rx`.
     async fn start_turn(&mut self, resolved: Resolved, headers: HeaderMap, started: Instant) -> Control {
-        let Resolved { request, input, .. } = resolved;
+        let Resolved { request, input, generate, .. } = resolved;
         let original = Bytes::from(request.to_bytes());
         let limit = self.state.config.body_limit_bytes;
         if original.len() > limit {
@@ -323,7 +327,11 @@ impl Socket {
             tx: self.tx.clone(),
             cut: self.cut.clone(),
         };
-        self.state.tasks.spawn(turn.run());
+        if generate {
+            self.state.tasks.spawn(turn.run());
+        } else {
+            self.state.tasks.spawn(turn.prewarm());
+        }
         Control::Continue
     }
 
@@ -452,9 +460,85 @@ impl Turn {
                     (frames::wrapped_upstream_error(status, &body, shown), None)
                 }
             }
-            Err(e) => (frames::wrapped_error(&e.to_api_error(), frames::shown_headers(&notes)), None),
+            Err(e) => match e.client_close_code() {
+                // The upstream socket closed with 1009/1012/1013: the client's socket closes the same way.
+                Some(code) => {
+                    let reason = crate::upstream_ws::close_reason(code).to_owned();
+                    hand_off(&tx, Outbound::Close { code, reason }, stall, &cut).await;
+                    return;
+                }
+                None => (frames::wrapped_error(&e.to_api_error(), frames::shown_headers(&notes)), None),
+            },
         };
         if hand_off(&tx, Outbound::Frames(vec![Utf8Bytes::from(frames)]), stall, &cut).await {
+            hand_off(&tx, Outbound::Ended { completed }, stall, &cut).await;
+        }
+    }
+}
+
+/// A locally answered prewarm: `response.created` + `response.completed` with a fresh `resp_prewarm_…` id,
+/// no output and zero usage.
+fn local_prewarm(state: &AppState, model: Option<&str>) -> (Vec<Utf8Bytes>, Completed) {
+    let request_id = state.request_id();
+    let id = format!("resp_prewarm_{}", request_id.trim_start_matches("req_"));
+    let frames = frames::prewarm_events(&id, model, crate::clock::now_ms() / 1000);
+    (frames.into_iter().map(Utf8Bytes::from).collect(), Completed { id, output: Vec::new() })
+}
+
+impl Turn {
+    /// A `generate:false` prewarm: over the lineage's upstream socket when the turn would go over one
+    /// ([`crate::pipeline::prewarm`]), else answered locally; either way its response id becomes the
+    /// anchor the first turn chains from. Not an exchange (no usage row, no tracked turn).
+    async fn prewarm(self) {
+        let Turn { state, route, headers, original, request, started, permit, tx, cut } = self;
+        let stall = state.config.server.client_stall_timeout;
+        let model = request.model();
+        let ingress = Ingress {
+            route,
+            transport: Transport::Ws,
+            headers: &headers,
+            original,
+            request,
+            started,
+            body_permit: permit,
+        };
+        let count = |reason: &'static str| state.metrics.ws_frames.get_or_create(&ReasonLabel { reason }).inc();
+        let (frames, completed) = match crate::pipeline::prewarm(&state, ingress).await {
+            Ok(Prewarmed::Local) => {
+                count("prewarm");
+                let (frames, completed) = local_prewarm(&state, model.as_deref());
+                (frames, Some(completed))
+            }
+            Ok(Prewarmed::Upstream { headers, events, response_id }) => {
+                count("prewarm_upstream");
+                if !hand_off(&tx, Outbound::Head(headers), stall, &cut).await {
+                    return;
+                }
+                let completed = response_id.map(|id| Completed { id, output: Vec::new() });
+                (events.into_iter().map(Utf8Bytes::from).collect(), completed)
+            }
+            Ok(Prewarmed::Refused { status, headers, body }) => {
+                count("prewarm_upstream");
+                (
+                    vec![Utf8Bytes::from(frames::wrapped_upstream_error(
+                        status,
+                        &body,
+                        frames::shown_headers(&headers),
+                    ))],
+                    None,
+                )
+            }
+            Err(e) => {
+                count("prewarm_upstream");
+                if let Some(code) = e.client_close_code() {
+                    let reason = crate::upstream_ws::close_reason(code).to_owned();
+                    hand_off(&tx, Outbound::Close { code, reason }, stall, &cut).await;
+                    return;
+                }
+                (vec![Utf8Bytes::from(frames::wrapped_error(&e.to_api_error(), serde_json::Map::new()))], None)
+            }
+        };
+        if hand_off(&tx, Outbound::Frames(frames), stall, &cut).await {
             hand_off(&tx, Outbound::Ended { completed }, stall, &cut).await;
         }
     }

@@ -85,7 +85,7 @@ fn invalid(message: String) -> ApiError {
 pub struct Resolved {
     /// The request for the pipeline: WebSocket fields removed, `stream: true`, the full input.
     pub request: ResponsesRequest,
-    /// False for a `generate:false` prewarm (answered without the upstream).
+    /// False for a `generate:false` prewarm (not a turn: answered by the upstream socket or locally).
     pub generate: bool,
     /// Whether the frame was a `previous_response_id` delta.
     pub delta: bool,

@@ -7,7 +7,9 @@
 //!   turn is still recorded.
 //! - Only `response.output_item.done`, `response.created` and `response.completed` are decoded (the items
 //!   the response added, else the completed response's `output`; its id); deltas pass as text.
-//! - The socket task always learns how the turn ended ([`Outbound::Ended`]), even when the stream broke.
+//! - The socket task always learns how the turn ended: [`Outbound::Ended`], even when the stream broke, or
+//!   [`Outbound::Close`] when the upstream socket closed with a code the client sees as it is
+//!   ([`crate::upstream_ws::PROPAGATED_CLOSE_CODES`]).
 
 use std::time::Duration;
 
@@ -30,8 +32,8 @@ pub enum Outbound {
     Frames(Vec<Utf8Bytes>),
     /// The turn is over; `completed` when its response completed.
     Ended { completed: Option<Completed> },
-    /// Close the socket with this code (the upstream closed its socket with 1009/1012/1013): the hook for
-    /// an upstream WebSocket, which passes such a close to the client instead of a JSON error.
+    /// Close the socket with this code: the upstream closed its socket with 1009/1012/1013, which a
+    /// WebSocket client sees as it is instead of a JSON error (the turn is over).
     Close { code: u16, reason: String },
 }
 
@@ -154,6 +156,13 @@ impl Sink for WsSink {
                     || crate::errors::bad_gateway("upstream closed the stream before response.completed"),
                     StreamFailure::to_api_error,
                 );
+                if let (true, Some(code)) = (self.live, failure.as_ref().and_then(StreamFailure::client_close_code)) {
+                    // The upstream socket closed with 1009/1012/1013: so does the client's (the socket task
+                    // ends with it, so there is nothing more to hand over).
+                    let reason = crate::upstream_ws::close_reason(code).to_owned();
+                    hand_off(&self.tx, Outbound::Close { code, reason }, self.stall, &self.cut).await;
+                    return err.status;
+                }
                 if self.live {
                     let frame = super::frames::wrapped_error(&err, serde_json::Map::new());
                     hand_off(&self.tx, Outbound::Frames(vec![Utf8Bytes::from(frame)]), self.stall, &self.cut).await;

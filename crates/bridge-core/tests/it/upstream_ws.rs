@@ -415,3 +415,226 @@ async fn transport_websocket_has_no_http_fallback() {
     assert!(upstream.seen().is_empty(), "nothing went over HTTP");
     bridge.stop().await;
 }
+
+/// A WebSocket client's `response.create` for conversation `key`.
+fn ws_create(key: &str, input: &[Value]) -> Value {
+    json!({"type": "response.create", "model": "gpt-5.5", "instructions": "You are a test.",
+        "prompt_cache_key": key, "store": false, "input": input})
+}
+
+/// Text frames up to the client socket's close, and the close code (`None`: no close frame).
+async fn until_close(ws: &mut crate::ws_ingress::Ws) -> (Vec<Value>, Option<u16>) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut frames = Vec::new();
+    loop {
+        let Ok(msg) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await else {
+            panic!("no close within 5 s after {frames:#?}");
+        };
+        match msg {
+            Some(Ok(Message::Text(t))) => frames.push(serde_json::from_str(t.as_str()).unwrap()),
+            Some(Ok(Message::Close(frame))) => return (frames, frame.map(|f| u16::from(f.code))),
+            Some(Ok(_)) => {}
+            None | Some(Err(_)) => return (frames, None),
+        }
+    }
+}
+
+#[tokio::test]
+async fn upstream_close_codes_1009_1012_1013_reach_a_websocket_client_as_they_are() {
+    use crate::ws_ingress::{connect, send, until_done};
+    let emu = emulator(EmulatorConfig::default()).await;
+    let bridge = bridge(&emu, "").await;
+    // (fault, the close code the client must see, whether events came before the close, frames the
+    // emulator read: at the handshake it closes before reading the one the bridge sent)
+    let cases = [
+        ("close=1012", 1012, false, 0),
+        ("close=1009;cut_after=0", 1009, false, 1),
+        ("close=1013;cut_after=3", 1013, true, 1),
+    ];
+    for (n, (fault, code, mid_stream, read)) in cases.into_iter().enumerate() {
+        let key = format!("conv-close-{code}");
+        let mut ws = connect(&bridge, "/v1/responses", &[("authorization", "Bearer test")]).await.unwrap();
+        let input = vec![user(text(&format!("close case {n}"), 300))];
+        let frames_before = frames(&emu).len();
+        emu.state().set_faults(vec![FaultSpec::parse(&format!("{fault};times=1")).unwrap()]);
+        send(&mut ws, &ws_create(&key, &input)).await;
+        let (seen, close) = until_close(&mut ws).await;
+        assert_eq!(close, Some(code), "{fault}: the client's socket closes with the upstream's code ({seen:#?})");
+        assert!(seen.iter().all(|f| f["type"] != "error"), "{fault}: a close, not a JSON error frame: {seen:#?}");
+        let events = seen.iter().filter(|f| f["type"].as_str().is_some_and(|t| t.starts_with("response."))).count();
+        assert_eq!(events > 0, mid_stream, "{fault}: events before the close: {seen:#?}");
+        assert_eq!(frames(&emu).len(), frames_before + read, "{fault}: the sent frame is never replayed");
+        // The client reconnects and sends the turn again: a new upstream socket, in full, served.
+        emu.state().set_faults(Vec::new());
+        let mut ws = connect(&bridge, "/v1/responses", &[("authorization", "Bearer test")]).await.unwrap();
+        send(&mut ws, &ws_create(&key, &input)).await;
+        let done = until_done(&mut ws).await;
+        assert_eq!(done.last().unwrap()["type"], "response.completed", "{fault}: {done:#?}");
+        assert_eq!(frames(&emu).last().unwrap().previous_response_id, None);
+        let rows = turn_rows(&bridge, &key).await;
+        assert_eq!(rows.len(), 1, "{fault}: the closed turn is not tracked, the retry once: {rows:#?}");
+    }
+    bridge.settle().await;
+    let m = metrics(&bridge).await;
+    assert_eq!(metric(&m, r#"codex_bridge_exchanges_total{route="/v1/responses"}"#), 6, "each attempt recorded once");
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn an_http_client_gets_todays_502_for_an_upstream_close_1012_or_1013() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let bridge = bridge(&emu, "").await;
+    let mut c = Conversation::new("conv-close-http");
+    emu.state().set_faults(vec![FaultSpec::parse("close=1012;cut_after=0;times=1").unwrap()]);
+    let (status, v) = c.turn(&bridge, user("one".into())).await;
+    assert_eq!(status, 502, "{v}");
+    assert_eq!(v["error"]["code"], "upstream_unreachable");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("closed (1012) before the response started") && message.contains("retry"), "{message}");
+    // A streaming client mid-stream: the events so far, then the SSE error event.
+    emu.state().set_faults(vec![FaultSpec::parse("close=1013;cut_after=3;times=1").unwrap()]);
+    let mut body = c.body();
+    body["stream"] = true.into();
+    let resp = client()
+        .post(bridge.url("/v1/responses"))
+        .header("authorization", "Bearer test")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("response.created") && text.contains("event: error"), "{text}");
+    assert!(text.contains("socket_closed") && text.contains("closed (1013)"), "{text}");
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn a_prewarm_goes_over_the_lineages_upstream_socket_and_the_next_turn_is_a_delta_on_it() {
+    use crate::ws_ingress::{connect, send, until_done};
+    let emu = emulator(EmulatorConfig::default()).await;
+    let bridge = bridge(&emu, "").await;
+    let mut ws = connect(&bridge, "/v1/responses", &[("authorization", "Bearer test")]).await.unwrap();
+    let startup = vec![json!({"role": "developer", "content": text("startup", 2000)})];
+    let mut prewarm = ws_create("conv-prewarm", &startup);
+    prewarm["generate"] = false.into();
+    send(&mut ws, &prewarm).await;
+    let answer = until_done(&mut ws).await;
+    let kinds: Vec<&str> = answer.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["codex.response.metadata", "response.created", "response.completed"], "{answer:#?}");
+    let id = answer[2]["response"]["id"].as_str().unwrap().to_owned();
+    assert!(!id.starts_with("resp_prewarm_"), "the upstream's own response id: {id}");
+    // The turn chains from the prewarm: a delta on the same upstream socket.
+    let mut turn = ws_create("conv-prewarm", &[user("first question".into())]);
+    turn["previous_response_id"] = id.clone().into();
+    send(&mut ws, &turn).await;
+    let done = until_done(&mut ws).await;
+    assert_eq!(done.last().unwrap()["type"], "response.completed", "{done:#?}");
+    let f = frames(&emu);
+    assert_eq!(f.len(), 2, "{f:#?}");
+    assert!(f[0].prewarm && f[0].previous_response_id.is_none(), "the prewarm went upstream as generate:false");
+    assert_eq!(f[0].input_items, Some(1));
+    assert!(!f[1].prewarm);
+    assert_eq!(f[1].connection, f[0].connection, "the same upstream socket");
+    assert_eq!(f[1].previous_response_id.as_deref(), Some(id.as_str()), "anchored on the prewarm");
+    assert_eq!(f[1].input_items, Some(1), "only the new user message");
+    assert_eq!(handshakes(&emu).len(), 1);
+    assert_eq!(posts(&emu), 0);
+    // The prewarm is no turn: no exchange, no tracked row, no upstream turn.
+    let rows = turn_rows(&bridge, "conv-prewarm").await;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0].upstream.as_deref(), Some("ws/reused/delta"));
+    assert_eq!(rows[0].items, 2, "the whole input: the prewarm's and the new message");
+    let m = metrics(&bridge).await;
+    assert_eq!(metric(&m, r#"codex_bridge_ws_frames_total{reason="prewarm_upstream"}"#), 1);
+    assert_eq!(metric(&m, r#"codex_bridge_ws_frames_total{reason="prewarm"}"#), 0);
+    assert_eq!(metric(&m, r#"codex_bridge_exchanges_total{route="/v1/responses"}"#), 1);
+    assert_eq!(metric(&m, r#"codex_bridge_upstream_turns_total{transport="ws",socket="reused",frame="delta"}"#), 1);
+    assert_eq!(metric(&m, r#"codex_bridge_upstream_socket_events_total{reason="opened"}"#), 1);
+    let prefill = answer[2]["response"]["usage"]["input_tokens"].as_u64().unwrap();
+    assert!(prefill > 2000, "{answer:#?}");
+    assert_eq!(metric(&m, r#"codex_bridge_prewarm_tokens_total{kind="input"}"#), prefill, "the prewarm's usage");
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn with_transport_http_a_prewarm_is_answered_locally_and_never_reaches_the_upstream() {
+    use crate::ws_ingress::{connect, send, until_done};
+    let emu = emulator(EmulatorConfig::default()).await;
+    let bridge = TestBridge::with(
+        &format!("{}/v1", emu.base_url()),
+        Options { file: "[upstream]\ntransport = \"http\"\n".into(), ..Options::default() },
+    )
+    .await;
+    let mut ws = connect(&bridge, "/v1/responses", &[("authorization", "Bearer test")]).await.unwrap();
+    let mut prewarm = ws_create("conv-prewarm-http", &[user("startup".into())]);
+    prewarm["generate"] = false.into();
+    send(&mut ws, &prewarm).await;
+    let answer = until_done(&mut ws).await;
+    let id = answer.last().unwrap()["response"]["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("resp_prewarm_"), "{answer:#?}");
+    assert!(emu.state().requests().is_empty(), "the emulator saw nothing of the prewarm");
+    let mut turn = ws_create("conv-prewarm-http", &[user("question".into())]);
+    turn["previous_response_id"] = id.into();
+    send(&mut ws, &turn).await;
+    assert_eq!(until_done(&mut ws).await.last().unwrap()["type"], "response.completed");
+    assert_eq!(posts(&emu), 1, "the turn over HTTP, its input rebuilt in full");
+    assert!(handshakes(&emu).is_empty() && frames(&emu).is_empty());
+    let m = metrics(&bridge).await;
+    assert_eq!(metric(&m, r#"codex_bridge_ws_frames_total{reason="prewarm"}"#), 1);
+    assert_eq!(metric(&m, r#"codex_bridge_ws_frames_total{reason="prewarm_upstream"}"#), 0);
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn a_socket_closed_mid_stream_is_named_in_the_next_turns_new_socket_miss() {
+    // The emulator's clock (not the tracker's) passes its cache's idle TTL before the retry, so the retry
+    // on the new socket misses the cache while the tracker sees no idle session.
+    let emu = emulator(EmulatorConfig { virtual_clock_ms: Some(0), ..EmulatorConfig::default() }).await;
+    let bridge = bridge(&emu, "").await;
+    let mut c = Conversation::new("conv-lost-mid-stream");
+    assert_eq!(c.turn(&bridge, user("one".into())).await.0, 200);
+    emu.state().set_faults(vec![FaultSpec::parse("cut_after=3;times=1").unwrap()]);
+    assert_eq!(c.turn(&bridge, user("two".into())).await.0, 502);
+    emu.state().clock.advance_ms(6 * 60 * 1000);
+    c.input.pop();
+    let (status, v) = c.turn(&bridge, user("two".into())).await;
+    assert_eq!(status, 200, "{v}");
+    let rows = turn_rows(&bridge, "conv-lost-mid-stream").await;
+    assert_eq!(cached(&v), 0, "the new socket's machine has nothing cached: {v}");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1].classification, "append");
+    assert_eq!(rows[1].upstream.as_deref(), Some("bridged/new/full"));
+    let outcome = rows[1].outcome.as_deref().unwrap();
+    assert!(outcome.starts_with("new-socket (previous socket closed_mid_stream 1006, "), "{outcome}");
+    // The stats keep the reason code.
+    let outcomes = bridge_core::tracker::report::outcomes(bridge.state.store.as_ref()).await.unwrap();
+    assert_eq!(outcomes.get("new-socket"), Some(&1), "{outcomes:?}");
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn a_socket_retired_at_its_age_limit_is_named_in_the_next_turns_new_socket_miss() {
+    let emu = emulator(EmulatorConfig { http_affinity: 0.0, ..EmulatorConfig::default() }).await;
+    let bridge = bridge(&emu, "[upstream]\nwebsocket_max_age_ms = 300\n").await;
+    let mut c = Conversation::new("conv-lost-age");
+    assert_eq!(c.turn(&bridge, user("one".into())).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, v) = c.turn(&bridge, user("two".into())).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(handshakes(&emu).len(), 2, "retired between turns");
+    assert_eq!(cached(&v), 0, "{v}");
+    let rows = turn_rows(&bridge, "conv-lost-age").await;
+    let outcome = rows[1].outcome.as_deref().unwrap();
+    assert_eq!(outcome, "new-socket (previous socket retired_age, 0 s ago)");
+    // Reported once: the next turn on the reused socket names no loss.
+    let (status, _) = c.turn(&bridge, user("three".into())).await;
+    assert_eq!(status, 200);
+    let rows = turn_rows(&bridge, "conv-lost-age").await;
+    assert_eq!(rows[2].upstream.as_deref(), Some("bridged/reused/delta"));
+    assert!(!rows[2].outcome.as_deref().unwrap().contains("previous socket"), "{:?}", rows[2].outcome);
+    let m = metrics(&bridge).await;
+    assert_eq!(metric(&m, r#"codex_bridge_upstream_socket_events_total{reason="retired_age"}"#), 1);
+    bridge.stop().await;
+}

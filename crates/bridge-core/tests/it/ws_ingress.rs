@@ -16,9 +16,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::support::{Options, Reply, ScriptedUpstream, TestBridge, ev};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-async fn connect(bridge: &TestBridge, path: &str, headers: &[(&str, &str)]) -> Result<Ws, WsError> {
+pub(crate) async fn connect(bridge: &TestBridge, path: &str, headers: &[(&str, &str)]) -> Result<Ws, WsError> {
     let mut request = format!("ws://{}{path}", bridge.addr).into_client_request().unwrap();
     for (k, v) in headers {
         let name = axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap();
@@ -30,12 +30,12 @@ async fn connect(bridge: &TestBridge, path: &str, headers: &[(&str, &str)]) -> R
         .map(|(ws, _)| ws)
 }
 
-async fn send(ws: &mut Ws, frame: &Value) {
+pub(crate) async fn send(ws: &mut Ws, frame: &Value) {
     ws.send(Message::text(frame.to_string())).await.unwrap();
 }
 
 /// The next text frame as JSON (panics on a close or a timeout).
-async fn next(ws: &mut Ws) -> Value {
+pub(crate) async fn next(ws: &mut Ws) -> Value {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("a frame in time");
         match msg {
@@ -47,7 +47,7 @@ async fn next(ws: &mut Ws) -> Value {
 }
 
 /// Frames up to and including the next `response.completed` or `error`.
-async fn until_done(ws: &mut Ws) -> Vec<Value> {
+pub(crate) async fn until_done(ws: &mut Ws) -> Vec<Value> {
     let mut frames = Vec::new();
     loop {
         let v = next(ws).await;
