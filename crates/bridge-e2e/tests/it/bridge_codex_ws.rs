@@ -7,33 +7,15 @@
 //! bridge's ingress too, and so does Codex's custom provider with `supports_websockets = true` against a
 //! bridge that holds a ChatGPT login (the bridge's Codex shaping applies to the rebuilt turns).
 
-use std::time::Duration;
-
 use serde_json::Value;
 
-use crate::support::bridge::{Bridge, BridgeHome, UpstreamTransport};
+use crate::support::bridge::{BridgeHome, UpstreamTransport};
 use crate::support::codex::CODEX_CLIENT_KEY;
 use crate::support::codex::{self, CodexSession};
 use crate::support::opencode::{self, OpencodeSession};
 use crate::support::process::ClientRun;
 use crate::support::upstream;
 use crate::support::{chatgpt, gate};
-
-/// One counter from the bridge's `/metrics` (0 when absent).
-async fn bridge_counter(bridge: &Bridge, name: &str, labels: &[(&str, &str)]) -> u64 {
-    let base = bridge.responses_base();
-    let url = format!("{}/metrics", base.trim_end_matches("/v1"));
-    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().unwrap();
-    // The token matters only to a bridge with access tokens (the ChatGPT bridge below uses this one).
-    let response = client.get(url).header("x-codex-bridge-token", CODEX_CLIENT_KEY).send().await.unwrap();
-    assert!(response.status().is_success(), "GET /metrics: {}", response.status());
-    let text = response.text().await.unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name) && labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum()
-}
 
 /// A clean run within 5 s: no retry or fallback delay.
 fn assert_quick(run: &ClientRun) {
@@ -54,18 +36,18 @@ async fn codex_exec_resume_and_a_tool_turn_over_the_bridges_websocket() {
     assert!(usage2.cached_input_tokens > 0, "turn 2 is served from the cache: {usage2:?}");
 
     // The bridge: one WebSocket per process, every turn a ws exchange, no HTTP fallback.
-    let upgrades = bridge_counter(&bridge, "codex_bridge_requests_total", &[("status", "101")]).await;
+    let upgrades = bridge.counter("codex_bridge_requests_total", &[("status", "101")]).await;
     assert_eq!(upgrades, 3, "one upgrade per codex process");
-    assert_eq!(bridge_counter(&bridge, "codex_bridge_requests_total", &[("status", "426")]).await, 0);
-    let http = bridge_counter(&bridge, "codex_bridge_exchanges_by_transport_total", &[("transport", "http")]).await;
+    assert_eq!(bridge.counter("codex_bridge_requests_total", &[("status", "426")]).await, 0);
+    let http = bridge.counter("codex_bridge_exchanges_by_transport_total", &[("transport", "http")]).await;
     assert_eq!(http, 0, "no POST /v1/responses: no HTTP fallback");
-    let ws = bridge_counter(&bridge, "codex_bridge_exchanges_by_transport_total", &[("transport", "ws")]).await;
+    let ws = bridge.counter("codex_bridge_exchanges_by_transport_total", &[("transport", "ws")]).await;
     assert_eq!(ws, 4, "turns 1 and 2, the tool call and its follow-up");
-    let prewarms = bridge_counter(&bridge, "codex_bridge_ws_frames_total", &[("reason", "prewarm")]).await;
+    let prewarms = bridge.counter("codex_bridge_ws_frames_total", &[("reason", "prewarm")]).await;
     assert_eq!(prewarms, 3, "each socket starts with a prewarm, answered by the bridge");
-    let deltas = bridge_counter(&bridge, "codex_bridge_ws_frames_total", &[("reason", "delta")]).await;
+    let deltas = bridge.counter("codex_bridge_ws_frames_total", &[("reason", "delta")]).await;
     assert_eq!(deltas, 4, "every turn chained from the socket's last response");
-    assert_eq!(bridge_counter(&bridge, "codex_bridge_ws_frames_total", &[("reason", "unknown_previous")]).await, 0);
+    assert_eq!(bridge.counter("codex_bridge_ws_frames_total", &[("reason", "unknown_previous")]).await, 0);
 
     // The emulator: whole HTTP requests, the tool follow-up carrying the call and its output.
     let calls = upstream::calls(&emulator);
@@ -105,10 +87,10 @@ async fn with_the_ingress_off_codex_falls_back_to_http_at_once() {
     let first = session.turn("Say pong").await;
     assert_quick(&first);
     assert_eq!(codex::agent_messages(&first), ["pong"]);
-    assert_eq!(bridge_counter(&bridge, "codex_bridge_requests_total", &[("status", "426")]).await, 1, "one 426");
-    assert_eq!(bridge_counter(&bridge, "codex_bridge_requests_total", &[("status", "405")]).await, 0, "never 405");
-    assert_eq!(bridge_counter(&bridge, "codex_bridge_exchanges_by_transport_total", &[("transport", "ws")]).await, 0);
-    let http = bridge_counter(&bridge, "codex_bridge_exchanges_by_transport_total", &[("transport", "http")]).await;
+    assert_eq!(bridge.counter("codex_bridge_requests_total", &[("status", "426")]).await, 1, "one 426");
+    assert_eq!(bridge.counter("codex_bridge_requests_total", &[("status", "405")]).await, 0, "never 405");
+    assert_eq!(bridge.counter("codex_bridge_exchanges_by_transport_total", &[("transport", "ws")]).await, 0);
+    let http = bridge.counter("codex_bridge_exchanges_by_transport_total", &[("transport", "http")]).await;
     assert_eq!(http, 1, "the turn went over HTTP");
     assert!(bridge.stop().await.success());
     emulator.shutdown().await;
@@ -131,9 +113,9 @@ async fn opencode_experimental_websocket_turns_complete_through_the_bridge() {
         let errors: Vec<&Value> = run.events_of_type("error").collect();
         assert!(errors.is_empty(), "{}: error events {errors:#?}", run.what);
     }
-    let upgrades = bridge_counter(&bridge, "codex_bridge_requests_total", &[("status", "101")]).await;
+    let upgrades = bridge.counter("codex_bridge_requests_total", &[("status", "101")]).await;
     assert!(upgrades >= 2, "one WebSocket per opencode process at least: {upgrades}");
-    let ws = bridge_counter(&bridge, "codex_bridge_exchanges_by_transport_total", &[("transport", "ws")]).await;
+    let ws = bridge.counter("codex_bridge_exchanges_by_transport_total", &[("transport", "ws")]).await;
     assert_eq!(ws, 2, "both turns over the WebSocket (the title goes over HTTP)");
     let tokens2 = opencode::step_tokens(&second);
     assert!(tokens2.cache_read > 0, "turn 2 is served from the cache: {tokens2:?}");
@@ -158,10 +140,10 @@ async fn codex_custom_provider_over_websocket_to_a_chatgpt_bridge() {
     let usage2 = codex::usage(&second).expect("turn 2 usage");
     assert!(usage2.cached_input_tokens > 0, "turn 2 is served from the cache: {usage2:?}");
 
-    let upgrades = bridge_counter(&bridge, "codex_bridge_requests_total", &[("status", "101")]).await;
+    let upgrades = bridge.counter("codex_bridge_requests_total", &[("status", "101")]).await;
     assert_eq!(upgrades, 2, "one upgrade per codex process");
-    let ws = bridge_counter(&bridge, "codex_bridge_exchanges_by_transport_total", &[("transport", "ws")]).await;
-    let http = bridge_counter(&bridge, "codex_bridge_exchanges_by_transport_total", &[("transport", "http")]).await;
+    let ws = bridge.counter("codex_bridge_exchanges_by_transport_total", &[("transport", "ws")]).await;
+    let http = bridge.counter("codex_bridge_exchanges_by_transport_total", &[("transport", "http")]).await;
     assert_eq!((ws, http), (2, 0), "both turns over the WebSocket, no HTTP fallback");
     let calls = upstream::calls(&emulator);
     let turns: Vec<_> = calls.iter().filter(|c| c.is_responses()).collect();

@@ -116,9 +116,17 @@ async fn codex_websocket_turns_reach_the_emulator_as_deltas_on_one_upstream_sock
     let follow_up = socket.turns()[3].reconstructed_body.clone().expect("the follow-up was reconstructed");
     let has = |ty: &str| follow_up["input"].as_array().is_some_and(|i| i.iter().any(|x| x["type"] == ty));
     assert!(has("function_call") && has("function_call_output"), "the tool follow-up is whole upstream");
+    // Each Codex process's prewarm went over that socket too (the bridge answers none of them itself),
+    // and the next turn chained from it.
+    let prewarms = socket.frames.iter().filter(|f| f.prewarm).count();
+    assert_eq!(prewarms, 3, "one prewarm per Codex process, on the thread's socket");
+    assert_eq!(bridge.counter("codex_bridge_ws_frames_total", &[("reason", "prewarm_upstream")]).await, 3);
+    assert_eq!(bridge.counter("codex_bridge_ws_frames_total", &[("reason", "prewarm")]).await, 0);
+    // The client counts its turns; the emulator counts the prewarms too, which the bridge reports apart.
     let stats = upstream::key_stats(&emulator, &thread_id).expect("emulator stats for the thread's key");
     let usage3 = codex::usage(&third).expect("turn 3 usage");
-    assert_eq!(stats.cached_tokens, usage3.cached_input_tokens, "client (cumulative) and emulator agree");
+    let prewarm_cached = bridge.counter("codex_bridge_prewarm_tokens_total", &[("kind", "cached")]).await;
+    assert_eq!(stats.cached_tokens, usage3.cached_input_tokens + prewarm_cached, "client, bridge and emulator agree");
 
     assert!(bridge.stop().await.success(), "the bridge exits cleanly on SIGTERM");
     let rows = tracked_turns(&home, &thread_id).await;

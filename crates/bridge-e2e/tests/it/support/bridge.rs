@@ -13,6 +13,7 @@ use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use super::codex::CODEX_CLIENT_KEY;
 use super::process::{self, ClientRun};
 
 /// The variable naming the `codex-bridge` binary.
@@ -167,6 +168,22 @@ impl Bridge {
     /// The Responses base URL clients are pointed at (they append `/responses`).
     pub fn responses_base(&self) -> String {
         format!("{}/v1", self.url)
+    }
+
+    /// The sum of the samples of counter `name` in the bridge's `/metrics` whose labels include `labels`
+    /// (0 when absent). Sends Codex's dummy key as the bridge token, which a bridge with access tokens
+    /// in these tests accepts.
+    pub async fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        let url = format!("{}/metrics", self.url);
+        let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build().unwrap();
+        let response = client.get(url).header("x-codex-bridge-token", CODEX_CLIENT_KEY).send().await.unwrap();
+        assert!(response.status().is_success(), "GET /metrics: {}", response.status());
+        let text = response.text().await.unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(name) && labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum()
     }
 
     /// What the bridge logged to stderr so far (for failure messages).
