@@ -69,14 +69,15 @@ pub fn routing_name(mode: RoutingMode) -> &'static str {
 }
 
 /// A bridge in this process, stopped on drop of the sender.
-pub(crate) struct InProcessBridge {
-    pub(crate) url: String,
+pub struct InProcessBridge {
+    pub url: String,
     stop: Option<oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<()>,
 }
 
 impl InProcessBridge {
-    pub(crate) async fn start(upstream: &str, data_dir: &Path, config_toml: &str) -> Result<Self, BenchError> {
+    /// Binds a bridge to `upstream` with `config_toml` (empty: the defaults) and its data in `data_dir`.
+    pub async fn start(upstream: &str, data_dir: &Path, config_toml: &str) -> Result<Self, BenchError> {
         let start = |message: String| BenchError::Start { what: "bridge", message };
         let settings = Settings {
             listen: Some("127.0.0.1:0".into()),
@@ -100,7 +101,8 @@ impl InProcessBridge {
         Ok(Self { url, stop: Some(tx), done })
     }
 
-    pub(crate) async fn stop(mut self) {
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }

@@ -1,5 +1,5 @@
 //! Measurement for codex-bridge: the overhead benchmark (the same requests straight to the emulator and
-//! through the bridge, interleaved), the emulator capacity check, the workload generator, the cache
+//! through the bridge, interleaved, and multi-turn conversations over WebSocket and HTTP per turn), the emulator capacity check, the workload generator, the cache
 //! benchmark (client-direct vs bridge vs limit) and the demo built on it; the store-outage benchmark (Redis up vs
 //! killed) and the crash-loss harness (SIGKILLs under load against the usage store); the transport
 //! benchmarks (one conversation over HTTP vs one WebSocket, and the emulator's turns per second on each).
@@ -21,6 +21,7 @@ pub mod stats;
 pub mod store_outage;
 pub mod trace;
 pub mod transport;
+pub mod turn_overhead;
 pub mod workload;
 
 /// Errors of a benchmark run.

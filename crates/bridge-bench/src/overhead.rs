@@ -8,6 +8,7 @@
 //! same emulator ([`crate::floor`]), the floor a proxy can reach on this machine. Each proxy's CPU time per
 //! request comes from `/proc` over its own phases.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -20,6 +21,7 @@ use crate::BenchError;
 use crate::load::{self, Phase};
 use crate::progress::Progress;
 use crate::stats::{Series, peak_rss_kib};
+use crate::turn_overhead::{ConversationCase, Target, Targets, TurnResult};
 
 /// One case of the benchmark.
 #[derive(Debug, Clone, Copy)]
@@ -66,14 +68,19 @@ pub fn default_cases(scale: f64) -> Vec<Case> {
     ]
 }
 
+/// The request body of [`CODEX_CAPTURE`].
+pub fn codex_capture_body() -> Result<serde_json::Value, BenchError> {
+    let mut capture: serde_json::Value = serde_json::from_str(CODEX_CAPTURE)
+        .map_err(|e| BenchError::Other(format!("the Codex capture does not parse: {e}")))?;
+    Ok(capture.get_mut("body").map(serde_json::Value::take).unwrap_or_default())
+}
+
 /// The body of a case, with its own cache key.
 fn case_body(case: &Case, key: &str) -> Result<Bytes, BenchError> {
     if !case.codex_capture {
         return Ok(request_body(case.body_bytes, key));
     }
-    let capture: serde_json::Value = serde_json::from_str(CODEX_CAPTURE)
-        .map_err(|e| BenchError::Other(format!("the Codex capture does not parse: {e}")))?;
-    let mut body = capture.get("body").cloned().unwrap_or_default();
+    let mut body = codex_capture_body()?;
     body["prompt_cache_key"] = serde_json::Value::from(key);
     body["stream"] = serde_json::Value::Bool(true);
     Ok(Bytes::from(body.to_string()))
@@ -103,6 +110,9 @@ pub struct CaseResult {
     /// CPU time (user + system) per request of the proxy process over its phases.
     pub nginx_cpu_us_per_request: Option<f64>,
     pub bridge_cpu_us_per_request: Option<f64>,
+    /// The upstream path of the bridge's measured turns (with the defaults, `transport = "auto"`: a request with
+    /// a `prompt_cache_key` goes over the conversation's upstream socket, `bridged/...`).
+    pub bridge_upstream: UpstreamTurns,
 }
 
 /// Emulator throughput on its own (issue: the emulator must never be the bottleneck).
@@ -207,6 +217,60 @@ impl Drop for BridgeProcess {
     }
 }
 
+/// The bridge's `codex_bridge_upstream_turns_total` counters, keyed `transport/socket/frame` (`http/none/none`,
+/// `bridged/reused/delta`, `ws/new/full`, ...): which upstream path the turns took.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UpstreamTurns(pub BTreeMap<String, u64>);
+
+impl UpstreamTurns {
+    /// Adds what the counters grew by from `before` to `after`.
+    pub fn add_difference(&mut self, before: &Self, after: &Self) {
+        for (path, n) in &after.0 {
+            let grown = n.saturating_sub(before.count(path));
+            if grown > 0 {
+                *self.0.entry(path.clone()).or_default() += grown;
+            }
+        }
+    }
+
+    /// Turns that took `path` (`transport/socket/frame`).
+    pub fn count(&self, path: &str) -> u64 {
+        self.0.get(path).copied().unwrap_or(0)
+    }
+
+    /// Turns whose path starts with `prefix` (`bridged/`, `ws/reused/`, ...).
+    pub fn count_prefix(&self, prefix: &str) -> u64 {
+        self.0.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, n)| n).sum()
+    }
+
+    /// `path:n` pairs, space separated.
+    pub fn summary(&self) -> String {
+        self.0.iter().map(|(k, n)| format!("{k}:{n}")).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// Reads the upstream-turn counters of the bridge at `bridge_url` (`http://host:port`) from its `/metrics`.
+pub async fn upstream_turns(client: &reqwest::Client, bridge_url: &str) -> Result<UpstreamTurns, BenchError> {
+    let err = |e: reqwest::Error| BenchError::Request { target: "bridge /metrics", message: e.to_string() };
+    let text = client.get(format!("{bridge_url}/metrics")).send().await.map_err(err)?.text().await.map_err(err)?;
+    let label = |labels: &str, name: &str| -> String {
+        let start = format!("{name}=\"");
+        labels
+            .split_once(start.as_str())
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map_or_else(|| "?".to_owned(), |(value, _)| value.to_owned())
+    };
+    let mut out = UpstreamTurns::default();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("codex_bridge_upstream_turns_total{") else { continue };
+        let Some((labels, value)) = rest.rsplit_once("} ") else { continue };
+        let Ok(n) = value.trim().parse::<u64>() else { continue };
+        let path = format!("{}/{}/{}", label(labels, "transport"), label(labels, "socket"), label(labels, "frame"));
+        *out.0.entry(path).or_default() += n;
+    }
+    Ok(out)
+}
+
 /// A Responses request of about `size` bytes (one user message), streaming, with a fixed cache key.
 pub fn request_body(size: usize, key: &str) -> Bytes {
     let filler = "lorem ipsum dolor sit amet consectetur ".repeat(size / 39 + 1);
@@ -224,13 +288,22 @@ pub fn request_body(size: usize, key: &str) -> Bytes {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub cases: Vec<CaseResult>,
+    /// The conversation cases ([`crate::turn_overhead`]).
+    pub conversations: Vec<TurnResult>,
     pub capacity: CapacityResult,
     pub memory: MemoryResult,
 }
 
 /// Runs the benchmark. `bridge_exe` is the `codex-bridge` binary to start; `rounds` alternating phases
-/// per side and case.
-pub async fn run(bridge_exe: &Path, cases: &[Case], rounds: usize, sessions: usize) -> Result<Report, BenchError> {
+/// per side and case; `conversations` the conversation cases, against a second bridge process with
+/// `[upstream] transport = "http"` besides the default one.
+pub async fn run(
+    bridge_exe: &Path,
+    cases: &[Case],
+    conversations: &[ConversationCase],
+    rounds: usize,
+    sessions: usize,
+) -> Result<Report, BenchError> {
     let emulator = crate::fast_emulator(16).await?;
     let upstream = format!("{}/v1", emulator.base_url());
     let data = std::env::temp_dir().join(format!("codex-bridge-bench-{}", std::process::id()));
@@ -272,6 +345,7 @@ pub async fn run(bridge_exe: &Path, cases: &[Case], rounds: usize, sessions: usi
         if let Some(url) = &nginx_url {
             load::phase(&client, "nginx", url, body.clone(), &headers, warm, warm).await?;
         }
+        let paths_before = upstream_turns(&client, &bridge.url).await?;
         let per_round = case.requests.div_ceil(rounds);
         let (mut direct, mut via, mut floor) = (Vec::new(), Vec::new(), Vec::new());
         let (mut bridge_cpu, mut nginx_cpu) = (Some(Duration::ZERO), Some(Duration::ZERO));
@@ -295,6 +369,7 @@ pub async fn run(bridge_exe: &Path, cases: &[Case], rounds: usize, sessions: usi
         };
         let mut result = summarise(case, &direct, &via);
         result.bridge_cpu_us_per_request = per_request(bridge_cpu, &via);
+        result.bridge_upstream.add_difference(&paths_before, &upstream_turns(&client, &bridge.url).await?);
         if nginx.is_some() {
             let (total, ttfb) = (latencies(&floor, |s| s.total), latencies(&floor, |s| s.ttfb));
             result.nginx_p50_us = Some(total.percentile_us(50.0));
@@ -306,6 +381,25 @@ pub async fn run(bridge_exe: &Path, cases: &[Case], rounds: usize, sessions: usi
         results.push(result);
     }
     progress.finish();
+    let conversations = if conversations.is_empty() {
+        Vec::new()
+    } else {
+        let config = data.join("transport-http.toml");
+        std::fs::write(&config, "[upstream]\ntransport = \"http\"\n")
+            .map_err(|e| BenchError::Other(format!("cannot write {}: {e}", config.display())))?;
+        let config_arg = ["--config".to_owned(), config.display().to_string()];
+        let http_bridge = BridgeProcess::spawn_with(bridge_exe, &upstream, &data.join("transport-http"), &config_arg)?;
+        let target = |b: &BridgeProcess| Target { url: b.url.clone(), pid: Some(b.pid()) };
+        let targets = Targets {
+            emulator: emulator.base_url(),
+            auto: target(&bridge),
+            http: target(&http_bridge),
+            nginx: nginx.as_ref().map(|n| Target { url: n.url.clone(), pid: Some(n.pid()) }),
+        };
+        let rows = crate::turn_overhead::run(&targets, conversations, rounds).await?;
+        drop(http_bridge);
+        rows
+    };
     let peak = peak_rss_kib(bridge.pid());
     drop(bridge);
     drop(nginx);
@@ -320,7 +414,7 @@ pub async fn run(bridge_exe: &Path, cases: &[Case], rounds: usize, sessions: usi
         MemoryResult { case: "memory", bridge_peak_rss_kib: peak, sessions, rss_bytes_per_session: per_session };
     let _ = std::fs::remove_dir_all(&data);
     emulator.shutdown().await;
-    Ok(Report { cases: results, capacity, memory })
+    Ok(Report { cases: results, conversations, capacity, memory })
 }
 
 /// The emulator alone: 64 KiB streaming requests at concurrency 16.
@@ -449,5 +543,6 @@ fn summarise(case: &Case, direct: &[Phase], via: &[Phase]) -> CaseResult {
         nginx_ttfb_p99_us: None,
         nginx_cpu_us_per_request: None,
         bridge_cpu_us_per_request: None,
+        bridge_upstream: UpstreamTurns::default(),
     }
 }

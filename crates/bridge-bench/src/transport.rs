@@ -21,7 +21,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::BenchError;
 use crate::workload::{self, Gen, Scenario};
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// A client WebSocket connection.
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// One turn of a live conversation.
 #[derive(Debug, Clone)]
@@ -106,6 +107,19 @@ async fn post(
     at_ms: Option<u64>,
     body: bytes::Bytes,
 ) -> Result<Value, BenchError> {
+    Ok(post_timed(client, url, turn_headers, at_ms, body).await?.0)
+}
+
+/// POSTs one streaming request and returns the `response.completed` response and the time from sending to
+/// the end of the body (the SSE parse is not counted).
+pub async fn post_timed(
+    client: &reqwest::Client,
+    url: &str,
+    turn_headers: &[(String, String)],
+    at_ms: Option<u64>,
+    body: bytes::Bytes,
+) -> Result<(Value, Duration), BenchError> {
+    let started = Instant::now();
     let mut req =
         client.post(url).header("authorization", "Bearer bench").header("content-type", "application/json").body(body);
     if let Some(t) = at_ms {
@@ -117,13 +131,14 @@ async fn post(
     let resp = req.send().await.map_err(req_err)?;
     let status = resp.status();
     let bytes = resp.bytes().await.map_err(req_err)?;
+    let elapsed = started.elapsed();
     if status != 200 {
         return Err(req_err(format!(
             "HTTP {status}: {}",
             String::from_utf8_lossy(&bytes).chars().take(300).collect::<String>()
         )));
     }
-    completed_response(&bytes).ok_or_else(|| req_err("no response.completed"))
+    Ok((completed_response(&bytes).ok_or_else(|| req_err("no response.completed"))?, elapsed))
 }
 
 /// Replays `turns` over HTTP: every body carries the whole history, assistant items as the emulator
@@ -150,7 +165,7 @@ pub async fn replay_http(
     Ok(out)
 }
 
-/// Opens a WebSocket to `{base}/v1/responses` with `headers` plus a bearer.
+/// Opens a WebSocket to `{base}/v1/responses` with `headers` plus a bearer, `TCP_NODELAY` on.
 pub async fn connect(base: &str, headers: &[(String, String)]) -> Result<Ws, BenchError> {
     let url = format!("{}/v1/responses", base.replacen("http://", "ws://", 1));
     let mut req = url.into_client_request().map_err(req_err)?;
@@ -161,7 +176,8 @@ pub async fn connect(base: &str, headers: &[(String, String)]) -> Result<Ws, Ben
             h.insert(name, value);
         }
     }
-    let (ws, _) = tokio_tungstenite::connect_async(req).await.map_err(req_err)?;
+    // Nagle off, as the HTTP client has it (`load::client`): a frame is written as soon as it is sent.
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await.map_err(req_err)?;
     Ok(ws)
 }
 

@@ -278,6 +278,10 @@ pub struct BenchOverheadArgs {
     /// Sessions created through the bridge for the RSS-per-session figure (0 skips it).
     #[arg(long, default_value_t = 100_000)]
     pub sessions: usize,
+    /// Which cases: `requests` (one body repeated), `conversations` (multi-turn, per-turn latency over
+    /// WebSocket, bridged and HTTP upstream paths) or `all`.
+    #[arg(long, default_value = "all", value_parser = ["requests", "conversations", "all"])]
+    pub suite: String,
     /// One JSON object per line per case.
     #[arg(long)]
     pub json: bool,

@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod turn_overhead;
+
 use bridge_bench::{cache, workload};
 
 /// A small replay through the real emulator and bridge: the accounting adds up and the limit bounds both.

@@ -4,7 +4,7 @@
 use std::io::Write as _;
 
 use anyhow::Context as _;
-use bridge_bench::{cache, crash_loss, overhead, store_outage, workload};
+use bridge_bench::{cache, crash_loss, overhead, store_outage, turn_overhead, workload};
 use codex_emulator::RoutingMode;
 
 use crate::cli::{
@@ -231,10 +231,16 @@ async fn overhead_bench(args: BenchOverheadArgs) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; overhead numbers are only meaningful from `cargo run --release`");
     }
-    let report = overhead::run(&exe, &overhead::default_cases(args.scale), args.rounds, args.sessions).await?;
+    let (requests, conversations) = match args.suite.as_str() {
+        "requests" => (overhead::default_cases(args.scale), Vec::new()),
+        "conversations" => (Vec::new(), turn_overhead::default_cases(args.scale)),
+        _ => (overhead::default_cases(args.scale), turn_overhead::default_cases(args.scale)),
+    };
+    let report = overhead::run(&exe, &requests, &conversations, args.rounds, args.sessions).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
         write_json_lines(&mut out, &report.cases)?;
+        write_json_lines(&mut out, &report.conversations)?;
         writeln!(out, "{}", serde_json::to_string(&report.capacity)?)?;
         writeln!(out, "{}", serde_json::to_string(&report.memory)?)?;
         return Ok(());
@@ -277,6 +283,12 @@ async fn overhead_bench(args: BenchOverheadArgs) -> anyhow::Result<()> {
             opt_cpu(c.nginx_cpu_us_per_request),
             opt_cpu(c.bridge_cpu_us_per_request)
         )?;
+    }
+    for c in &report.cases {
+        writeln!(out, "{} bridge upstream: {}", c.case, c.bridge_upstream.summary())?;
+    }
+    if !report.conversations.is_empty() {
+        write!(out, "{}", turn_overhead::table(&report.conversations))?;
     }
     writeln!(out, "emulator alone, 64 KiB at concurrency 16: {:.1} requests/s", report.capacity.emulator_rps)?;
     match report.memory.bridge_peak_rss_kib {
