@@ -7,22 +7,15 @@ use serde_json::Value;
 
 /// Append the canonical encoding of `value` to `out`.
 pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    write_value(value, false, out);
+}
+
+/// `value` canonically; with `rendered`, without the object members that do not render ([`renders`]).
+fn write_value(value: &Value, rendered: bool, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push(b'{');
-            for (i, key) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_string(key, out);
-                out.push(b':');
-                if let Some(v) = map.get(*key) {
-                    write_canonical(v, out);
-                }
-            }
-            out.push(b'}');
+            let members = map.iter().filter(|(_, v)| !rendered || renders(v)).map(|(k, v)| (k.as_str(), v));
+            write_members(members, rendered, out);
         }
         Value::Array(items) => {
             out.push(b'[');
@@ -30,13 +23,29 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_canonical(item, out);
+                write_value(item, rendered, out);
             }
             out.push(b']');
         }
         Value::String(s) => write_string(s, out),
         other => out.extend_from_slice(other.to_string().as_bytes()),
     }
+}
+
+/// An object's members in key order, each value written by [`write_value`].
+fn write_members<'a>(members: impl Iterator<Item = (&'a str, &'a Value)>, rendered: bool, out: &mut Vec<u8>) {
+    let mut members: Vec<(&str, &Value)> = members.collect();
+    members.sort_by(|a, b| a.0.cmp(b.0));
+    out.push(b'{');
+    for (i, (key, value)) in members.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(key, out);
+        out.push(b':');
+        write_value(value, rendered, out);
+    }
+    out.push(b'}');
 }
 
 /// Appends `s` as a JSON string, byte for byte what `serde_json` writes: `"` and `\\` escaped, the short
@@ -118,9 +127,9 @@ pub fn canonical_item(item: &Value) -> Vec<u8> {
                 .filter(|(k, v)| !NOT_RENDERED.contains(&k.as_str()) && renders(v))
                 .map(|(k, v)| (k.as_str(), v))
                 .chain(default_type);
-            write_members(kept, &mut out);
+            write_members(kept, true, &mut out);
         }
-        other => write_rendered(other, &mut out),
+        other => write_value(other, true, &mut out),
     }
     out
 }
@@ -133,42 +142,6 @@ static MESSAGE: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| Value::
 /// Whether an object member renders at all (`null` and `[]` do not).
 fn renders(value: &Value) -> bool {
     !matches!(value, Value::Null) && !matches!(value, Value::Array(items) if items.is_empty())
-}
-
-/// An object's members in key order, each value as [`write_rendered`] writes it.
-fn write_members<'a>(members: impl Iterator<Item = (&'a str, &'a Value)>, out: &mut Vec<u8>) {
-    let mut members: Vec<(&str, &Value)> = members.collect();
-    members.sort_by(|a, b| a.0.cmp(b.0));
-    out.push(b'{');
-    for (i, (key, value)) in members.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_string(key, out);
-        out.push(b':');
-        write_rendered(value, out);
-    }
-    out.push(b'}');
-}
-
-/// [`write_canonical`] without the object members that do not render.
-fn write_rendered(value: &Value, out: &mut Vec<u8>) {
-    match value {
-        Value::Object(map) => {
-            write_members(map.iter().filter(|(_, v)| renders(v)).map(|(k, v)| (k.as_str(), v)), out);
-        }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_rendered(item, out);
-            }
-            out.push(b']');
-        }
-        other => write_canonical(other, out),
-    }
 }
 
 #[cfg(test)]
