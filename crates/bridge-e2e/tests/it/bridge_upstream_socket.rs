@@ -2,7 +2,8 @@
 //! emulator over one WebSocket, turn 2+ as `previous_response_id` deltas, whatever the client speaks.
 //! - Codex 0.169's built-in provider over the bridge's WebSocket ingress (`exec`, `exec resume`, a tool
 //!   turn; each a new Codex process with its own client socket): one upstream socket for the thread.
-//! - The same with a ChatGPT login (custom provider, `requires_openai_auth`, `supports_websockets`).
+//! - The same with a ChatGPT login: the bridge's own (`--upstream-auth chatgpt`), and Codex's (a custom
+//!   provider with `requires_openai_auth` and `supports_websockets`, the bridge passing its token through).
 //! - Codex and OpenCode over HTTP: the bridge carries their whole-turn POSTs on one upstream socket. Against
 //!   an emulator that routes like the real front door (calibrated affinity, seeded), the cached tokens the
 //!   client reports are at least those of the same client speaking WebSocket straight to the emulator, which
@@ -158,6 +159,34 @@ async fn codex_websocket_to_a_chatgpt_bridge_rides_one_upstream_socket() {
         let full = frame.reconstructed_body.as_ref().unwrap_or(&frame.body);
         assert_eq!(full["store"], false, "the Codex shape: {frame:#?}");
     }
+    assert!(bridge.stop().await.success());
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_with_its_own_chatgpt_login_over_websocket_rides_one_upstream_socket() {
+    let Some(clients) = gate::clients() else { return };
+    let account = codex_emulator::EmulatorConfig::default().account_id;
+    let token = codex::chatgpt_access_token(&account);
+    let config = codex_emulator::EmulatorConfig { accepted_tokens: vec![token.clone()], ..Default::default() };
+    let emulator = codex_emulator::spawn(config).await.expect("start the emulator");
+    let home = BridgeHome::new();
+    let upstream_url = format!("{}/backend-api/codex", emulator.base_url());
+    let bridge = home.serve_auto(&upstream_url, "passthrough", "", &[]).await;
+    let backend = format!("{}/backend-api", bridge.responses_base().trim_end_matches("/v1"));
+    let mut session = CodexSession::chatgpt_websocket(&clients, &backend, &account, &token);
+    let (thread_id, [_, second, _]) = codex::three_turns(&mut session, Some(&bridge)).await;
+    let usage2 = codex::usage(&second).expect("turn 2 usage");
+    assert!(usage2.cached_input_tokens > 0, "turn 2 is served from the cache: {usage2:?}");
+    assert!(bridge.counter("codex_bridge_requests_total", &[("status", "101")]).await >= 3, "over WebSocket");
+    assert_eq!(bridge.counter("codex_bridge_exchanges_by_transport_total", &[("transport", "http")]).await, 0);
+
+    assert_eq!(upstream::responses_posts(&emulator), 0, "no turn over HTTP");
+    let sockets = upstream::sockets(&emulator);
+    let socket = assert_one_socket_of_deltas(&sockets, &thread_id, &thread_id, 4);
+    assert_eq!(socket.path, "/backend-api/codex/responses");
+    assert_eq!(socket.header("authorization"), Some(format!("Bearer {token}").as_str()), "the client's login");
+    assert_eq!(socket.header("chatgpt-account-id"), Some(account.as_str()));
     assert!(bridge.stop().await.success());
     emulator.shutdown().await;
 }

@@ -53,6 +53,38 @@ impl CodexSession {
         Self { clients: clients.clone(), home, workdir, thread_id: None, turns: 0 }
     }
 
+    /// A session whose custom provider uses Codex's own ChatGPT login (`requires_openai_auth = true`) and
+    /// Responses over WebSocket (`supports_websockets = true`) at `{backend_api}/codex`, with
+    /// `chatgpt_base_url = {backend_api}/`. Its `auth.json` is a ChatGPT-mode login for `account_id` with
+    /// `access_token` (from [`chatgpt_access_token`]) and an unsigned id token, which Codex sends as the
+    /// Bearer with `chatgpt-account-id`; nothing is refreshed.
+    pub fn chatgpt_websocket(clients: &Clients, backend_api: &str, account_id: &str, access_token: &str) -> Self {
+        let home = tempfile::Builder::new().prefix("e2e-codex-home-").tempdir().expect("CODEX_HOME temp dir");
+        let workdir = tempfile::Builder::new().prefix("e2e-codex-work-").tempdir().expect("workdir temp dir");
+        let config = config_toml(&format!("{backend_api}/codex"))
+            .replace("env_key = \"CODEX_E2E_API_KEY\"\n", "requires_openai_auth = true\nsupports_websockets = true\n")
+            .replace(
+                "check_for_update_on_startup = false\n",
+                &format!("check_for_update_on_startup = false\nchatgpt_base_url = \"{backend_api}/\"\ncli_auth_credentials_store = \"file\"\n"),
+            );
+        assert!(config.contains("requires_openai_auth") && config.contains("chatgpt_base_url"), "{config}");
+        std::fs::write(home.path().join("config.toml"), config).expect("write config.toml");
+        let auth = serde_json::json!({
+            "auth_mode": "chatgpt",
+            "OPENAI_API_KEY": null,
+            "tokens": {
+                "id_token": chatgpt_jwt(account_id, "app_e2e"),
+                "access_token": access_token,
+                "refresh_token": "rt_e2e_unused",
+                "account_id": account_id,
+            },
+            "last_refresh": "2099-01-01T00:00:00.000000Z",
+        });
+        std::fs::write(home.path().join("auth.json"), auth.to_string()).expect("write auth.json");
+        std::fs::create_dir(home.path().join("home")).expect("create HOME");
+        Self { clients: clients.clone(), home, workdir, thread_id: None, turns: 0 }
+    }
+
     /// A session whose `CODEX_HOME` holds only what `configure(codex_home)` writes (e.g. `codex-bridge connect`).
     pub async fn configured_by<F: std::future::Future<Output = ()>>(
         clients: &Clients,
@@ -262,4 +294,21 @@ pub async fn three_turns(session: &mut CodexSession, bridge: Option<&Bridge>) ->
     assert!(outputs.iter().any(|o| o.contains(TOOL_MARKER)), "Codex ran the emulator's command: {outputs:?}");
     assert_eq!(agent_messages(&third), ["pong"], "turn 3 ends with the answer after the tool output");
     (thread_id, [first, second, third])
+}
+
+/// An access token for [`CodexSession::chatgpt_websocket`]'s login for `account_id` (an unsigned JWT, valid
+/// for 30 days).
+pub fn chatgpt_access_token(account_id: &str) -> String {
+    chatgpt_jwt(account_id, "https://api.openai.com/v1")
+}
+
+/// An unsigned ChatGPT-style JWT for `account_id` with audience `aud`, valid for 30 days.
+fn chatgpt_jwt(account_id: &str, aud: &str) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let claims = serde_json::json!({"chatgpt_plan_type": "plus", "chatgpt_user_id": "user-e2e", "user_id": "user-e2e",
+        "chatgpt_account_id": account_id});
+    codex_emulator::oauth::unsigned_jwt(&serde_json::json!({
+        "iss": "https://auth.openai.com", "aud": [aud], "sub": "auth0|e2e", "email": "e2e@example.invalid",
+        "email_verified": true, "iat": now, "exp": now + 30 * 86_400, "https://api.openai.com/auth": claims,
+    }))
 }
