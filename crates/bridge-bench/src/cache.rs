@@ -34,6 +34,8 @@ pub struct ScenarioResult {
     pub transport: String,
     /// The emulator's `--http-affinity`.
     pub http_affinity: f64,
+    /// The emulator's `--routing-seed` (its front door's draws).
+    pub routing_seed: u64,
     /// False when the bridge could not be reached over the client's transport (`bridge_cached` is then 0).
     pub bridge_reached: bool,
     pub requests: usize,
@@ -110,7 +112,8 @@ impl InProcessBridge {
     }
 }
 
-/// Replays `scenarios` under each routing mode and client transport on an emulator with `http_affinity`.
+/// Replays `scenarios` under each routing mode and client transport on an emulator with `http_affinity` and
+/// `routing_seed`.
 /// `data_dir` holds the bridge's SQLite store; `bridge_config` is the bridge's TOML configuration (empty =
 /// its defaults).
 pub async fn run(
@@ -118,6 +121,7 @@ pub async fn run(
     routings: &[RoutingMode],
     transports: &[ClientTransport],
     http_affinity: f64,
+    routing_seed: u64,
     data_dir: &Path,
     bridge_config: &str,
 ) -> Result<Vec<ScenarioResult>, BenchError> {
@@ -127,7 +131,8 @@ pub async fn run(
     let client = crate::load::client(4)?;
     let mut results = Vec::new();
     for &routing in routings {
-        let config = EmulatorConfig { routing, http_affinity, log_capacity: 10_000, ..EmulatorConfig::default() };
+        let config =
+            EmulatorConfig { routing, http_affinity, routing_seed, log_capacity: 10_000, ..EmulatorConfig::default() };
         let emulator = codex_emulator::spawn(config)
             .await
             .map_err(|e| BenchError::Start { what: "emulator", message: e.to_string() })?;
@@ -156,6 +161,7 @@ pub async fn run(
                     routing: routing_name(routing).to_owned(),
                     transport: transport.name().to_owned(),
                     http_affinity,
+                    routing_seed,
                     bridge_reached,
                     requests: scenario.requests.len(),
                     input_tokens: direct.iter().filter_map(|u| u.input_tokens).sum(),

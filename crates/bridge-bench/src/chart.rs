@@ -85,6 +85,7 @@ mod tests {
             scenario: "a<b".into(),
             transport: "http".into(),
             http_affinity: 1.0,
+            routing_seed: 0,
             bridge_reached: true,
             routing: "docs".into(),
             requests: 1,

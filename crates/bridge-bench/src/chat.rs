@@ -59,6 +59,7 @@ pub async fn run(routings: &[RoutingMode], data_dir: &Path, seed: u64) -> Result
                 routing: routing_name(routing).to_owned(),
                 transport: "http".to_owned(),
                 http_affinity,
+                routing_seed: 0,
                 bridge_reached: true,
                 requests: via.len(),
                 input_tokens: direct.iter().filter_map(|u| u.input_tokens).sum(),

@@ -247,6 +247,9 @@ pub struct BenchCacheArgs {
     /// front door).
     #[arg(long, default_value_t = 1.0)]
     pub http_affinity: f64,
+    /// The emulator's --routing-seed: the seed of its front door's picks (below affinity 1.0).
+    #[arg(long, default_value_t = 0)]
+    pub routing_seed: u64,
     /// Seed of the generated workload.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

@@ -13,7 +13,7 @@ async fn cache_bench_accounts_tokens_and_the_limit_bounds_both_paths() {
     let scenarios: Vec<_> = ["multi-turn", "orchestrator"].iter().map(|n| workload::scenario(n, 7).unwrap()).collect();
     let transports = [cache::ClientTransport::Http, cache::ClientTransport::Websocket];
     let routing = [codex_emulator::RoutingMode::SessionHeader];
-    let results = cache::run(&scenarios, &routing, &transports, 0.37, dir.path(), "").await.unwrap();
+    let results = cache::run(&scenarios, &routing, &transports, 0.37, 0, dir.path(), "").await.unwrap();
     assert_eq!(results.len(), 4);
     let http: Vec<_> = results.iter().filter(|r| r.transport == "http").collect();
     assert!(http.iter().all(|r| r.bridge_reached));

@@ -204,7 +204,8 @@ async fn cache_bench(args: BenchCacheArgs) -> anyhow::Result<()> {
     };
     let config = read_bridge_config(args.bridge_config.as_deref())?;
     let dir = tempdir("bench-cache")?;
-    let mut results = cache::run(&scenarios, &routings, &transports, args.http_affinity, &dir, &config).await;
+    let mut results =
+        cache::run(&scenarios, &routings, &transports, args.http_affinity, args.routing_seed, &dir, &config).await;
     if with_chat && let Ok(rows) = &mut results {
         match bridge_bench::chat::run(&routings, &dir, args.seed).await {
             Ok(chat) => rows.extend(chat),

@@ -36,7 +36,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     drop(out);
     let dir = super::bench::tempdir("demo")?;
     let results =
-        cache::run(&scenarios, &[RoutingMode::SessionHeader], &[cache::ClientTransport::Http], 1.0, &dir, &config)
+        cache::run(&scenarios, &[RoutingMode::SessionHeader], &[cache::ClientTransport::Http], 1.0, 0, &dir, &config)
             .await;
     let _ = std::fs::remove_dir_all(&dir);
     let results = results?;
