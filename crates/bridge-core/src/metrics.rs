@@ -287,7 +287,7 @@ impl Default for Metrics {
             upstream_socket_events: metric!(
                 Family::default(),
                 "codex_bridge_upstream_socket_events",
-                "Upstream socket events: opened, busy_bypass, retired_age, evicted_credential, evicted_liveness, evicted_lru, evicted_abort, refused_upgrade, handshake_failed, connection_limit, anchor_lost, closed_mid_stream."
+                "Upstream socket events: opened, busy_bypass, busy_member, retired_age, evicted_credential, evicted_liveness, evicted_lru, evicted_abort, refused_upgrade, handshake_failed, connection_limit, anchor_lost, closed_mid_stream."
             ),
             upstream_idle_sockets: metric!(
                 Gauge::default(),

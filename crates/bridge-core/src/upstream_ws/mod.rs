@@ -266,21 +266,11 @@ impl UpstreamSockets {
         let pool_key = conversation.as_ref().map(|lineage| PoolKey { lineage: lineage.clone(), account, profile });
         let label = if client_on_socket { "ws" } else { "bridged" };
 
-        // A socket: the conversation's idle one when it is still good, else a new one.
-        let (mut socket, lease, mut socket_kind) = match &pool_key {
-            Some(k) => match self.pool.checkout(k) {
-                (Checkout::Idle(s), lease) => match self.still_good(s, credential, &k.lineage).await {
-                    Some(s) => (Some(s), lease, "reused"),
-                    None => (None, lease, "new"),
-                },
-                (Checkout::Empty, lease) => (None, lease, "new"),
-                (Checkout::Busy, lease) => {
-                    Metrics::count(&self.metrics.upstream_socket_events, "busy_bypass", 1);
-                    (None, lease, "one-shot")
-                }
-            },
-            None => (None, Lease::one_shot(&self.pool), "one-shot"),
-        };
+        let member = pool_key.as_ref().and_then(|k| {
+            let thread = headers.get("thread-id").and_then(|v| v.to_str().ok())?;
+            k.member(thread)
+        });
+        let (mut socket, lease, mut socket_kind, pool_key) = self.lease(pool_key, member, credential).await;
         let mut lease = Some(lease);
         let mut reconnects = 0u32;
         let mut anchor_lost = false;
@@ -405,6 +395,53 @@ impl UpstreamSockets {
                     return Ok(Called::Refused { status, body, headers: frame_headers, turn });
                 }
                 First::Failed(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A socket for a turn of `key`'s lineage, by `member` (the turn's own member key, for a fork or
+    /// subagent):
+    /// 1. the member's own idle socket, when it has one (its history is on that socket's machine);
+    /// 2. else the lineage's socket: idle (reused when still good) or none yet (a new one);
+    /// 3. the lineage's socket is busy: a member opens or reuses its own pooled socket, so its next turns
+    ///    stay on one machine; the lineage itself (a parallel request of one conversation) gets a one-shot.
+    ///
+    /// Returns the socket (if one is to be reused), its lease, how it was got and the key leased.
+    async fn lease(
+        &self,
+        key: Option<PoolKey>,
+        member: Option<PoolKey>,
+        credential: Digest,
+    ) -> (Option<Box<Socket>>, Lease, &'static str, Option<PoolKey>) {
+        let Some(key) = key else { return (None, Lease::one_shot(&self.pool), "one-shot", None) };
+        if let Some(m) = &member
+            && let Some((s, lease)) = self.pool.checkout_idle(m)
+        {
+            let s = self.still_good(s, credential, &m.lineage).await;
+            let kind = if s.is_some() { "reused" } else { "new" };
+            return (s, lease, kind, member);
+        }
+        let (checkout, lease, leased) = match self.pool.checkout(&key) {
+            (Checkout::Busy, _) => match member {
+                Some(m) => {
+                    Metrics::count(&self.metrics.upstream_socket_events, "busy_member", 1);
+                    let (checkout, lease) = self.pool.checkout(&m);
+                    (checkout, lease, m)
+                }
+                None => (Checkout::Busy, Lease::one_shot(&self.pool), key),
+            },
+            (checkout, lease) => (checkout, lease, key),
+        };
+        match checkout {
+            Checkout::Idle(s) => {
+                let s = self.still_good(s, credential, &leased.lineage).await;
+                let kind = if s.is_some() { "reused" } else { "new" };
+                (s, lease, kind, Some(leased))
+            }
+            Checkout::Empty => (None, lease, "new", Some(leased)),
+            Checkout::Busy => {
+                Metrics::count(&self.metrics.upstream_socket_events, "busy_bypass", 1);
+                (None, Lease::one_shot(&self.pool), "one-shot", Some(leased))
             }
         }
     }

@@ -2,8 +2,8 @@
 //!
 //! A key is either idle (its socket waits in an LRU of idle sockets), leased (one turn in flight on it) or
 //! absent. Strictly one response in flight per socket: a turn whose key is leased gets no pooled socket
-//! and goes out on a one-shot socket instead (bypass, no queue: a queue would make a parallel request
-//! wait for another's whole answer). A lease ends exactly once ([`Lease`]'s drop), giving the socket back
+//! (bypass, no queue: a queue would make a parallel request wait for another's whole answer); the caller
+//! then uses a member's own key ([`PoolKey::member`]) or a one-shot socket. A lease ends exactly once ([`Lease`]'s drop), giving the socket back
 //! only when its turn completed cleanly; beyond `max_idle` the least recently used idle socket is closed.
 //!
 //! Invariants: a leased key is never handed out twice; the pool holds at most `max_idle` sockets; no lock
@@ -28,6 +28,14 @@ pub struct PoolKey {
     pub account: Digest,
     /// Handshake-scoped headers (originator, user agent, beta features, routing hint).
     pub profile: Digest,
+}
+
+impl PoolKey {
+    /// The key of `member`'s own socket in this lineage (a fork or subagent whose `thread-id` differs from
+    /// the lineage's `session-id`), for when the lineage's socket is busy; `None` for the lineage itself.
+    pub fn member(&self, member: &str) -> Option<PoolKey> {
+        (member != self.lineage).then(|| PoolKey { lineage: format!("{}#{member}", self.lineage), ..self.clone() })
+    }
 }
 
 struct Inner {
@@ -76,6 +84,18 @@ impl Pool {
         self.metrics.upstream_idle_sockets.set(inner.idle.len() as i64);
         let checkout = socket.map_or(Checkout::Empty, Checkout::Idle);
         (checkout, Lease { pool: self.clone(), key: Some(key.clone()) })
+    }
+
+    /// Leases `key` and hands over its idle socket, only when it has one and is not busy.
+    pub fn checkout_idle(self: &Arc<Self>, key: &PoolKey) -> Option<(Box<Socket>, Lease)> {
+        let mut inner = self.lock();
+        if inner.leased.contains(key) {
+            return None;
+        }
+        let socket = inner.idle.pop(key)?;
+        inner.leased.insert(key.clone());
+        self.metrics.upstream_idle_sockets.set(inner.idle.len() as i64);
+        Some((socket, Lease { pool: self.clone(), key: Some(key.clone()) }))
     }
 
     /// Idle sockets now.

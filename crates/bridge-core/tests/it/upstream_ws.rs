@@ -8,6 +8,7 @@ use std::time::Duration;
 use codex_emulator::{EmulatorConfig, FaultSpec, LoggedRequest, RunningEmulator, TokenizerMode};
 use serde_json::{Value, json};
 
+use crate::codex_support::header;
 use crate::support::{Options, ScriptedUpstream, TestBridge, client};
 
 async fn emulator(config: EmulatorConfig) -> RunningEmulator {
@@ -35,6 +36,8 @@ struct Conversation {
     instructions: String,
     input: Vec<Value>,
     auth: String,
+    /// Sent instead of `prompt_cache_key` when set (`conversation_id`, `forkId`).
+    metadata: Option<Value>,
 }
 
 impl Conversation {
@@ -44,12 +47,18 @@ impl Conversation {
             instructions: "You are a test.".into(),
             input: vec![json!({"role": "developer", "content": text("startup", 2000)})],
             auth: "Bearer test".into(),
+            metadata: None,
         }
     }
 
     fn body(&self) -> Value {
-        json!({"model": "gpt-5.5", "instructions": self.instructions, "prompt_cache_key": self.key,
-            "stream": false, "store": false, "input": self.input})
+        let mut body = json!({"model": "gpt-5.5", "instructions": self.instructions, "prompt_cache_key": self.key,
+            "stream": false, "store": false, "input": self.input});
+        if let (Some(metadata), Some(fields)) = (&self.metadata, body.as_object_mut()) {
+            fields.remove("prompt_cache_key");
+            fields.insert("metadata".into(), metadata.clone());
+        }
+        body
     }
 
     /// Sends the next turn with `item` appended; returns (status, the answer's JSON).
@@ -200,6 +209,52 @@ async fn a_busy_socket_is_bypassed_with_a_one_shot_socket() {
     assert_eq!(c.turn(&bridge, user("after".into())).await.0, 200);
     let f = frames(&emu);
     assert_eq!(f.last().unwrap().connection, hs[0].connection);
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn a_fork_running_beside_its_root_keeps_a_socket_of_its_own() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let bridge = bridge(&emu, "").await;
+    let mut root = Conversation::new("conv-member");
+    root.metadata = Some(json!({"conversation_id": "conv-member"}));
+    assert_eq!(root.turn(&bridge, user("one".into())).await.0, 200);
+    let history = root.input.clone();
+    // The root's next turn stalls on the lineage's socket while a fork of it (same history, another
+    // message) runs two turns.
+    emu.state().set_faults(vec![FaultSpec::parse("stall_ms=1500;at=1;times=1").unwrap()]);
+    let slow = {
+        let url = bridge.url("/v1/responses");
+        let mut body = root.body();
+        body["input"].as_array_mut().unwrap().push(user("slow".into()));
+        tokio::spawn(async move {
+            let resp = client().post(url).header("authorization", "Bearer test").json(&body).send().await.unwrap();
+            resp.status().as_u16()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut fork = Conversation::new("conv-member");
+    fork.metadata = Some(json!({"conversation_id": "conv-member", "forkId": "f1"}));
+    fork.input = history;
+    assert_eq!(fork.turn(&bridge, user("fork: another approach".into())).await.0, 200);
+    assert_eq!(fork.turn(&bridge, user("fork: go on".into())).await.0, 200);
+    assert_eq!(slow.await.unwrap(), 200);
+
+    let hs = handshakes(&emu);
+    assert_eq!(hs.len(), 2, "the lineage's socket and the fork's own: {hs:#?}");
+    let root_key = header(&hs[0], "session-id").unwrap();
+    assert_eq!(header(&hs[1], "session-id"), Some(root_key), "routed by the root");
+    let fork_key = header(&hs[1], "thread-id").unwrap();
+    assert_ne!(fork_key, root_key, "the fork's own id");
+    let on_fork: Vec<LoggedRequest> = frames(&emu).into_iter().filter(|f| f.connection == hs[1].connection).collect();
+    assert_eq!(on_fork.len(), 2, "both fork turns on its own socket");
+    assert!(on_fork[1].previous_response_id.is_some(), "the fork's second turn is a delta on it");
+    let m = metrics(&bridge).await;
+    assert_eq!(metric(&m, r#"codex_bridge_upstream_socket_events_total{reason="busy_member"}"#), 1);
+    assert_eq!(metric(&m, r#"codex_bridge_upstream_socket_events_total{reason="busy_bypass"}"#), 0);
+    // Back on the lineage's socket once it is free: the root's next turn.
+    assert_eq!(root.turn(&bridge, user("after".into())).await.0, 200);
+    assert_eq!(frames(&emu).last().unwrap().connection, hs[0].connection);
     bridge.stop().await;
 }
 
