@@ -252,6 +252,11 @@ async fn a_fork_running_beside_its_root_keeps_a_socket_of_its_own() {
     let m = metrics(&bridge).await;
     assert_eq!(metric(&m, r#"codex_bridge_upstream_socket_events_total{reason="busy_member"}"#), 1);
     assert_eq!(metric(&m, r#"codex_bridge_upstream_socket_events_total{reason="busy_bypass"}"#), 0);
+    // The fork's turns are tracked under its own session (its hint and fork id) with its own key.
+    let rows = turn_rows(&bridge, "conv-member-fork-f1").await;
+    assert!(rows.iter().all(|r| r.key == fork_key), "{rows:#?}");
+    let shown: Vec<_> = rows.iter().map(|r| r.upstream.clone().unwrap_or_default()).collect();
+    assert_eq!(shown, ["bridged/new/full", "bridged/reused/delta"]);
     // Back on the lineage's socket once it is free: the root's next turn.
     assert_eq!(root.turn(&bridge, user("after".into())).await.0, 200);
     assert_eq!(frames(&emu).last().unwrap().connection, hs[0].connection);
